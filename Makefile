@@ -1,0 +1,32 @@
+# Two commands take a fresh machine to a running gateway and a passing suite.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?=
+
+.PHONY: run test lint bench conformance clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+run: $(VENV)/.installed
+	$(BIN)/fixbridge run $(if $(CONFIG),--config $(CONFIG))
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check gateway fixspec otc tests load
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m load.bench_orders
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,517 @@
+"""Pure FIX <-> normalised translation.
+
+A FIX message crosses this boundary as a :class:`RawMessage`: the MsgType and the fields in wire
+order (groups flattened on the way in, nested on the way out). No QuickFIX type appears here, so
+translation is testable without an engine and the engine adapter stays thin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Union
+
+from fixspec import messages as m
+from fixspec.instruments import InstrumentError, parse_symbol
+
+# A field on the way out is (tag, value) or (count_tag, [entry, ...]) for a repeating group.
+OutField = Union[tuple[int, str], tuple[int, list[list["OutField"]]]]
+
+SOH = "\x01"
+LEG_TAGS = frozenset({600, 602, 603, 608, 609, 610, 611, 612, 616, 623, 624, 654, 566, 687, 690})
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A FIX message as tag/value pairs; ``fields`` excludes nothing and keeps wire order."""
+
+    msg_type: str
+    fields: tuple[tuple[int, str], ...]
+
+    def get(self, tag: int) -> str | None:
+        for t, v in self.fields:
+            if t == tag:
+                return v
+        return None
+
+    @classmethod
+    def parse(cls, wire: str) -> RawMessage:
+        """Split a complete FIX string (as QuickFIX's ``toString`` prints it)."""
+        pairs = []
+        for item in wire.split(SOH):
+            if item:
+                tag, _, value = item.partition("=")
+                pairs.append((int(tag), value))
+        msg_type = next((v for t, v in pairs if t == 35), "")
+        return cls(msg_type, tuple(pairs))
+
+
+class DecodeError(ValueError):
+    """A message the session layer accepted but the application cannot turn into a normalised one."""
+
+    def __init__(self, text: str, *, tag: int | None = None, unknown_symbol: bool = False):
+        super().__init__(text)
+        self.text = text
+        self.tag = tag
+        self.unknown_symbol = unknown_symbol
+
+
+# --- value conversions ------------------------------------------------------------------
+
+
+def fmt_time(t: datetime) -> str:
+    """UTCTimestamp with microseconds."""
+    return t.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S.%f")
+
+
+def parse_time(text: str) -> datetime:
+    for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise DecodeError(f"bad UTCTimestamp {text!r}")
+
+
+def fmt_decimal(d: Decimal) -> str:
+    """Plain notation, no exponent, no trailing zeros beyond what the value needs."""
+    return format(m.plain(d), "f")
+
+
+def _dec(raw: RawMessage, tag: int, *, required: bool = True, positive: bool = False):
+    text = raw.get(tag)
+    if text is None:
+        if required:
+            raise DecodeError(f"required tag {tag} missing", tag=tag)
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise DecodeError(f"tag {tag} is not a number: {text!r}", tag=tag) from exc
+    if not value.is_finite():
+        raise DecodeError(f"tag {tag} must be finite", tag=tag)
+    if positive and value <= 0:
+        raise DecodeError(f"tag {tag} must be positive", tag=tag)
+    return value
+
+
+def _str(raw: RawMessage, tag: int, *, required: bool = True) -> str | None:
+    value = raw.get(tag)
+    if value is None and required:
+        raise DecodeError(f"required tag {tag} missing", tag=tag)
+    return value
+
+
+def _enum(enum_cls, raw: RawMessage, tag: int, *, required: bool = True, default=None):
+    text = raw.get(tag)
+    if text is None:
+        if required and default is None:
+            raise DecodeError(f"required tag {tag} missing", tag=tag)
+        return default
+    try:
+        return enum_cls(text)
+    except ValueError as exc:
+        raise DecodeError(f"unsupported value {text!r} for tag {tag}", tag=tag) from exc
+
+
+def _instrument(symbol: str | None, tag: int = 55):
+    if symbol is None:
+        raise DecodeError(f"required tag {tag} missing", tag=tag)
+    try:
+        return parse_symbol(symbol)
+    except InstrumentError as exc:
+        raise DecodeError(str(exc), tag=tag, unknown_symbol=True) from exc
+
+
+def _time(raw: RawMessage, tag: int = 60) -> datetime:
+    text = raw.get(tag)
+    return parse_time(text) if text is not None else m.utcnow()
+
+
+def _priced(ord_type: m.OrdType, raw: RawMessage) -> Decimal | None:
+    price = _dec(raw, 44, required=ord_type is m.OrdType.LIMIT, positive=True)
+    if ord_type is m.OrdType.MARKET and price is not None:
+        raise DecodeError("market order must not carry Price(44)", tag=44)
+    return price
+
+
+def groups(raw: RawMessage, count_tag: int, member_tags: frozenset[int]) -> list[RawMessage]:
+    """Entries of a repeating group, each as a RawMessage of its own fields."""
+    fields = raw.fields
+    for i, (tag, value) in enumerate(fields):
+        if tag != count_tag:
+            continue
+        try:
+            count = int(value)
+        except ValueError as exc:
+            raise DecodeError(f"bad group count {value!r}", tag=count_tag) from exc
+        entries: list[list[tuple[int, str]]] = []
+        delimiter = None
+        for t, v in fields[i + 1 :]:
+            if t not in member_tags:
+                break
+            if delimiter is None:
+                delimiter = t
+            if t == delimiter:
+                entries.append([])
+            entries[-1].append((t, v))
+        if len(entries) != count:
+            raise DecodeError(f"group {count_tag} says {count} entries, found {len(entries)}")
+        return [RawMessage(raw.msg_type, tuple(e)) for e in entries]
+    return []
+
+
+# --- inbound ---------------------------------------------------------------------------
+
+
+def _new_order(raw: RawMessage) -> m.NewOrder:
+    ord_type = _enum(m.OrdType, raw, 40)
+    return m.NewOrder(
+        cl_ord_id=_str(raw, 11),
+        instrument=_instrument(raw.get(55)),
+        side=_enum(m.Side, raw, 54),
+        quantity=_dec(raw, 38, positive=True),
+        ord_type=ord_type,
+        price=_priced(ord_type, raw),
+        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        account=raw.get(1),
+        quote_id=raw.get(117),
+        transact_time=_time(raw),
+    )
+
+
+def _cancel(raw: RawMessage) -> m.CancelRequest:
+    return m.CancelRequest(
+        cl_ord_id=_str(raw, 11),
+        orig_cl_ord_id=_str(raw, 41),
+        side=_enum(m.Side, raw, 54),
+        symbol=_str(raw, 55),
+        quantity=_dec(raw, 38, required=False),
+        order_id=raw.get(37),
+        transact_time=_time(raw),
+    )
+
+
+def _replace(raw: RawMessage) -> m.ReplaceRequest:
+    ord_type = _enum(m.OrdType, raw, 40)
+    return m.ReplaceRequest(
+        cl_ord_id=_str(raw, 11),
+        orig_cl_ord_id=_str(raw, 41),
+        instrument=_instrument(raw.get(55)),
+        side=_enum(m.Side, raw, 54),
+        quantity=_dec(raw, 38, positive=True),
+        ord_type=ord_type,
+        price=_priced(ord_type, raw),
+        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        order_id=raw.get(37),
+        transact_time=_time(raw),
+    )
+
+
+def _status(raw: RawMessage) -> m.StatusRequest:
+    return m.StatusRequest(
+        cl_ord_id=_str(raw, 11),
+        side=_enum(m.Side, raw, 54),
+        symbol=_str(raw, 55),
+        order_id=raw.get(37),
+    )
+
+
+def _multileg(raw: RawMessage) -> m.NewMultilegOrder:
+    ord_type = _enum(m.OrdType, raw, 40)
+    legs = []
+    for entry in groups(raw, 555, LEG_TAGS):
+        legs.append(
+            m.Leg(
+                instrument=_instrument(entry.get(600), tag=600),
+                side=_enum(m.Side, entry, 624),
+                ratio=_dec(entry, 623, required=False, positive=True) or Decimal(1),
+            )
+        )
+    if len(legs) < 2:
+        raise DecodeError("a multileg order needs at least two legs in NoLegs(555)", tag=555)
+    price = _dec(raw, 44, required=ord_type is m.OrdType.LIMIT)  # package price may be <= 0
+    return m.NewMultilegOrder(
+        cl_ord_id=_str(raw, 11),
+        side=_enum(m.Side, raw, 54),
+        quantity=_dec(raw, 38, positive=True),
+        ord_type=ord_type,
+        legs=tuple(legs),
+        price=price,
+        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        account=raw.get(1),
+        transact_time=_time(raw),
+    )
+
+
+DECODERS = {"D": _new_order, "F": _cancel, "G": _replace, "H": _status, "AB": _multileg}
+
+
+def decode(raw: RawMessage) -> m.InboundOrderMessage:
+    """FIX -> normalised. Raises :class:`DecodeError` for content the application cannot accept,
+    and ``KeyError`` for a MsgType the order path does not handle."""
+    return DECODERS[raw.msg_type](raw)
+
+
+def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
+    """The answer a client gets for a message that failed to decode: an order gets a rejected
+    ExecutionReport, a cancel or replace a CancelReject, anything else a BusinessMessageReject."""
+    cl_ord_id = raw.get(11)
+    if raw.msg_type in ("D", "AB") and cl_ord_id:
+        side = raw.get(54)
+        qty = raw.get(38)
+        try:
+            order_qty = Decimal(qty) if qty else Decimal(0)
+            if not order_qty.is_finite():
+                order_qty = Decimal(0)
+        except InvalidOperation:
+            order_qty = Decimal(0)
+        return m.ExecutionReport(
+            order_id="NONE",
+            exec_id=f"REJ-{cl_ord_id}",
+            cl_ord_id=cl_ord_id,
+            exec_type=m.ExecType.REJECTED,
+            ord_status=m.OrdStatus.REJECTED,
+            symbol=raw.get(55) or ("[N/A]" if raw.msg_type == "AB" else ""),
+            side=m.Side(side) if side in ("1", "2") else m.Side.BUY,
+            order_qty=order_qty,
+            leaves_qty=Decimal(0),
+            cum_qty=Decimal(0),
+            avg_px=Decimal(0),
+            ord_rej_reason=(
+                m.OrdRejReason.UNKNOWN_SYMBOL if error.unknown_symbol else m.OrdRejReason.OTHER
+            ),
+            text=error.text,
+        )
+    if raw.msg_type in ("F", "G") and cl_ord_id:
+        return m.CancelReject(
+            order_id=raw.get(37) or "NONE",
+            cl_ord_id=cl_ord_id,
+            orig_cl_ord_id=raw.get(41) or "NONE",
+            ord_status=m.OrdStatus.REJECTED,
+            response_to=(
+                m.CxlRejResponseTo.CANCEL if raw.msg_type == "F" else m.CxlRejResponseTo.REPLACE
+            ),
+            reason=m.CxlRejReason.OTHER,
+            text=error.text,
+        )
+    seq = raw.get(34)
+    return m.BusinessReject(
+        ref_msg_type=raw.msg_type,
+        reason=(
+            m.BusinessRejectReason.UNKNOWN_SECURITY
+            if error.unknown_symbol
+            else m.BusinessRejectReason.OTHER
+        ),
+        text=error.text,
+        ref_seq_num=int(seq) if seq and seq.isdigit() else None,
+        business_reject_ref_id=cl_ord_id,
+    )
+
+
+# --- outbound --------------------------------------------------------------------------
+
+
+def _opt(out: list[OutField], tag: int, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, Decimal):
+        out.append((tag, fmt_decimal(value)))
+    elif isinstance(value, datetime):
+        out.append((tag, fmt_time(value)))
+    else:
+        out.append((tag, str(value)))
+
+
+def _execution_report(er: m.ExecutionReport) -> list[OutField]:
+    out: list[OutField] = []
+    _opt(out, 37, er.order_id)
+    _opt(out, 11, er.cl_ord_id)
+    _opt(out, 41, er.orig_cl_ord_id)
+    _opt(out, 17, er.exec_id)
+    _opt(out, 150, er.exec_type.value)
+    _opt(out, 39, er.ord_status.value)
+    _opt(out, 103, er.ord_rej_reason.value if er.ord_rej_reason else None)
+    _opt(out, 55, er.symbol)
+    _opt(out, 54, er.side.value)
+    _opt(out, 38, er.order_qty)
+    _opt(out, 40, er.ord_type.value if er.ord_type else None)
+    _opt(out, 44, er.price)
+    _opt(out, 32, er.last_qty)
+    _opt(out, 31, er.last_px)
+    _opt(out, 151, er.leaves_qty)
+    _opt(out, 14, er.cum_qty)
+    _opt(out, 6, er.avg_px)
+    _opt(out, 60, er.transact_time)
+    _opt(out, 58, er.text)
+    return out
+
+
+def _cancel_reject(cr: m.CancelReject) -> list[OutField]:
+    out: list[OutField] = []
+    _opt(out, 37, cr.order_id)
+    _opt(out, 11, cr.cl_ord_id)
+    _opt(out, 41, cr.orig_cl_ord_id)
+    _opt(out, 39, cr.ord_status.value)
+    _opt(out, 434, cr.response_to.value)
+    _opt(out, 102, cr.reason.value)
+    _opt(out, 58, cr.text)
+    return out
+
+
+def _business_reject(br: m.BusinessReject) -> list[OutField]:
+    out: list[OutField] = []
+    _opt(out, 45, br.ref_seq_num)
+    _opt(out, 372, br.ref_msg_type)
+    _opt(out, 379, br.business_reject_ref_id)
+    _opt(out, 380, br.reason.value)
+    _opt(out, 58, br.text)
+    return out
+
+
+ENCODERS = {
+    m.ExecutionReport: ("8", _execution_report),
+    m.CancelReject: ("9", _cancel_reject),
+    m.BusinessReject: ("j", _business_reject),
+}
+
+
+def encode(msg: m.OutboundMessage) -> tuple[str, list[OutField]]:
+    """Normalised -> (MsgType, body fields in dictionary order)."""
+    msg_type, encoder = ENCODERS[type(msg)]
+    return msg_type, encoder(msg)
+
+
+def flatten(fields: Iterable[OutField]) -> Iterator[tuple[int, str]]:
+    """Nested out-fields as they appear on the wire."""
+    for tag, value in fields:
+        if isinstance(value, str):
+            yield tag, value
+        else:
+            yield tag, str(len(value))
+            for entry in value:
+                yield from flatten(entry)
+
+
+def to_raw(msg: m.OutboundMessage) -> RawMessage:
+    msg_type, fields = encode(msg)
+    return RawMessage(msg_type, ((35, msg_type), *flatten(fields)))
+
+
+def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
+    """FIX -> normalised for the messages we send; used by clients, tests and round trips."""
+    if raw.msg_type == "8":
+        rej = raw.get(103)
+        ord_type = raw.get(40)
+        return m.ExecutionReport(
+            order_id=raw.get(37),
+            exec_id=raw.get(17),
+            cl_ord_id=raw.get(11),
+            orig_cl_ord_id=raw.get(41),
+            exec_type=m.ExecType(raw.get(150)),
+            ord_status=m.OrdStatus(raw.get(39)),
+            ord_rej_reason=m.OrdRejReason(rej) if rej else None,
+            symbol=raw.get(55),
+            side=m.Side(raw.get(54)),
+            order_qty=_dec(raw, 38),
+            ord_type=m.OrdType(ord_type) if ord_type else None,
+            price=_dec(raw, 44, required=False),
+            last_qty=_dec(raw, 32, required=False),
+            last_px=_dec(raw, 31, required=False),
+            leaves_qty=_dec(raw, 151),
+            cum_qty=_dec(raw, 14),
+            avg_px=_dec(raw, 6),
+            transact_time=parse_time(raw.get(60)),
+            text=raw.get(58),
+        )
+    if raw.msg_type == "9":
+        return m.CancelReject(
+            order_id=raw.get(37),
+            cl_ord_id=raw.get(11),
+            orig_cl_ord_id=raw.get(41),
+            ord_status=m.OrdStatus(raw.get(39)),
+            response_to=m.CxlRejResponseTo(raw.get(434)),
+            reason=m.CxlRejReason(raw.get(102)),
+            text=raw.get(58),
+        )
+    if raw.msg_type == "j":
+        seq = raw.get(45)
+        return m.BusinessReject(
+            ref_seq_num=int(seq) if seq else None,
+            ref_msg_type=raw.get(372),
+            business_reject_ref_id=raw.get(379),
+            reason=m.BusinessRejectReason(raw.get(380)),
+            text=raw.get(58),
+        )
+    raise KeyError(raw.msg_type)
+
+
+def encode_inbound(msg: m.InboundOrderMessage) -> RawMessage:
+    """Normalised -> FIX for client-side messages; used by test clients and round-trip tests."""
+    out: list[OutField] = []
+    if isinstance(msg, m.NewOrder):
+        msg_type = "D"
+        _opt(out, 1, msg.account)
+        _opt(out, 11, msg.cl_ord_id)
+        _opt(out, 55, msg.instrument.symbol)
+        _opt(out, 54, msg.side.value)
+        _opt(out, 60, msg.transact_time)
+        _opt(out, 38, msg.quantity)
+        _opt(out, 40, msg.ord_type.value)
+        _opt(out, 44, msg.price)
+        _opt(out, 59, msg.time_in_force.value)
+        _opt(out, 117, msg.quote_id)
+    elif isinstance(msg, m.CancelRequest):
+        msg_type = "F"
+        _opt(out, 37, msg.order_id)
+        _opt(out, 41, msg.orig_cl_ord_id)
+        _opt(out, 11, msg.cl_ord_id)
+        _opt(out, 55, msg.symbol)
+        _opt(out, 54, msg.side.value)
+        _opt(out, 60, msg.transact_time)
+        _opt(out, 38, msg.quantity)
+    elif isinstance(msg, m.ReplaceRequest):
+        msg_type = "G"
+        _opt(out, 37, msg.order_id)
+        _opt(out, 41, msg.orig_cl_ord_id)
+        _opt(out, 11, msg.cl_ord_id)
+        _opt(out, 55, msg.instrument.symbol)
+        _opt(out, 54, msg.side.value)
+        _opt(out, 60, msg.transact_time)
+        _opt(out, 38, msg.quantity)
+        _opt(out, 40, msg.ord_type.value)
+        _opt(out, 44, msg.price)
+        _opt(out, 59, msg.time_in_force.value)
+    elif isinstance(msg, m.StatusRequest):
+        msg_type = "H"
+        _opt(out, 37, msg.order_id)
+        _opt(out, 11, msg.cl_ord_id)
+        _opt(out, 55, msg.symbol)
+        _opt(out, 54, msg.side.value)
+    elif isinstance(msg, m.NewMultilegOrder):
+        msg_type = "AB"
+        _opt(out, 1, msg.account)
+        _opt(out, 11, msg.cl_ord_id)
+        _opt(out, 54, msg.side.value)
+        legs: list[list[OutField]] = []
+        for leg in msg.legs:
+            entry: list[OutField] = []
+            _opt(entry, 600, leg.instrument.symbol)
+            _opt(entry, 623, leg.ratio)
+            _opt(entry, 624, leg.side.value)
+            legs.append(entry)
+        out.append((555, legs))
+        _opt(out, 60, msg.transact_time)
+        _opt(out, 38, msg.quantity)
+        _opt(out, 40, msg.ord_type.value)
+        _opt(out, 44, msg.price)
+        _opt(out, 59, msg.time_in_force.value)
+    else:  # pragma: no cover - exhaustive over the union
+        raise TypeError(type(msg))
+    return RawMessage(msg_type, ((35, msg_type), *flatten(out)))
+
+
+def wire_body(fields: Sequence[tuple[int, str]]) -> str:
+    return "".join(f"{t}={v}{SOH}" for t, v in fields)

@@ -1,0 +1,1 @@
+"""fixbridge edges: the QuickFIX adapter, HTTP API, persistence, configuration and CLI."""

@@ -1,0 +1,166 @@
+"""HTTP API (FastAPI): health, FIX sessions and orders.
+
+Every route but /health needs a bearer token from the configuration, whose role the route must
+allow. Errors are RFC 9457 problem details. Auth failures are logged with the caller's address.
+"""
+
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from gateway.config import ApiToken, Config
+from gateway.db import OrderRow, Writer
+from gateway.passwords import verify_token
+
+log = logging.getLogger("fixbridge.api")
+PROBLEM = "application/problem+json"
+ORDERS = OrderRow.__table__
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+
+
+class SessionView(BaseModel):
+    comp_id: str
+    logged_on: bool
+    peer: str | None = None
+    next_sender_seq_num: int | None = None
+    next_target_seq_num: int | None = None
+
+
+class OrderView(BaseModel):
+    order_id: str
+    owner: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    symbol: str
+    side: str
+    ord_type: str
+    time_in_force: str
+    quantity: Decimal
+    price: Decimal | None
+    status: str
+    cum_qty: Decimal
+    avg_px: Decimal
+    text: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def problem(status: int, title: str, detail: str | None = None, headers=None) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail).model_dump()
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def create_api(
+    config: Config,
+    engine: Engine,
+    writer: Writer,
+    sessions: Callable[[], list[dict]],
+) -> FastAPI:
+    app = FastAPI(
+        title="fixbridge",
+        version="0.1.0",
+        description="FIX 4.4 gateway and OTC derivatives bridge",
+        responses={401: {"model": Problem}, 403: {"model": Problem}},
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def caller(*roles: str):
+        def check(
+            request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> ApiToken:
+            peer = request.client.host if request.client else "?"
+            if creds is None or creds.scheme.lower() != "bearer":
+                log.warning("API auth failure: no bearer token from %s for %s", peer, request.url.path)
+                raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+            token = next((t for t in config.api.tokens if verify_token(creds.credentials, t.hash)), None)
+            if token is None:
+                log.warning("API auth failure: bad token from %s for %s", peer, request.url.path)
+                raise HTTPException(401, "invalid bearer token", {"WWW-Authenticate": "Bearer"})
+            if token.role not in roles:
+                log.warning(
+                    "API auth failure: %s (role %s) from %s may not use %s",
+                    token.name, token.role, peer, request.url.path,
+                )
+                raise HTTPException(403, f"role {token.role!r} may not use this endpoint")
+            return token
+
+        return check
+
+    @app.exception_handler(HTTPException)
+    async def _http_problem(request: Request, exc: HTTPException) -> JSONResponse:
+        from http import HTTPStatus
+
+        return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail),
+                       getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return problem(422, "Unprocessable Content", detail)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict:
+        """Liveness: the process is up and serving HTTP. Needs no token."""
+        return {"status": "ok"}
+
+    viewer = ("admin", "client-viewer", "compliance")
+
+    @app.get("/sessions", tags=["fix"], response_model=list[SessionView])
+    def list_sessions(token: Annotated[ApiToken, Depends(caller(*viewer))]) -> list[dict]:
+        """Every configured FIX session: logged on or not, sequence numbers, peer address."""
+        return sessions()
+
+    @app.get("/orders", tags=["orders"], response_model=list[OrderView])
+    def list_orders(
+        token: Annotated[ApiToken, Depends(caller(*viewer))],
+        owner: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[OrderView]:
+        """Orders, newest first; filter by client CompID (owner) and OrdStatus code."""
+        writer.flush()
+        stmt = select(ORDERS).order_by(ORDERS.c.created_at.desc()).limit(limit)
+        if owner:
+            stmt = stmt.where(ORDERS.c.owner == owner)
+        if status:
+            stmt = stmt.where(ORDERS.c.status == status)
+        with engine.connect() as conn:
+            return [OrderView.model_validate(dict(r)) for r in conn.execute(stmt).mappings()]
+
+    @app.get(
+        "/orders/{order_id}",
+        tags=["orders"],
+        response_model=OrderView,
+        responses={404: {"model": Problem}},
+    )
+    def get_order(order_id: str, token: Annotated[ApiToken, Depends(caller(*viewer))]):
+        """One order by our OrderID(37)."""
+        writer.flush()
+        stmt = select(ORDERS).where(ORDERS.c.order_id == order_id)
+        with engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        if row is None:
+            return problem(404, "Not Found", f"no order {order_id!r}")
+        return OrderView.model_validate(dict(row))
+
+    return app

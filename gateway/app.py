@@ -1,0 +1,109 @@
+"""One gateway process: FIX front and QuickFIX acceptor, order core, database writer, HTTP API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import uvicorn
+
+from fixspec.dictionary import write_dictionary
+from gateway import db
+from gateway.api import create_api
+from gateway.config import Config
+from gateway.fix.application import GatewayApplication
+from gateway.fix.engine import Acceptor, session_settings, session_status
+from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
+from gateway.logon import LogonPolicy
+from otc.orders import OrderManager
+from otc.risk import RiskCheck, RiskLimits
+from otc.venue import SimulatedVenue
+
+log = logging.getLogger("fixbridge")
+
+
+def _limits(section) -> RiskLimits:
+    return RiskLimits(max_order_qty=section.max_order_qty, max_notional=section.max_notional)
+
+
+class Gateway:
+    """Starts and stops every part of the process in the right order."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = threading.Event()
+        self._server: uvicorn.Server | None = None
+
+    def start(self) -> None:
+        cfg = self.config
+        data = cfg.gateway.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        dictionary = write_dictionary(data)
+        self.engine = db.connect(cfg.database_url)
+        self.writer = db.Writer(self.engine)
+
+        venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
+        risk = RiskCheck(
+            default=_limits(cfg.risk),
+            per_client={s.comp_id: _limits(s.risk) for s in cfg.sessions if s.risk},
+        )
+        self.orders = OrderManager(venue, risk)
+        self.orders.restore(db.load_orders(self.engine), [])
+        self.orders.set_exec_seq(db.last_exec_seq(self.engine))
+
+        self.policy = LogonPolicy(cfg)
+        self.peers = PeerRegistry()
+        self.application = GatewayApplication(self.orders, self.writer, self.policy, self.peers)
+        engine_port = free_loopback_port()
+        settings = session_settings(cfg, engine_port, dictionary)
+        self.acceptor = Acceptor(self.application, settings, cfg.gateway.fix_message_log)
+        self.acceptor.start()
+
+        host, _, port = cfg.gateway.fix_listen.rpartition(":")
+        self.front = Front((host, int(port)), engine_port, self.peers, admit=self._admit)
+        self.front.start()
+        log.info(
+            "FIX listening on %s:%d as %s (%d sessions); data in %s",
+            host, self.front.port, cfg.gateway.comp_id, len(cfg.sessions), data,
+        )
+        if cfg.gateway.http_enabled:
+            self._start_http()
+        self.started.set()
+
+    def _admit(self, peer: Peer) -> bool:
+        return not self.policy.locked_out(peer.host, time.monotonic())
+
+    def _start_http(self) -> None:
+        host, _, port = self.config.gateway.http_listen.rpartition(":")
+        api = create_api(self.config, self.engine, self.writer, self.session_views)
+        server = uvicorn.Server(
+            uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
+        )
+        server.install_signal_handlers = lambda: None  # the main thread owns signals
+        self._server = server
+        threading.Thread(target=server.run, name="http", daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not server.started:
+            raise RuntimeError(f"HTTP API did not start on {host}:{port}")
+        log.info("HTTP API on http://%s:%s (OpenAPI at /docs)", host, port)
+
+    def session_views(self) -> list[dict]:
+        views = []
+        for s in self.config.sessions:
+            session_id = self.application.sessions.get(s.comp_id)
+            status = session_status(session_id) if session_id is not None else {"logged_on": False}
+            peer = self.peers.active(s.comp_id)
+            views.append({"comp_id": s.comp_id, "peer": str(peer) if peer else None, **status})
+        return views
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        self.front.stop()
+        self.acceptor.stop()
+        self.writer.close()
+        self.engine.dispose()
+        log.info("stopped")

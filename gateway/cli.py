@@ -1,0 +1,114 @@
+"""The ``fixbridge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
+from gateway.passwords import hash_password, hash_token
+
+
+def _setup_logging(data_dir: Path | None, verbose: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(data_dir / "fixbridge.log"))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+
+
+def _load(args: argparse.Namespace):
+    path = Path(args.config) if args.config else EXAMPLE_CONFIG
+    config = load_config(path)
+    if getattr(args, "data_dir", None):
+        config = config.with_data_dir(Path(args.data_dir))
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway  # imports QuickFIX; keep other commands light
+
+    config = _load(args)
+    _setup_logging(config.gateway.data_dir, args.verbose)
+    gateway = Gateway(config)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        gateway.start()
+    except OSError as exc:
+        logging.getLogger("fixbridge").error("cannot start: %s", exc)
+        return 1
+    print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
+          f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
+    stop.wait()
+    gateway.stop()
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    password = args.password if args.password is not None else getpass.getpass("password: ")
+    if not password:
+        print("fixbridge: empty password refused", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    token = secrets.token_urlsafe(32)
+    print(f"token: {token}\nhash:  {hash_token(token)}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    print(f"ok: {len(config.sessions)} sessions, database {config.database_url}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fixbridge", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the gateway (FIX acceptor, core, HTTP API)")
+    run.add_argument("--config", help=f"TOML configuration (default: {EXAMPLE_CONFIG.name})")
+    run.add_argument("--data-dir", help="override gateway.data_dir")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("--config")
+    check.add_argument("--data-dir")
+    check.set_defaults(func=cmd_check_config)
+
+    hp = sub.add_parser("hash-password", help="print a scrypt hash for a session password")
+    hp.add_argument("--password", help="read from the terminal when omitted")
+    hp.set_defaults(func=cmd_hash_password)
+
+    ht = sub.add_parser("hash-token", help="make a random API token and print it with its hash")
+    ht.set_defaults(func=cmd_hash_token)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"fixbridge: configuration error\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

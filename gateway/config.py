@@ -1,0 +1,184 @@
+"""Configuration: one TOML file, validated on load.
+
+Validation is pydantic's; errors are reported as ``FILE: KEY: PROBLEM`` so an operator sees at
+once what to fix. Paths in the file are relative to the working directory, as on the command line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fixspec.instruments import InstrumentError, parse_symbol
+from gateway.passwords import is_password_hash
+
+EXAMPLE_CONFIG = Path(__file__).with_name("example.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator."""
+
+
+def _hostport(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+HostPort = Annotated[str, Field(description="HOST:PORT")]
+CompId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySection(Strict):
+    comp_id: CompId = "FIXBRIDGE"
+    fix_listen: HostPort = "127.0.0.1:9876"
+    http_listen: HostPort = "127.0.0.1:8000"
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    fix_message_log: bool = True
+    http_enabled: bool = True
+
+    _check_fix = field_validator("fix_listen", "http_listen")(_hostport)
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL (or empty for the default)")
+        return value
+
+
+class ApiToken(Strict):
+    name: str = Field(min_length=1)
+    hash: str = Field(pattern=r"^sha256\$[0-9a-f]{64}$")
+    role: Literal["admin", "desk", "compliance", "client-viewer"] = "admin"
+
+
+class ApiSection(Strict):
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+
+class LogonSection(Strict):
+    max_failures: int = Field(default=5, ge=1)
+    window_seconds: int = Field(default=300, ge=1)
+    lockout_seconds: int = Field(default=300, ge=1)
+
+
+class VenueSection(Strict):
+    kind: Literal["simulated"] = "simulated"
+    depth: Decimal = Field(default=Decimal(10), gt=0)
+    reference_prices: dict[str, Decimal] = Field(default_factory=dict)
+
+    @field_validator("reference_prices")
+    @classmethod
+    def _symbols(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        out = {}
+        for symbol, price in prices.items():
+            try:
+                canonical = parse_symbol(symbol).symbol
+            except InstrumentError as exc:
+                raise ValueError(str(exc)) from exc
+            if not price.is_finite():
+                raise ValueError(f"{symbol}: price must be a finite number")
+            out[canonical] = price
+        return out
+
+
+class RiskSection(Strict):
+    max_order_qty: Decimal | None = Field(default=None, gt=0)
+    max_notional: Decimal | None = Field(default=None, gt=0)
+
+
+class SessionConfig(Strict):
+    comp_id: CompId
+    begin_string: Literal["FIX.4.4"] = "FIX.4.4"
+    reset_on_logon: bool = True
+    heartbeat_min: int = Field(default=1, ge=1)
+    heartbeat_max: int = Field(default=120, ge=1)
+    auth: Literal["none", "password"] = "none"
+    username: str | None = None
+    password_hash: str | None = None
+    validate_fields_have_values: bool = True
+    risk: RiskSection | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionConfig:
+        if self.heartbeat_min > self.heartbeat_max:
+            raise ValueError("heartbeat_min is greater than heartbeat_max")
+        if self.auth == "password":
+            if not self.username:
+                raise ValueError("auth = 'password' needs a username")
+            if not self.password_hash or not is_password_hash(self.password_hash):
+                raise ValueError(
+                    "auth = 'password' needs password_hash from `fixbridge hash-password` "
+                    "(plain passwords are not accepted)"
+                )
+        return self
+
+
+class Config(Strict):
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    api: ApiSection = Field(default_factory=ApiSection)
+    logon: LogonSection = Field(default_factory=LogonSection)
+    venue: VenueSection = Field(default_factory=VenueSection)
+    risk: RiskSection = Field(default_factory=RiskSection)
+    sessions: list[SessionConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_sessions(self) -> Config:
+        seen: set[str] = set()
+        for s in self.sessions:
+            if s.comp_id in seen:
+                raise ValueError(f"session {s.comp_id!r} is configured twice")
+            if s.comp_id == self.gateway.comp_id:
+                raise ValueError(f"session {s.comp_id!r} uses the gateway's own CompID")
+            seen.add(s.comp_id)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.gateway.database_url or f"sqlite:///{self.gateway.data_dir / 'fixbridge.db'}"
+
+    def session(self, comp_id: str) -> SessionConfig | None:
+        return next((s for s in self.sessions if s.comp_id == comp_id), None)
+
+    def with_data_dir(self, data_dir: Path) -> Config:
+        return self.model_copy(
+            update={"gateway": self.gateway.model_copy(update={"data_dir": data_dir})}
+        )
+
+
+def _key(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; raises :class:`ConfigError` naming file, key and problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}: {_key(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from exc

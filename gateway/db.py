@@ -1,0 +1,358 @@
+"""Persistence: orders, executions and session events in SQLModel tables.
+
+The FIX thread never waits on the database: it hands records to :class:`Writer`, whose thread
+commits them in batches (one transaction per batch, so a crash leaves whole batches or nothing).
+The same code runs on SQLite (the default, in the data directory) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, Numeric, String, event, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel, create_engine
+
+from fixspec import messages as m
+from fixspec.instruments import parse_symbol
+from otc.orders import Order
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+
+
+class ExactDecimal(TypeDecorator):
+    """Decimal stored exactly: NUMERIC on PostgreSQL, text on SQLite (whose NUMERIC is a float)."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(38, 12))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return value if dialect.name == "postgresql" else format(value, "f")
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else m.plain(Decimal(value))
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, microseconds kept on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _dec(**kw):
+    return Field(sa_column=Column(ExactDecimal(), **kw))
+
+
+def _ts(**kw):
+    return Field(sa_column=Column(UtcDateTime(), **kw))
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+    order_id: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    cl_ord_id: str = Field(index=True)
+    orig_cl_ord_id: str | None = None
+    symbol: str
+    side: str
+    ord_type: str
+    time_in_force: str
+    quantity: Decimal = _dec(nullable=False)
+    price: Decimal | None = _dec(nullable=True)
+    status: str
+    cum_qty: Decimal = _dec(nullable=False)
+    avg_px: Decimal = _dec(nullable=False)
+    account: str | None = None
+    text: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class ExecutionRow(SQLModel, table=True):
+    __tablename__ = "executions"
+    exec_id: str = Field(primary_key=True)
+    seq: int = Field(index=True)
+    order_id: str = Field(index=True)
+    owner: str = Field(index=True)
+    cl_ord_id: str
+    exec_type: str
+    ord_status: str
+    symbol: str
+    side: str
+    last_qty: Decimal | None = _dec(nullable=True)
+    last_px: Decimal | None = _dec(nullable=True)
+    cum_qty: Decimal = _dec(nullable=False)
+    leaves_qty: Decimal = _dec(nullable=False)
+    avg_px: Decimal = _dec(nullable=False)
+    ord_rej_reason: str | None = None
+    text: str | None = None
+    transact_time: datetime = _ts(nullable=False)
+
+
+class SessionEventRow(SQLModel, table=True):
+    __tablename__ = "session_events"
+    id: int | None = Field(default=None, primary_key=True)
+    comp_id: str = Field(index=True)
+    event: str
+    peer: str | None = None
+    text: str | None = None
+    at: datetime = _ts(nullable=False)
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_at: datetime = _ts(nullable=False)
+
+
+# Each migration takes the schema from version N-1 to N. Version 1 is the initial schema.
+MIGRATIONS: dict[int, list[str]] = {1: []}
+
+
+def connect(url: str) -> Engine:
+    """An engine with the schema created or migrated to :data:`SCHEMA_VERSION`."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        current = conn.execute(select(func.max(SchemaVersionRow.version))).scalar() or 0
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(text(statement))
+            conn.execute(
+                SchemaVersionRow.__table__.insert().values(
+                    version=version, applied_at=datetime.now(UTC)
+                )
+            )
+            log.info("database schema migrated to version %d", version)
+    return SCHEMA_VERSION
+
+
+# --- mapping ---------------------------------------------------------------------------------
+
+
+def order_row(order: Order) -> dict:
+    return {
+        "order_id": order.order_id,
+        "owner": order.owner,
+        "cl_ord_id": order.cl_ord_id,
+        "orig_cl_ord_id": order.orig_cl_ord_id,
+        "symbol": order.instrument.symbol,
+        "side": order.side.value,
+        "ord_type": order.ord_type.value,
+        "time_in_force": order.time_in_force.value,
+        "quantity": order.quantity,
+        "price": order.price,
+        "status": order.status.value,
+        "cum_qty": order.cum_qty,
+        "avg_px": order.avg_px,
+        "account": order.account,
+        "text": order.text,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def order_from_row(row: OrderRow) -> Order:
+    return Order(
+        order_id=row.order_id,
+        owner=row.owner,
+        cl_ord_id=row.cl_ord_id,
+        orig_cl_ord_id=row.orig_cl_ord_id,
+        instrument=parse_symbol(row.symbol),
+        side=m.Side(row.side),
+        ord_type=m.OrdType(row.ord_type),
+        time_in_force=m.TimeInForce(row.time_in_force),
+        quantity=row.quantity,
+        price=row.price,
+        status=m.OrdStatus(row.status),
+        cum_qty=row.cum_qty,
+        avg_px=row.avg_px,
+        account=row.account,
+        text=row.text,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def execution_row(owner: str, er: m.ExecutionReport) -> dict:
+    digits = er.exec_id.rsplit("E", 1)[-1]
+    return {
+        "exec_id": er.exec_id,
+        "seq": int(digits) if digits.isdigit() else 0,
+        "order_id": er.order_id,
+        "owner": owner,
+        "cl_ord_id": er.cl_ord_id,
+        "exec_type": er.exec_type.value,
+        "ord_status": er.ord_status.value,
+        "symbol": er.symbol,
+        "side": er.side.value,
+        "last_qty": er.last_qty,
+        "last_px": er.last_px,
+        "cum_qty": er.cum_qty,
+        "leaves_qty": er.leaves_qty,
+        "avg_px": er.avg_px,
+        "ord_rej_reason": er.ord_rej_reason.value if er.ord_rej_reason else None,
+        "text": er.text,
+        "transact_time": er.transact_time,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    comp_id: str
+    event: str
+    peer: str | None
+    text: str | None
+    at: datetime
+
+
+# --- writer ----------------------------------------------------------------------------------
+
+
+def _upsert(dialect: str, table, key: str):
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    cols = {c.name: ins.excluded[c.name] for c in table.columns if c.name != key}
+    return ins.on_conflict_do_update(index_elements=[key], set_=cols)
+
+
+class Writer:
+    """Commits order snapshots, executions and session events in batches on its own thread."""
+
+    def __init__(self, engine: Engine, max_batch: int = 2000) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+        self._stopping = False
+        self.failures = 0
+        dialect = engine.dialect.name
+        self._order_upsert = _upsert(dialect, OrderRow.__table__, "order_id")
+        self._exec_insert = (postgresql if dialect == "postgresql" else sqlite).insert(
+            ExecutionRow.__table__
+        ).on_conflict_do_nothing(index_elements=["exec_id"])
+        self._thread.start()
+
+    def order(self, order: Order) -> None:
+        self._q.put(("order", order))
+
+    def execution(self, owner: str, er: m.ExecutionReport) -> None:
+        self._q.put(("exec", (owner, er)))
+
+    def session_event(self, ev: SessionEvent) -> None:
+        self._q.put(("session", ev))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued before this call is committed."""
+        done = threading.Event()
+        self._q.put(("flush", done))
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._stopping = True
+        self._q.put(("stop", None))
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._q.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+            for kind, item in batch:
+                if kind == "flush":
+                    item.set()
+            if any(kind == "stop" for kind, _ in batch):
+                return
+
+    def _commit(self, batch: Iterable[tuple[str, object]]) -> None:
+        orders: dict[str, dict] = {}
+        execs: list[dict] = []
+        sessions: list[dict] = []
+        for kind, item in batch:
+            if kind == "order":
+                orders[item.order_id] = order_row(item)  # last snapshot wins
+            elif kind == "exec":
+                execs.append(execution_row(*item))
+            elif kind == "session":
+                sessions.append(
+                    {"comp_id": item.comp_id, "event": item.event, "peer": item.peer,
+                     "text": item.text, "at": item.at}
+                )
+        if not (orders or execs or sessions):
+            return
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if orders:
+                        conn.execute(self._order_upsert, list(orders.values()))
+                    if execs:
+                        conn.execute(self._exec_insert, execs)
+                    if sessions:
+                        conn.execute(SessionEventRow.__table__.insert(), sessions)
+                return
+            except Exception:  # the batch is kept and retried; nothing is dropped silently
+                self.failures += 1
+                log.exception("database write failed (attempt %d), retrying", attempt + 1)
+                threading.Event().wait(0.2 * (attempt + 1))
+        log.critical("database write failed 5 times; %d records not persisted", len(execs))
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def load_orders(engine: Engine) -> list[Order]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(OrderRow.__table__)).mappings().all()
+    return [order_from_row(OrderRow.model_validate(dict(r))) for r in rows]
+
+
+def last_exec_seq(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(ExecutionRow.seq))).scalar() or 0

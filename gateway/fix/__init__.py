@@ -1,0 +1,1 @@
+"""The QuickFIX adapter. QuickFIX types are used only inside this package."""

@@ -1,0 +1,161 @@
+"""The QuickFIX Application: translate, hand to the core, send back what the core says.
+
+QuickFIX calls these methods on its own thread. They never let an exception escape except the
+ones QuickFIX defines for answering (RejectLogon, UnsupportedMessageType), so the session layer
+answers exactly as it would without us.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import quickfix as fix
+
+from fixspec import codec
+from fixspec import messages as m
+from gateway.db import SessionEvent, Writer
+from gateway.fix.convert import from_fields, to_raw
+from gateway.fix.front import PeerRegistry
+from gateway.logon import LogonAttempt, LogonPolicy
+from otc.orders import OrderManager, OrderUpdated, Send
+
+log = logging.getLogger("fixbridge.fix")
+ORDER_TYPES = frozenset(codec.DECODERS)
+
+
+class GatewayApplication(fix.Application):
+    def __init__(
+        self,
+        orders: OrderManager,
+        writer: Writer,
+        policy: LogonPolicy,
+        peers: PeerRegistry,
+        require_front: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.orders = orders
+        self.writer = writer
+        self.policy = policy
+        self.peers = peers
+        self.require_front = require_front
+        self.clock = clock
+        self.lock = threading.RLock()  # the core is driven from QuickFIX's thread and the API
+        self.sessions: dict[str, fix.SessionID] = {}
+
+    # -- session callbacks -------------------------------------------------------------------
+
+    def onCreate(self, sessionID: fix.SessionID) -> None:
+        self.sessions[sessionID.getTargetCompID().getValue()] = sessionID
+
+    def onLogon(self, sessionID: fix.SessionID) -> None:
+        comp_id = sessionID.getTargetCompID().getValue()
+        peer = self.peers.active(comp_id)
+        log.info("logon %s from %s", comp_id, peer)
+        self._session_event(comp_id, "logon", str(peer) if peer else None, None)
+
+    def onLogout(self, sessionID: fix.SessionID) -> None:
+        comp_id = sessionID.getTargetCompID().getValue()
+        peer = self.peers.active(comp_id)
+        self.peers.release(comp_id)
+        log.info("logout %s", comp_id)
+        self._session_event(comp_id, "logout", str(peer) if peer else None, None)
+
+    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        return None
+
+    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        return None
+
+    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        try:
+            if message.getHeader().getField(35) != "A":
+                return
+            reason, comp_id, peer = self._check_logon(message, sessionID)
+        except Exception:  # never let a bug become an engine error
+            log.exception("logon check failed")
+            raise fix.RejectLogon("logon could not be processed") from None
+        if reason is not None:
+            locked = self.policy.record_failure(peer.host if peer else None, self.clock())
+            log.warning("logon refused: CompID=%s peer=%s reason=%s", comp_id, peer, reason)
+            self._session_event(comp_id, "logon_refused", str(peer) if peer else None, reason)
+            if locked:
+                log.warning("address %s locked out after repeated logon failures", peer.host)
+                self._session_event(comp_id, "address_locked", str(peer), reason)
+            raise fix.RejectLogon(reason)
+
+    def _check_logon(self, message: fix.Message, sessionID: fix.SessionID):
+        comp_id = sessionID.getTargetCompID().getValue()
+        # A Logon inside a live session (sequence reset) arrives on the connection already known.
+        peer = self.peers.claim(comp_id) or self.peers.active(comp_id)
+        if peer is None and self.require_front:
+            return "connect through the gateway's FIX listener", comp_id, None
+
+        def opt(tag: int) -> str | None:
+            return message.getField(tag) if message.isSetField(tag) else None
+
+        hb = opt(108)
+        attempt = LogonAttempt(
+            comp_id=comp_id,
+            peer=peer.host if peer else None,
+            heartbeat=int(hb) if hb and hb.isdigit() else None,
+            username=opt(553),
+            password=opt(554),
+        )
+        return self.policy.check(attempt, self.clock()), comp_id, peer
+
+    # -- application messages ----------------------------------------------------------------
+
+    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        msg_type = message.getHeader().getField(35)
+        if msg_type not in ORDER_TYPES:
+            raise fix.UnsupportedMessageType()
+        owner = sessionID.getTargetCompID().getValue()
+        try:
+            raw = to_raw(message)
+            try:
+                normalised = codec.decode(raw)
+            except codec.DecodeError as exc:
+                self._send(owner, codec.reject_for(raw, exc), sessionID)
+                return
+            with self.lock:
+                events = self.orders.handle(owner, normalised)
+                self.apply(events)
+        except Exception:
+            log.exception("failed to process %s from %s", msg_type, owner)
+            self._send(
+                owner,
+                m.BusinessReject(
+                    ref_msg_type=msg_type,
+                    reason=m.BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
+                    text="internal error; the message was not processed",
+                    ref_seq_num=int(message.getHeader().getField(34)),
+                ),
+                sessionID,
+            )
+
+    def apply(self, events) -> None:
+        """Persist and send what the core decided. Call with ``self.lock`` held."""
+        for event in events:
+            if isinstance(event, OrderUpdated):
+                self.writer.order(event.order)
+            elif isinstance(event, Send):
+                if isinstance(event.message, m.ExecutionReport):
+                    self.writer.execution(event.to, event.message)
+                self._send(event.to, event.message, self.sessions.get(event.to))
+
+    def _send(self, owner: str, msg: m.OutboundMessage, sessionID: fix.SessionID | None) -> None:
+        if sessionID is None:
+            log.error("no session for %s; %s not sent", owner, type(msg).__name__)
+            return
+        msg_type, fields = codec.encode(msg)
+        try:
+            fix.Session.sendToTarget(from_fields(msg_type, fields), sessionID)
+        except fix.SessionNotFound:
+            log.error("session %s not found; %s not sent", owner, msg_type)
+
+    def _session_event(self, comp_id: str, event: str, peer: str | None, text: str | None) -> None:
+        self.writer.session_event(SessionEvent(comp_id, event, peer, text, m.utcnow()))

@@ -1,0 +1,74 @@
+"""QuickFIX acceptor settings and lifecycle, built from our configuration in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import quickfix as fix
+
+from gateway.config import Config
+
+
+def session_settings(config: Config, engine_port: int, dictionary: Path) -> fix.SessionSettings:
+    data = config.gateway.data_dir
+    defaults = fix.Dictionary()
+    for key, value in {
+        "ConnectionType": "acceptor",
+        "SocketAcceptPort": str(engine_port),
+        "SocketReuseAddress": "Y",
+        "SocketNodelay": "Y",
+        "SenderCompID": config.gateway.comp_id,
+        "StartTime": "00:00:00",
+        "EndTime": "00:00:00",
+        "UseDataDictionary": "Y",
+        "DataDictionary": str(dictionary),
+        "FileStorePath": str(data / "store"),
+        "FileLogPath": str(data / "log"),
+        "PersistMessages": "Y",
+        "CheckLatency": "Y",
+        "MaxLatency": "120",
+        "AllowedRemoteAddresses": "127.0.0.1",  # only the front reaches the engine's port
+    }.items():
+        defaults.setString(key, value)
+    settings = fix.SessionSettings()
+    settings.set(defaults)
+    for s in config.sessions:
+        d = fix.Dictionary()
+        d.setString("BeginString", s.begin_string)
+        d.setString("TargetCompID", s.comp_id)
+        d.setString("ResetOnLogon", "Y" if s.reset_on_logon else "N")
+        d.setString("ValidateFieldsHaveValues", "Y" if s.validate_fields_have_values else "N")
+        session_id = fix.SessionID(s.begin_string, config.gateway.comp_id, s.comp_id)
+        settings.set(session_id, d)
+    return settings
+
+
+class Acceptor:
+    """A started QuickFIX SocketAcceptor with FileStore and (optionally) FileLog."""
+
+    def __init__(self, application: fix.Application, settings: fix.SessionSettings, file_log: bool):
+        self.store_factory = fix.FileStoreFactory(settings)
+        self.log_factory = fix.FileLogFactory(settings) if file_log else None
+        if self.log_factory is not None:
+            self.acceptor = fix.SocketAcceptor(
+                application, self.store_factory, settings, self.log_factory
+            )
+        else:
+            self.acceptor = fix.SocketAcceptor(application, self.store_factory, settings)
+
+    def start(self) -> None:
+        self.acceptor.start()
+
+    def stop(self) -> None:
+        self.acceptor.stop()
+
+
+def session_status(session_id: fix.SessionID) -> dict:
+    session = fix.Session.lookupSession(session_id)
+    if session is None:
+        return {"logged_on": False}
+    return {
+        "logged_on": session.isLoggedOn(),
+        "next_sender_seq_num": session.getExpectedSenderNum(),
+        "next_target_seq_num": session.getExpectedTargetNum(),
+    }

@@ -1,0 +1,210 @@
+"""The FIX listener in front of the engine.
+
+QuickFIX 1.16 binds its acceptor to every interface and never tells the application who is on
+the other end of a session. The front listens on the configured address instead, refuses
+locked-out addresses at once, notes which peer is logging on as which CompID, and relays bytes
+unchanged to the engine's internal port on loopback. The session layer stays QuickFIX's: the
+front never interprets, alters or answers a FIX message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+SENDER = re.compile(rb"\x0149=([^\x01]*)\x01")
+PEEK_LIMIT = 8192  # a Logon is far shorter; beyond this we stop looking for SenderCompID
+PEEK_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class PeerRegistry:
+    """Which peer most recently started a logon as which CompID (entries expire)."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Peer, float]] = {}
+        self._active: dict[str, Peer] = {}
+
+    def announce(self, comp_id: str, peer: Peer) -> None:
+        with self._lock:
+            self._pending[comp_id] = (peer, time.monotonic())
+
+    def claim(self, comp_id: str) -> Peer | None:
+        """The peer announced for ``comp_id``, if recent; it becomes that session's peer."""
+        with self._lock:
+            entry = self._pending.pop(comp_id, None)
+            if entry is None or time.monotonic() - entry[1] > self._ttl:
+                return None
+            self._active[comp_id] = entry[0]
+            return entry[0]
+
+    def active(self, comp_id: str) -> Peer | None:
+        with self._lock:
+            return self._active.get(comp_id)
+
+    def release(self, comp_id: str) -> None:
+        with self._lock:
+            self._active.pop(comp_id, None)
+
+
+class Front:
+    """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:engine_port``."""
+
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        engine_port: int,
+        registry: PeerRegistry,
+        admit: Callable[[Peer], bool] = lambda peer: True,
+    ) -> None:
+        self.listen = listen
+        self.engine_port = engine_port
+        self.registry = registry
+        self.admit = admit
+        self._sock: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None
+        return self._sock.getsockname()[1]
+
+    def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(self.listen)
+        sock.listen(128)
+        self._sock = sock
+        threading.Thread(target=self._accept_loop, name="fix-front", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            _close(conn)
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stopping.is_set():
+            try:
+                client, addr = self._sock.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            peer = Peer(addr[0], addr[1])
+            try:
+                admitted = self.admit(peer)
+            except Exception:  # a policy failure must not stop the listener
+                log.exception("admission check failed for %s", peer)
+                admitted = False
+            if not admitted:
+                log.warning("refused FIX connection from %s", peer)
+                _close(client)
+                continue
+            threading.Thread(
+                target=self._serve, args=(client, peer), name=f"fix-{peer}", daemon=True
+            ).start()
+
+    def _serve(self, client: socket.socket, peer: Peer) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.engine_port), timeout=5)
+        except OSError:
+            log.error("engine not reachable on port %d; dropping %s", self.engine_port, peer)
+            _close(client)
+            return
+        upstream.settimeout(None)
+        for s in (client, upstream):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._conns.update((client, upstream))
+        threading.Thread(
+            target=self._pump, args=(upstream, client), name=f"fix-{peer}-out", daemon=True
+        ).start()
+        try:
+            first = self._peek_logon(client, peer)
+            if first:
+                upstream.sendall(first)
+                self._pump(client, upstream)
+        finally:
+            _close(client)
+            _close(upstream)
+            with self._lock:
+                self._conns.difference_update((client, upstream))
+
+    def _peek_logon(self, client: socket.socket, peer: Peer) -> bytes:
+        """Read until the first message's SenderCompID is visible, announce it, return the bytes."""
+        buf = b""
+        deadline = time.monotonic() + PEEK_SECONDS
+        while len(buf) < PEEK_LIMIT:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            client.settimeout(left)
+            try:
+                data = client.recv(65536)
+            except (TimeoutError, OSError):
+                break
+            if not data:
+                return buf
+            buf += data
+            if match := SENDER.search(buf):
+                self.registry.announce(match.group(1).decode("ascii", "replace"), peer)
+                break
+        client.settimeout(None)
+        return buf
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # half-close so the other direction sees EOF, then let the owner close both
+            for s in (dst, src):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

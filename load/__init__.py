@@ -1,0 +1,1 @@
+"""Benchmarks and load clients for fixbridge."""

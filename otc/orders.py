@@ -1,0 +1,435 @@
+"""Orders: the FIX 4.4 order state machine and the manager that drives it.
+
+``OrderManager.handle`` takes a normalised inbound message from a client and returns what
+follows from it: messages to send and order snapshots to persist. It does no I/O, so the FIX
+adapter, the tests and the benchmark all drive exactly the same logic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from fixspec import messages as m
+from fixspec.instruments import Instrument
+from otc import venue as v
+from otc.risk import RiskCheck
+
+ZERO = Decimal(0)
+TERMINAL = frozenset({m.OrdStatus.FILLED, m.OrdStatus.CANCELED, m.OrdStatus.REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order's current state. Immutable: every change makes a new snapshot."""
+
+    order_id: str
+    owner: str  # the client's CompID
+    cl_ord_id: str
+    instrument: Instrument
+    side: m.Side
+    ord_type: m.OrdType
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: m.TimeInForce
+    status: m.OrdStatus
+    cum_qty: Decimal
+    avg_px: Decimal
+    created_at: datetime
+    updated_at: datetime
+    orig_cl_ord_id: str | None = None
+    account: str | None = None
+    text: str | None = None
+    # The request waiting on the venue (a cancel or replace), so its answer can name it.
+    pending_cl_ord_id: str | None = None
+    pending_quantity: Decimal | None = None
+    pending_price: Decimal | None = None
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return ZERO if self.status in TERMINAL else self.quantity - self.cum_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to the client whose CompID is ``to``."""
+
+    to: str
+    message: m.OutboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdated:
+    order: Order
+
+
+CoreEvent = Send | OrderUpdated
+
+
+class OrderManager:
+    """All orders, keyed by our OrderID and by each client's ClOrdIDs."""
+
+    def __init__(
+        self,
+        venue: v.Venue,
+        risk: RiskCheck | None = None,
+        clock: Callable[[], datetime] = m.utcnow,
+        id_prefix: str = "O",
+        start_seq: int = 0,
+    ) -> None:
+        self.venue = venue
+        self.risk = risk or RiskCheck()
+        self.clock = clock
+        self._prefix = id_prefix
+        self._ids = itertools.count(start_seq + 1)
+        self._exec_ids = itertools.count(1)
+        self.orders: dict[str, Order] = {}
+        self._by_clordid: dict[tuple[str, str], str] = {}
+        self._seen_clordids: set[tuple[str, str]] = set()
+
+    # -- state loading (restart) -----------------------------------------------------------
+
+    def restore(self, orders: Iterable[Order], seen_clordids: Iterable[tuple[str, str]]) -> None:
+        """Reload persisted orders; ids continue after the highest one seen."""
+        top = 0
+        for order in orders:
+            self.orders[order.order_id] = order
+            for cid in (order.cl_ord_id, order.orig_cl_ord_id):
+                if cid:
+                    self._by_clordid[(order.owner, cid)] = order.order_id
+            digits = order.order_id.removeprefix(self._prefix)
+            if digits.isdigit():
+                top = max(top, int(digits))
+            if order.is_open:
+                self.venue.resume(self._venue_order(order), order.cum_qty)
+        self._seen_clordids.update(seen_clordids)
+        self._seen_clordids.update(self._by_clordid)
+        self._ids = itertools.count(top + 1)
+
+    def set_exec_seq(self, last: int) -> None:
+        self._exec_ids = itertools.count(last + 1)
+
+    def find(self, owner: str, cl_ord_id: str) -> Order | None:
+        order_id = self._by_clordid.get((owner, cl_ord_id))
+        return self.orders.get(order_id) if order_id else None
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def handle(self, owner: str, msg: m.InboundOrderMessage) -> list[CoreEvent]:
+        if isinstance(msg, m.NewOrder):
+            return self._new(owner, msg)
+        if isinstance(msg, m.CancelRequest):
+            return self._cancel(owner, msg)
+        if isinstance(msg, m.ReplaceRequest):
+            return self._replace(owner, msg)
+        if isinstance(msg, m.StatusRequest):
+            return self._status(owner, msg)
+        if isinstance(msg, m.NewMultilegOrder):
+            return [
+                Send(
+                    owner,
+                    m.BusinessReject(
+                        ref_msg_type="AB",
+                        reason=m.BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
+                        text="multileg orders are negotiated as RFQs; no multileg venue",
+                        business_reject_ref_id=msg.cl_ord_id,
+                    ),
+                )
+            ]
+        raise TypeError(type(msg))
+
+    def on_venue(self, events: Iterable[v.VenueEvent]) -> list[CoreEvent]:
+        """Apply venue events (fills, cancels, replaces) to the orders they name."""
+        out: list[CoreEvent] = []
+        for event in events:
+            order = self.orders.get(event.order_id)
+            if order is not None:
+                out += self._apply(order, event)
+        return out
+
+    def _new(self, owner: str, msg: m.NewOrder) -> list[CoreEvent]:
+        key = (owner, msg.cl_ord_id)
+        now = self.clock()
+        if key in self._seen_clordids:
+            return [Send(owner, self._reject_er(msg, "duplicate ClOrdID", m.OrdRejReason.DUPLICATE_ORDER))]
+        self._seen_clordids.add(key)
+        if msg.ord_type is m.OrdType.PREVIOUSLY_QUOTED:
+            return [Send(owner, self._reject_er(msg, "no quote to execute against", m.OrdRejReason.OTHER))]
+        ref = self.venue.reference_price(msg.instrument.symbol)
+        why = self.risk.check_order(owner, msg.quantity, msg.ord_type, msg.price, ref)
+        order_id = f"{self._prefix}{next(self._ids)}"
+        order = Order(
+            order_id=order_id,
+            owner=owner,
+            cl_ord_id=msg.cl_ord_id,
+            instrument=msg.instrument,
+            side=msg.side,
+            ord_type=msg.ord_type,
+            quantity=msg.quantity,
+            price=msg.price,
+            time_in_force=msg.time_in_force,
+            status=m.OrdStatus.PENDING_NEW,
+            cum_qty=ZERO,
+            avg_px=ZERO,
+            created_at=now,
+            updated_at=now,
+            account=msg.account,
+        )
+        self.orders[order_id] = order
+        self._by_clordid[key] = order_id
+        if why is not None:
+            return self._apply(order, v.Rejected(order_id, why), m.OrdRejReason.ORDER_EXCEEDS_LIMIT)
+        return self.on_venue(self.venue.submit(self._venue_order(order)))
+
+    def _cancel(self, owner: str, msg: m.CancelRequest) -> list[CoreEvent]:
+        order = self.find(owner, msg.orig_cl_ord_id)
+        problem = self._check_amend(owner, msg.cl_ord_id, order)
+        if problem is not None:
+            return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.CANCEL)]
+        self._seen_clordids.add((owner, msg.cl_ord_id))
+        order = self._update(order, status=m.OrdStatus.PENDING_CANCEL, pending_cl_ord_id=msg.cl_ord_id)
+        events = self.venue.cancel(order.order_id)
+        if not events:  # asynchronous venue: tell the client the cancel is pending
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_CANCEL))]
+        return self.on_venue(events)
+
+    def _replace(self, owner: str, msg: m.ReplaceRequest) -> list[CoreEvent]:
+        order = self.find(owner, msg.orig_cl_ord_id)
+        problem = self._check_amend(owner, msg.cl_ord_id, order)
+        if problem is None and (msg.instrument != order.instrument or msg.side is not order.side):
+            problem = (m.CxlRejReason.OTHER, "symbol and side cannot be replaced")
+        if problem is None and msg.ord_type is not order.ord_type:
+            problem = (m.CxlRejReason.OTHER, "order type cannot be replaced")
+        if problem is None:
+            ref = self.venue.reference_price(order.instrument.symbol)
+            why = self.risk.check_order(owner, msg.quantity, msg.ord_type, msg.price, ref)
+            if why is not None:
+                problem = (m.CxlRejReason.OTHER, why)
+        if problem is not None:
+            return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.REPLACE)]
+        self._seen_clordids.add((owner, msg.cl_ord_id))
+        order = self._update(
+            order,
+            status=m.OrdStatus.PENDING_REPLACE,
+            pending_cl_ord_id=msg.cl_ord_id,
+            pending_quantity=msg.quantity,
+            pending_price=msg.price,
+        )
+        events = self.venue.replace(order.order_id, msg.quantity, msg.price)
+        if not events:
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_REPLACE))]
+        return self.on_venue(events)
+
+    def _status(self, owner: str, msg: m.StatusRequest) -> list[CoreEvent]:
+        order = self.find(owner, msg.cl_ord_id)
+        if order is None:
+            return [
+                Send(
+                    owner,
+                    m.ExecutionReport(
+                        order_id=msg.order_id or "NONE",
+                        exec_id=self._exec_id(),
+                        cl_ord_id=msg.cl_ord_id,
+                        exec_type=m.ExecType.ORDER_STATUS,
+                        ord_status=m.OrdStatus.REJECTED,
+                        symbol=msg.symbol,
+                        side=msg.side,
+                        order_qty=ZERO,
+                        leaves_qty=ZERO,
+                        cum_qty=ZERO,
+                        avg_px=ZERO,
+                        ord_rej_reason=m.OrdRejReason.UNKNOWN_ORDER,
+                        text="unknown order",
+                        transact_time=self.clock(),
+                    ),
+                )
+            ]
+        return [Send(owner, self._er(order, m.ExecType.ORDER_STATUS))]
+
+    # -- venue events ----------------------------------------------------------------------
+
+    def _apply(
+        self, order: Order, event: v.VenueEvent, reason: m.OrdRejReason | None = None
+    ) -> list[CoreEvent]:
+        owner = order.owner
+        if isinstance(event, v.Accepted):
+            order = self._update(order, status=m.OrdStatus.NEW)
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.NEW))]
+        if isinstance(event, v.Fill):
+            cum = order.cum_qty + event.quantity
+            avg = (order.avg_px * order.cum_qty + event.price * event.quantity) / cum
+            status = m.OrdStatus.FILLED if cum >= order.quantity else m.OrdStatus.PARTIALLY_FILLED
+            if order.status in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_REPLACE) and (
+                status is not m.OrdStatus.FILLED
+            ):
+                status = order.status  # a fill while a cancel/replace is pending keeps it pending
+            order = self._update(order, status=status, cum_qty=cum, avg_px=avg)
+            er = self._er(order, m.ExecType.TRADE, last_qty=event.quantity, last_px=event.price)
+            return [OrderUpdated(order), Send(owner, er)]
+        if isinstance(event, v.Cancelled):
+            requested = order.pending_cl_ord_id if order.status is m.OrdStatus.PENDING_CANCEL else None
+            order = self._update(
+                order,
+                status=m.OrdStatus.CANCELED,
+                cl_ord_id=requested or order.cl_ord_id,
+                orig_cl_ord_id=order.cl_ord_id if requested else order.orig_cl_ord_id,
+                text=event.reason,
+                pending_cl_ord_id=None,
+            )
+            if requested:
+                self._by_clordid[(owner, requested)] = order.order_id
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.CANCELED))]
+        if isinstance(event, v.Replaced):
+            new_id = order.pending_cl_ord_id or order.cl_ord_id
+            cum_status = m.OrdStatus.NEW if order.cum_qty == 0 else m.OrdStatus.PARTIALLY_FILLED
+            order = self._update(
+                order,
+                status=cum_status,
+                quantity=event.quantity,
+                price=event.price,
+                orig_cl_ord_id=order.cl_ord_id,
+                cl_ord_id=new_id,
+                pending_cl_ord_id=None,
+                pending_quantity=None,
+                pending_price=None,
+            )
+            self._by_clordid[(owner, new_id)] = order.order_id
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.REPLACED))]
+        if isinstance(event, v.Rejected):
+            if order.status is m.OrdStatus.PENDING_NEW:
+                why = reason or (
+                    m.OrdRejReason.UNKNOWN_SYMBOL if event.unknown_symbol else m.OrdRejReason.OTHER
+                )
+                order = self._update(order, status=m.OrdStatus.REJECTED, text=event.text)
+                er = self._er(order, m.ExecType.REJECTED, ord_rej_reason=why)
+                return [OrderUpdated(order), Send(owner, er)]
+            if order.status in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_REPLACE):
+                response_to = (
+                    m.CxlRejResponseTo.CANCEL
+                    if order.status is m.OrdStatus.PENDING_CANCEL
+                    else m.CxlRejResponseTo.REPLACE
+                )
+                requested = order.pending_cl_ord_id or ""
+                restored = m.OrdStatus.NEW if order.cum_qty == 0 else m.OrdStatus.PARTIALLY_FILLED
+                order = self._update(order, status=restored, pending_cl_ord_id=None)
+                reject = m.CancelReject(
+                    order_id=order.order_id,
+                    cl_ord_id=requested,
+                    orig_cl_ord_id=order.cl_ord_id,
+                    ord_status=order.status,
+                    response_to=response_to,
+                    reason=m.CxlRejReason.BROKER_OPTION,
+                    text=event.text,
+                )
+                return [OrderUpdated(order), Send(owner, reject)]
+        return []
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_amend(
+        self, owner: str, cl_ord_id: str, order: Order | None
+    ) -> tuple[m.CxlRejReason, str] | None:
+        if (owner, cl_ord_id) in self._seen_clordids:
+            return m.CxlRejReason.DUPLICATE_CLORDID, "duplicate ClOrdID"
+        if order is None:
+            return m.CxlRejReason.UNKNOWN_ORDER, "unknown order"
+        if not order.is_open:
+            return m.CxlRejReason.TOO_LATE, f"order is {order.status.name.lower()}"
+        if order.status in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_REPLACE):
+            return m.CxlRejReason.PENDING, "a cancel or replace is already pending"
+        return None
+
+    def _cxl_reject(
+        self,
+        owner: str,
+        msg: m.CancelRequest | m.ReplaceRequest,
+        order: Order | None,
+        reason: m.CxlRejReason,
+        text: str,
+        response_to: m.CxlRejResponseTo,
+    ) -> Send:
+        return Send(
+            owner,
+            m.CancelReject(
+                order_id=order.order_id if order else "NONE",
+                cl_ord_id=msg.cl_ord_id,
+                orig_cl_ord_id=msg.orig_cl_ord_id,
+                ord_status=order.status if order else m.OrdStatus.REJECTED,
+                response_to=response_to,
+                reason=reason,
+                text=text,
+            ),
+        )
+
+    @staticmethod
+    def _venue_order(order: Order) -> v.VenueOrder:
+        return v.VenueOrder(
+            order.order_id, order.instrument, order.side, order.quantity, order.ord_type,
+            order.price, order.time_in_force,
+        )
+
+    def _update(self, order: Order, **changes) -> Order:
+        order = replace(order, updated_at=self.clock(), **changes)
+        self.orders[order.order_id] = order
+        return order
+
+    def _exec_id(self) -> str:
+        return f"{self._prefix}E{next(self._exec_ids)}"
+
+    def _er(
+        self,
+        order: Order,
+        exec_type: m.ExecType,
+        *,
+        last_qty: Decimal | None = None,
+        last_px: Decimal | None = None,
+        ord_rej_reason: m.OrdRejReason | None = None,
+    ) -> m.ExecutionReport:
+        return m.ExecutionReport(
+            order_id=order.order_id,
+            exec_id=self._exec_id(),
+            cl_ord_id=order.cl_ord_id,
+            orig_cl_ord_id=order.orig_cl_ord_id,
+            exec_type=exec_type,
+            ord_status=order.status,
+            symbol=order.instrument.symbol,
+            side=order.side,
+            order_qty=order.quantity,
+            ord_type=order.ord_type,
+            price=order.price,
+            last_qty=last_qty,
+            last_px=last_px,
+            leaves_qty=order.leaves_qty,
+            cum_qty=order.cum_qty,
+            avg_px=order.avg_px,
+            ord_rej_reason=ord_rej_reason,
+            text=order.text if exec_type in (m.ExecType.REJECTED, m.ExecType.CANCELED) else None,
+            transact_time=order.updated_at,
+        )
+
+    def _reject_er(self, msg: m.NewOrder, text: str, reason: m.OrdRejReason) -> m.ExecutionReport:
+        return m.ExecutionReport(
+            order_id="NONE",
+            exec_id=self._exec_id(),
+            cl_ord_id=msg.cl_ord_id,
+            exec_type=m.ExecType.REJECTED,
+            ord_status=m.OrdStatus.REJECTED,
+            symbol=msg.instrument.symbol,
+            side=msg.side,
+            order_qty=msg.quantity,
+            ord_type=msg.ord_type,
+            price=msg.price,
+            leaves_qty=ZERO,
+            cum_qty=ZERO,
+            avg_px=ZERO,
+            ord_rej_reason=reason,
+            text=text,
+            transact_time=self.clock(),
+        )
