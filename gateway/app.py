@@ -100,10 +100,12 @@ class Gateway:
         return views
 
     def stop(self) -> None:
+        """Log sessions out, stop listening, commit what is queued. The caller then exits."""
         if self._server is not None:
             self._server.should_exit = True
+        if not self.acceptor.logout_all("gateway shutting down"):
+            log.warning("some sessions did not complete their logout")
         self.front.stop()
-        self.acceptor.stop()
         self.writer.close()
         self.engine.dispose()
         log.info("stopped")

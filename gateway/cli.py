@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -53,7 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
     stop.wait()
     gateway.stop()
-    return 0
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.engine.Acceptor.logout_all
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:

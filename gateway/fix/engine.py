@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import quickfix as fix
@@ -59,8 +60,22 @@ class Acceptor:
     def start(self) -> None:
         self.acceptor.start()
 
-    def stop(self) -> None:
-        self.acceptor.stop()
+    def logout_all(self, reason: str, timeout: float = 5.0) -> bool:
+        """Send every logged-on session a Logout and wait for the sessions to end.
+
+        This is our whole shutdown of the engine. QuickFIX 1.16's ``Acceptor.stop`` races its own
+        thread (both close and delete the socket server: a use-after-free we have seen crash the
+        process), so we never call it: the process exits once the sessions are logged out. The
+        FileStore and FileLog flush every write, so nothing the engine recorded is lost.
+        """
+        for session_id in self.acceptor.getSessions():
+            session = fix.Session.lookupSession(session_id)
+            if session is not None and session.isLoggedOn():
+                session.logout(reason)
+        deadline = time.monotonic() + timeout
+        while self.acceptor.isLoggedOn() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.acceptor.isLoggedOn()
 
 
 def session_status(session_id: fix.SessionID) -> dict:

@@ -1,0 +1,163 @@
+"""Start real gateway processes for tests: a config in a temp dir, free ports, a ready line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.passwords import hash_password, hash_token
+
+ROOT = Path(__file__).resolve().parents[1]
+API_TOKEN = "test-admin-token"
+VIEWER_TOKEN = "test-desk-token"
+PASSWORD = "s3cret-pass"
+PASSWORD_HASH = hash_password(PASSWORD)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shared_dir() -> Path:
+    """../shared beside the project, or $FIXBRIDGE_SHARED."""
+    return Path(os.environ.get("FIXBRIDGE_SHARED", ROOT.parent / "shared"))
+
+
+def config_text(
+    fix_port: int,
+    http_port: int,
+    data_dir: Path,
+    database_url: str = "",
+    extra: str = "",
+    depth: str = "10",
+    max_failures: int = 50,
+) -> str:
+    return f"""
+[gateway]
+comp_id = "FIXBRIDGE"
+fix_listen = "127.0.0.1:{fix_port}"
+http_listen = "127.0.0.1:{http_port}"
+data_dir = "{data_dir}"
+database_url = "{database_url}"
+
+[api]
+[[api.tokens]]
+name = "test-admin"
+role = "admin"
+hash = "{hash_token(API_TOKEN)}"
+[[api.tokens]]
+name = "test-desk"
+role = "desk"
+hash = "{hash_token(VIEWER_TOKEN)}"
+
+[logon]
+max_failures = {max_failures}
+window_seconds = 60
+lockout_seconds = 60
+
+[venue]
+depth = "{depth}"
+[venue.reference_prices]
+"BTC-PERP" = "65000"
+"ETH-PERP" = "3200"
+"BTC-27DEC26-100000-C" = "4200"
+
+[risk]
+max_order_qty = "1000"
+
+[[sessions]]
+comp_id = "CLIENT1"
+auth = "password"
+username = "client1"
+password_hash = "{PASSWORD_HASH}"
+
+[[sessions]]
+comp_id = "CLIENT2"
+
+[[sessions]]
+comp_id = "KEEPSEQ"
+reset_on_logon = false
+{extra}
+"""
+
+
+@dataclass
+class GatewayProcess:
+    """``fixbridge run`` in a subprocess, as an operator would start it."""
+
+    workdir: Path
+    database_url: str = ""
+    extra: str = ""
+    depth: str = "10"
+    max_failures: int = 50
+    fix_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "fixbridge.toml"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 30) -> GatewayProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            config_text(
+                self.fix_port, self.http_port, self.data_dir, self.database_url, self.extra,
+                self.depth, self.max_failures,
+            )
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=open(self.workdir / "stderr.log", "ab"),
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "fixbridge ready" not in line or time.monotonic() > deadline:
+            self.stop()
+            raise RuntimeError(
+                f"gateway did not start: {line!r}\n{(self.workdir / 'stderr.log').read_text()}"
+            )
+        return self
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stderr(self) -> str:
+        return (self.workdir / "stderr.log").read_text()
