@@ -11,13 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Union
 
 from fixspec import messages as m
 from fixspec.instruments import InstrumentError, parse_symbol
 
 # A field on the way out is (tag, value) or (count_tag, [entry, ...]) for a repeating group.
-OutField = Union[tuple[int, str], tuple[int, list[list["OutField"]]]]
+OutField = tuple[int, "str | list[list[OutField]]"]
 
 SOH = "\x01"
 LEG_TAGS = frozenset({600, 602, 603, 608, 609, 610, 611, 612, 616, 623, 624, 654, 566, 687, 690})
@@ -49,7 +48,7 @@ class RawMessage:
 
 
 class DecodeError(ValueError):
-    """A message the session layer accepted but the application cannot turn into a normalised one."""
+    """A message the session layer accepted but the application cannot normalise."""
 
     def __init__(self, text: str, *, tag: int | None = None, unknown_symbol: bool = False):
         super().__init__(text)

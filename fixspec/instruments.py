@@ -41,7 +41,7 @@ _SPOT = re.compile(rf"^({_ASSET})-({_ASSET})$")
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """A tradeable instrument; ``symbol`` is canonical and round-trips through :func:`parse_symbol`."""
+    """A tradeable instrument; ``symbol`` is canonical and round-trips via :func:`parse_symbol`."""
 
     symbol: str
     kind: InstrumentKind
@@ -98,7 +98,7 @@ def parse_symbol(symbol: str) -> Instrument:
         if strike <= 0:
             raise InstrumentError(f"{symbol!r}: strike must be positive")
         return Instrument(
-            symbol=f"{underlying}-{format_expiry(expiry)}-{strike_text}-{pc}",
+            symbol=f"{underlying}-{format_expiry(expiry)}-{strike.normalize():f}-{pc}",
             kind=InstrumentKind.OPTION,
             underlying=underlying,
             quote_currency=DEFAULT_QUOTE_CURRENCY,

@@ -88,9 +88,12 @@ def create_api(
         ) -> ApiToken:
             peer = request.client.host if request.client else "?"
             if creds is None or creds.scheme.lower() != "bearer":
-                log.warning("API auth failure: no bearer token from %s for %s", peer, request.url.path)
+                log.warning("API auth failure: no bearer token from %s for %s", peer,
+                            request.url.path)
                 raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-            token = next((t for t in config.api.tokens if verify_token(creds.credentials, t.hash)), None)
+            token = next(
+                (t for t in config.api.tokens if verify_token(creds.credentials, t.hash)), None
+            )
             if token is None:
                 log.warning("API auth failure: bad token from %s for %s", peer, request.url.path)
                 raise HTTPException(401, "invalid bearer token", {"WWW-Authenticate": "Bearer"})

@@ -158,10 +158,12 @@ class OrderManager:
         key = (owner, msg.cl_ord_id)
         now = self.clock()
         if key in self._seen_clordids:
-            return [Send(owner, self._reject_er(msg, "duplicate ClOrdID", m.OrdRejReason.DUPLICATE_ORDER))]
+            reject = self._reject_er(msg, "duplicate ClOrdID", m.OrdRejReason.DUPLICATE_ORDER)
+            return [Send(owner, reject)]
         self._seen_clordids.add(key)
         if msg.ord_type is m.OrdType.PREVIOUSLY_QUOTED:
-            return [Send(owner, self._reject_er(msg, "no quote to execute against", m.OrdRejReason.OTHER))]
+            reject = self._reject_er(msg, "no quote to execute against", m.OrdRejReason.OTHER)
+            return [Send(owner, reject)]
         ref = self.venue.reference_price(msg.instrument.symbol)
         why = self.risk.check_order(owner, msg.quantity, msg.ord_type, msg.price, ref)
         order_id = f"{self._prefix}{next(self._ids)}"
@@ -194,7 +196,9 @@ class OrderManager:
         if problem is not None:
             return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.CANCEL)]
         self._seen_clordids.add((owner, msg.cl_ord_id))
-        order = self._update(order, status=m.OrdStatus.PENDING_CANCEL, pending_cl_ord_id=msg.cl_ord_id)
+        order = self._update(
+            order, status=m.OrdStatus.PENDING_CANCEL, pending_cl_ord_id=msg.cl_ord_id
+        )
         events = self.venue.cancel(order.order_id)
         if not events:  # asynchronous venue: tell the client the cancel is pending
             return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_CANCEL))]
@@ -274,7 +278,8 @@ class OrderManager:
             er = self._er(order, m.ExecType.TRADE, last_qty=event.quantity, last_px=event.price)
             return [OrderUpdated(order), Send(owner, er)]
         if isinstance(event, v.Cancelled):
-            requested = order.pending_cl_ord_id if order.status is m.OrdStatus.PENDING_CANCEL else None
+            pending_cancel = order.status is m.OrdStatus.PENDING_CANCEL
+            requested = order.pending_cl_ord_id if pending_cancel else None
             order = self._update(
                 order,
                 status=m.OrdStatus.CANCELED,

@@ -115,7 +115,8 @@ class SimulatedVenue:
 
     def resume(self, order: VenueOrder, filled: Decimal) -> None:
         self._seq += 1
-        self._resting[order.order_id] = _Resting(order, order.quantity, order.price, filled, self._seq)
+        rest = _Resting(order, order.quantity, order.price, filled, self._seq)
+        self._resting[order.order_id] = rest
 
     # -- commands --------------------------------------------------------------------------
 

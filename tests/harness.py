@@ -126,7 +126,7 @@ class GatewayProcess:
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=open(self.workdir / "stderr.log", "ab"),
+            stderr=open(self.workdir / "stderr.log", "ab"),  # noqa: SIM115 - the child owns it
             text=True,
         )
         deadline = time.monotonic() + timeout

@@ -19,7 +19,10 @@ def test_session_level_acceptance_suite(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "run", "--config", str(profile),
          "--data-dir", str(tmp_path / "data")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(tmp_path / "stderr.log", "wb"), text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "stderr.log", "wb"),  # noqa: SIM115 - the child owns it
+        text=True,
     )
     try:
         assert "fixbridge ready" in proc.stdout.readline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -74,10 +75,8 @@ def test_repeated_failures_lock_the_address_out(tmp_path):
             c.closed()
         # now even the right password is refused: the connection is dropped at once
         c = FixClient("127.0.0.1", gw.fix_port, "CLIENT1", "FIXBRIDGE")
-        try:
+        with contextlib.suppress(OSError):
             c.send("A", [(98, 0), (108, 30), (141, "Y"), (553, "client1"), (554, PASSWORD)])
-        except OSError:
-            pass
         assert c.closed()
         assert "locked out" in gw.stderr()
     finally:

@@ -9,6 +9,7 @@ front never interprets, alters or answers a FIX message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
@@ -100,10 +101,8 @@ class Front:
     def stop(self) -> None:
         self._stopping.set()
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._sock.close()
         with self._lock:
             conns = list(self._conns)
@@ -191,17 +190,13 @@ class Front:
         finally:
             # half-close so the other direction sees EOF, then let the owner close both
             for s in (dst, src):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 def free_loopback_port() -> int:

@@ -1,0 +1,81 @@
+"""Configuration loading and the CLI's answers to bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
+from gateway.passwords import verify_password
+from tests.harness import ROOT
+
+
+def fixbridge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_example_config_is_valid_and_documents_the_dev_credentials():
+    config = load_config(EXAMPLE_CONFIG)
+    assert config.gateway.comp_id == "FIXBRIDGE"
+    assert config.gateway.fix_listen == "127.0.0.1:9876"
+    assert config.gateway.http_listen == "127.0.0.1:8000"
+    assert config.database_url == "sqlite:///var/fixbridge.db"
+    client = config.session("CLIENT1")
+    assert client.username == "client1" and verify_password("demo", client.password_hash)
+    assert "DEVELOPMENT ONLY" in EXAMPLE_CONFIG.read_text()
+
+
+BAD = [
+    ("[[sessions]]\ncomp_id = 'A'\nheartbeat_min = 'x'\n", "sessions[0].heartbeat_min"),
+    ("[gateway]\nfix_listen = 'nowhere'\n[[sessions]]\ncomp_id = 'A'\n", "gateway.fix_listen"),
+    ("[gateway]\ndatabase_url = 'mysql://x'\n[[sessions]]\ncomp_id = 'A'\n",
+     "gateway.database_url"),
+    ("[[sessions]]\ncomp_id = 'A'\nauth = 'password'\nusername = 'a'\npassword_hash = 'demo'\n",
+     "plain passwords are not accepted"),
+    ("[[sessions]]\ncomp_id = 'A'\n[[sessions]]\ncomp_id = 'A'\n", "configured twice"),
+    ("[venue.reference_prices]\n'NOPE' = '1'\n[[sessions]]\ncomp_id = 'A'\n",
+     "venue.reference_prices"),
+    ("[[sessions]]\ncomp_id = 'A'\ncolour = 'blue'\n", "sessions[0].colour"),
+    ("[gateway\n", "not valid TOML"),
+    ("", "sessions: Field required"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_bad_config_names_file_key_and_problem(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_run_with_bad_config_exits_non_zero_with_the_reason(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[[sessions]]\ncomp_id = 'A'\nheartbeat_min = 0\n")
+    run = fixbridge("run", "--config", str(path))
+    assert run.returncode == 2
+    assert f"{path}: sessions[0].heartbeat_min" in run.stderr
+
+
+def test_missing_config_file(tmp_path):
+    run = fixbridge("check-config", "--config", str(tmp_path / "absent.toml"))
+    assert run.returncode == 2 and "file not found" in run.stderr
+
+
+def test_data_dir_override(tmp_path):
+    run = fixbridge("check-config", "--data-dir", str(tmp_path / "d"))
+    assert run.returncode == 0 and str(Path(tmp_path / "d" / "fixbridge.db")) in run.stdout
+
+
+def test_hash_password_prints_a_verifiable_hash():
+    run = fixbridge("hash-password", "--password", "correct horse")
+    assert run.returncode == 0
+    encoded = run.stdout.strip()
+    assert verify_password("correct horse", encoded) and "correct horse" not in encoded
