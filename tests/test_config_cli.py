@@ -79,3 +79,9 @@ def test_hash_password_prints_a_verifiable_hash():
     assert run.returncode == 0
     encoded = run.stdout.strip()
     assert verify_password("correct horse", encoded) and "correct horse" not in encoded
+
+
+def test_docker_example_config_is_valid():
+    config = load_config(ROOT / "docker" / "fixbridge.toml.example")
+    assert config.gateway.fix_listen == "0.0.0.0:9876"
+    assert config.database_url.startswith("postgresql://")
