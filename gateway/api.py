@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from gateway.config import ApiToken, Config
+from gateway.config import ApiToken, Config, RiskSection
 from gateway.db import OrderRow, Writer
 from gateway.passwords import verify_token
 
@@ -62,6 +62,30 @@ class OrderView(BaseModel):
     updated_at: datetime
 
 
+class RiskView(BaseModel):
+    client: str
+    limits: RiskSection
+    exposure: Decimal
+    halted: str | None
+
+
+class KillRequest(BaseModel):
+    client: str | None = None  # None: every client
+    reason: str
+
+
+class RiskControl:
+    """What the API may do to the core; implemented by the gateway."""
+
+    def risk_view(self, client: str) -> dict: ...
+
+    def set_limits(self, client: str, limits: RiskSection, actor: str) -> dict: ...
+
+    def kill(self, client: str | None, reason: str, actor: str) -> int: ...
+
+    def resume(self, client: str | None, actor: str) -> bool: ...
+
+
 def problem(status: int, title: str, detail: str | None = None, headers=None) -> JSONResponse:
     body = Problem(title=title, status=status, detail=detail).model_dump()
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -72,6 +96,7 @@ def create_api(
     engine: Engine,
     writer: Writer,
     sessions: Callable[[], list[dict]],
+    risk: RiskControl | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="fixbridge",
@@ -166,4 +191,46 @@ def create_api(
             return problem(404, "Not Found", f"no order {order_id!r}")
         return OrderView.model_validate(dict(row))
 
+    if risk is not None:
+        _risk_routes(app, caller, risk, config)
     return app
+
+
+def _risk_routes(app: FastAPI, caller, risk: RiskControl, config: Config) -> None:
+    def known(client: str) -> None:
+        if config.session(client) is None:
+            raise HTTPException(404, f"no session {client!r}")
+
+    @app.get("/risk/{client}", tags=["risk"], response_model=RiskView,
+             responses={404: {"model": Problem}})
+    def get_risk(client: str, token: Annotated[ApiToken, Depends(caller("admin", "compliance"))]):
+        """A client's limits, current exposure (open plus filled notional) and kill switch."""
+        known(client)
+        return risk.risk_view(client)
+
+    @app.put("/risk/{client}/limits", tags=["risk"], response_model=RiskView,
+             responses={404: {"model": Problem}})
+    def put_limits(
+        client: str,
+        limits: RiskSection,
+        token: Annotated[ApiToken, Depends(caller("admin"))],
+    ):
+        """Replace a client's limits at run time; applies to the next order. Audited."""
+        known(client)
+        return risk.set_limits(client, limits, token.name)
+
+    @app.post("/risk/kill", tags=["risk"], responses={404: {"model": Problem}})
+    def kill(body: KillRequest, token: Annotated[ApiToken, Depends(caller("admin"))]) -> dict:
+        """Kill switch for one client or (no client) everyone: cancels open orders and refuses
+        new ones with the reason until resumed."""
+        if body.client is not None:
+            known(body.client)
+        cancelled = risk.kill(body.client, body.reason, token.name)
+        return {"client": body.client, "halted": True, "cancelled_orders": cancelled}
+
+    @app.post("/risk/resume", tags=["risk"], responses={404: {"model": Problem}})
+    def resume(body: KillRequest, token: Annotated[ApiToken, Depends(caller("admin"))]) -> dict:
+        """Lift a kill switch set by /risk/kill for the same client (or the global one)."""
+        if body.client is not None:
+            known(body.client)
+        return {"client": body.client, "resumed": risk.resume(body.client, token.name)}

@@ -11,12 +11,12 @@ import uvicorn
 from fixspec.dictionary import write_dictionary
 from gateway import db
 from gateway.api import create_api
-from gateway.config import Config
+from gateway.config import Config, RiskSection
 from gateway.fix.application import GatewayApplication
 from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.logon import LogonPolicy
-from otc.orders import OrderManager
+from otc.orders import OrderManager, OrderUpdated
 from otc.risk import RiskCheck, RiskLimits
 from otc.venue import SimulatedVenue
 
@@ -24,7 +24,12 @@ log = logging.getLogger("fixbridge")
 
 
 def _limits(section) -> RiskLimits:
-    return RiskLimits(max_order_qty=section.max_order_qty, max_notional=section.max_notional)
+    return RiskLimits(
+        max_order_qty=section.max_order_qty,
+        max_notional=section.max_notional,
+        price_band=section.price_band,
+        credit_limit=section.credit_limit,
+    )
 
 
 class Gateway:
@@ -54,7 +59,9 @@ class Gateway:
 
         self.policy = LogonPolicy(cfg)
         self.peers = PeerRegistry()
-        self.application = GatewayApplication(self.orders, self.writer, self.policy, self.peers)
+        self.application = GatewayApplication(
+            self.orders, self.writer, self.policy, self.peers, cfg
+        )
         engine_port = free_loopback_port()
         settings = session_settings(cfg, engine_port, dictionary)
         self.acceptor = Acceptor(self.application, settings, cfg.gateway.fix_message_log)
@@ -76,7 +83,7 @@ class Gateway:
 
     def _start_http(self) -> None:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
-        api = create_api(self.config, self.engine, self.writer, self.session_views)
+        api = create_api(self.config, self.engine, self.writer, self.session_views, self)
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
         )
@@ -98,6 +105,33 @@ class Gateway:
             peer = self.peers.active(s.comp_id)
             views.append({"comp_id": s.comp_id, "peer": str(peer) if peer else None, **status})
         return views
+
+    # -- risk control (the API's RiskControl) ------------------------------------------------
+
+    def risk_view(self, client: str) -> dict:
+        limits = self.orders.risk.limits_for(client)
+        return {
+            "client": client,
+            "limits": RiskSection(**{k: getattr(limits, k) for k in RiskSection.model_fields}),
+            "exposure": self.orders.exposure(client),
+            "halted": self.orders.halt_reason(client),
+        }
+
+    def set_limits(self, client: str, limits: RiskSection, actor: str) -> dict:
+        with self.application.lock:
+            self.orders.risk.set_limits(client, _limits(limits))
+        log.warning("risk limits for %s changed by %s: %s", client, actor, limits.model_dump())
+        return self.risk_view(client)
+
+    def kill(self, client: str | None, reason: str, actor: str) -> int:
+        log.warning("kill switch for %s engaged by %s: %s", client or "ALL", actor, reason)
+        events = self.application.run_core(lambda orders: orders.kill(client, reason))
+        return sum(1 for e in events if isinstance(e, OrderUpdated))
+
+    def resume(self, client: str | None, actor: str) -> bool:
+        log.warning("kill switch for %s lifted by %s", client or "ALL", actor)
+        with self.application.lock:
+            return self.orders.resume(client)
 
     def stop(self) -> None:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""

@@ -80,6 +80,33 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kill(args: argparse.Namespace) -> int:
+    """Engage or lift a kill switch through the running gateway's admin API."""
+    import httpx
+
+    token = os.environ.get("FIXBRIDGE_TOKEN")
+    if not token:
+        print("fixbridge: set FIXBRIDGE_TOKEN to an admin API token", file=sys.stderr)
+        return 2
+    url = args.url or f"http://{_load(args).gateway.http_listen}"
+    path = "/risk/resume" if args.resume else "/risk/kill"
+    try:
+        r = httpx.post(
+            url + path,
+            json={"client": args.client, "reason": args.reason},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        print(f"fixbridge: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    if r.status_code != 200:
+        print(f"fixbridge: {url}{path}: {r.status_code} {r.text}", file=sys.stderr)
+        return 1
+    print(r.text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fixbridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -98,6 +125,16 @@ def parser() -> argparse.ArgumentParser:
     hp = sub.add_parser("hash-password", help="print a scrypt hash for a session password")
     hp.add_argument("--password", help="read from the terminal when omitted")
     hp.set_defaults(func=cmd_hash_password)
+
+    kill = sub.add_parser(
+        "kill", help="kill switch: cancel a client's (or every) open order and refuse new ones"
+    )
+    kill.add_argument("--client", help="client CompID; omit for the global switch")
+    kill.add_argument("--reason", required=True)
+    kill.add_argument("--resume", action="store_true", help="lift the switch instead")
+    kill.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
+    kill.add_argument("--config")
+    kill.set_defaults(func=cmd_kill)
 
     ht = sub.add_parser("hash-token", help="make a random API token and print it with its hash")
     ht.set_defaults(func=cmd_hash_token)

@@ -45,6 +45,7 @@ class GatewaySection(Strict):
     data_dir: Path = Path("./var")
     database_url: str = ""
     fix_message_log: bool = True
+    fix_plain: bool = True  # the plain TCP FIX listener; turn off to accept TLS only
     http_enabled: bool = True
 
     _check_fix = field_validator("fix_listen", "http_listen")(_hostport)
@@ -55,6 +56,16 @@ class GatewaySection(Strict):
         if value and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL (or empty for the default)")
         return value
+
+
+class TlsSection(Strict):
+    """FIX over TLS 1.2+ with client certificates bound to CompIDs."""
+
+    enabled: bool = False
+    fix_listen: HostPort = "127.0.0.1:9877"
+    certs_dir: Path | None = None  # default <data_dir>/certs, as `fixbridge certs init` makes it
+
+    _check_listen = field_validator("fix_listen")(_hostport)
 
 
 class ApiToken(Strict):
@@ -96,6 +107,21 @@ class VenueSection(Strict):
 class RiskSection(Strict):
     max_order_qty: Decimal | None = Field(default=None, gt=0)
     max_notional: Decimal | None = Field(default=None, gt=0)
+    price_band: Decimal | None = Field(default=None, gt=0, lt=1)  # 0.05 = ±5 % of reference
+    credit_limit: Decimal | None = Field(default=None, gt=0)
+
+
+class ThrottleSection(Strict):
+    """Application messages per second on one session."""
+
+    reject_above: int = Field(default=500, ge=1)
+    logout_above: int = Field(default=2000, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThrottleSection:
+        if self.logout_above < self.reject_above:
+            raise ValueError("logout_above must not be below reject_above")
+        return self
 
 
 class SessionConfig(Strict):
@@ -108,7 +134,11 @@ class SessionConfig(Strict):
     username: str | None = None
     password_hash: str | None = None
     validate_fields_have_values: bool = True
+    # The identity (certificate CN or SAN) that may log on as this CompID over TLS; default comp_id.
+    cert_identity: str | None = None
     risk: RiskSection | None = None
+    throttle: ThrottleSection = Field(default_factory=ThrottleSection)
+    cancel_on_disconnect: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
@@ -127,6 +157,7 @@ class SessionConfig(Strict):
 
 class Config(Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
+    tls: TlsSection = Field(default_factory=TlsSection)
     api: ApiSection = Field(default_factory=ApiSection)
     logon: LogonSection = Field(default_factory=LogonSection)
     venue: VenueSection = Field(default_factory=VenueSection)
@@ -135,6 +166,8 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _unique_sessions(self) -> Config:
+        if not self.gateway.fix_plain and not self.tls.enabled:
+            raise ValueError("gateway.fix_plain is off and tls.enabled is false: no FIX listener")
         seen: set[str] = set()
         for s in self.sessions:
             if s.comp_id in seen:
@@ -147,6 +180,10 @@ class Config(Strict):
     @property
     def database_url(self) -> str:
         return self.gateway.database_url or f"sqlite:///{self.gateway.data_dir / 'fixbridge.db'}"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.tls.certs_dir or self.gateway.data_dir / "certs"
 
     def session(self, comp_id: str) -> SessionConfig | None:
         return next((s for s in self.sessions if s.comp_id == comp_id), None)

@@ -93,6 +93,9 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self._by_clordid: dict[tuple[str, str], str] = {}
         self._seen_clordids: set[tuple[str, str]] = set()
+        self._exposure: dict[str, Decimal] = {}
+        # Kill switches: client CompID -> reason; the key None halts every client.
+        self.halted: dict[str | None, str] = {}
 
     # -- state loading (restart) -----------------------------------------------------------
 
@@ -101,6 +104,7 @@ class OrderManager:
         top = 0
         for order in orders:
             self.orders[order.order_id] = order
+            self._exposure[order.owner] = self.exposure(order.owner) + self._notional(order)
             for cid in (order.cl_ord_id, order.orig_cl_ord_id):
                 if cid:
                     self._by_clordid[(order.owner, cid)] = order.order_id
@@ -115,6 +119,43 @@ class OrderManager:
 
     def set_exec_seq(self, last: int) -> None:
         self._exec_ids = itertools.count(last + 1)
+
+    # -- exposure and kill switch ---------------------------------------------------------
+
+    def exposure(self, owner: str) -> Decimal:
+        """Notional of ``owner``'s filled quantity plus what its open orders may still fill."""
+        return self._exposure.get(owner, ZERO)
+
+    def _notional(self, order: Order) -> Decimal:
+        px = order.price
+        if px is None:
+            px = self.venue.reference_price(order.instrument.symbol) or ZERO
+        return abs(order.cum_qty * order.avg_px) + abs(order.leaves_qty * px)
+
+    def kill(self, client: str | None, reason: str) -> list[CoreEvent]:
+        """Halt ``client`` (or everyone, for ``None``): cancel open orders, refuse new ones."""
+        self.halted[client] = reason
+        return self.cancel_all(client, f"kill switch: {reason}")
+
+    def resume(self, client: str | None) -> bool:
+        return self.halted.pop(client, None) is not None
+
+    def halt_reason(self, client: str) -> str | None:
+        return self.halted.get(None) or self.halted.get(client)
+
+    def cancel_all(self, client: str | None, reason: str) -> list[CoreEvent]:
+        """Cancel every open order of ``client`` (every client for ``None``) at the venue."""
+        out: list[CoreEvent] = []
+        for order in list(self.orders.values()):
+            if (client is None or order.owner == client) and order.is_open and (
+                order.status not in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_NEW)
+            ):
+                events = self.venue.cancel(order.order_id)
+                out += self.on_venue(
+                    v.Cancelled(e.order_id, reason) if isinstance(e, v.Cancelled) else e
+                    for e in events
+                )
+        return out
 
     def find(self, owner: str, cl_ord_id: str) -> Order | None:
         order_id = self._by_clordid.get((owner, cl_ord_id))
@@ -164,8 +205,16 @@ class OrderManager:
         if msg.ord_type is m.OrdType.PREVIOUSLY_QUOTED:
             reject = self._reject_er(msg, "no quote to execute against", m.OrdRejReason.OTHER)
             return [Send(owner, reject)]
+        halted = self.halt_reason(owner)
+        if halted is not None:
+            reject = self._reject_er(
+                msg, f"kill switch engaged: {halted}", m.OrdRejReason.BROKER_OPTION
+            )
+            return [Send(owner, reject)]
         ref = self.venue.reference_price(msg.instrument.symbol)
-        why = self.risk.check_order(owner, msg.quantity, msg.ord_type, msg.price, ref)
+        why = self.risk.check_order(
+            owner, msg.quantity, msg.ord_type, msg.price, ref, msg.side, self.exposure(owner)
+        )
         order_id = f"{self._prefix}{next(self._ids)}"
         order = Order(
             order_id=order_id,
@@ -185,6 +234,7 @@ class OrderManager:
             account=msg.account,
         )
         self.orders[order_id] = order
+        self._exposure[owner] = self.exposure(owner) + self._notional(order)
         self._by_clordid[key] = order_id
         if why is not None:
             return self._apply(order, v.Rejected(order_id, why), m.OrdRejReason.ORDER_EXCEEDS_LIMIT)
@@ -211,9 +261,14 @@ class OrderManager:
             problem = (m.CxlRejReason.OTHER, "symbol and side cannot be replaced")
         if problem is None and msg.ord_type is not order.ord_type:
             problem = (m.CxlRejReason.OTHER, "order type cannot be replaced")
+        if problem is None and (halted := self.halt_reason(owner)) is not None:
+            problem = (m.CxlRejReason.BROKER_OPTION, f"kill switch engaged: {halted}")
         if problem is None:
             ref = self.venue.reference_price(order.instrument.symbol)
-            why = self.risk.check_order(owner, msg.quantity, msg.ord_type, msg.price, ref)
+            why = self.risk.check_order(
+                owner, msg.quantity, msg.ord_type, msg.price, ref, msg.side,
+                self.exposure(owner), replaces=self._notional(order),
+            )
             if why is not None:
                 problem = (m.CxlRejReason.OTHER, why)
         if problem is not None:
@@ -381,8 +436,10 @@ class OrderManager:
         )
 
     def _update(self, order: Order, **changes) -> Order:
+        before = self._notional(order) if order.order_id in self.orders else ZERO
         order = replace(order, updated_at=self.clock(), **changes)
         self.orders[order.order_id] = order
+        self._exposure[order.owner] = self.exposure(order.owner) - before + self._notional(order)
         return order
 
     def _exec_id(self) -> str:

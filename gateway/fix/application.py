@@ -16,11 +16,13 @@ import quickfix as fix
 
 from fixspec import codec
 from fixspec import messages as m
+from gateway.config import Config
 from gateway.db import SessionEvent, Writer
 from gateway.fix.convert import from_fields, to_raw
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
 from otc.orders import OrderManager, OrderUpdated, Send
+from otc.risk import Throttle, ThrottleVerdict
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
@@ -33,6 +35,7 @@ class GatewayApplication(fix.Application):
         writer: Writer,
         policy: LogonPolicy,
         peers: PeerRegistry,
+        config: Config,
         require_front: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -45,6 +48,11 @@ class GatewayApplication(fix.Application):
         self.clock = clock
         self.lock = threading.RLock()  # the core is driven from QuickFIX's thread and the API
         self.sessions: dict[str, fix.SessionID] = {}
+        self.config = config
+        self.throttles = {
+            s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
+            for s in config.sessions
+        }
 
     # -- session callbacks -------------------------------------------------------------------
 
@@ -63,6 +71,13 @@ class GatewayApplication(fix.Application):
         self.peers.release(comp_id)
         log.info("logout %s", comp_id)
         self._session_event(comp_id, "logout", str(peer) if peer else None, None)
+        session = self.config.session(comp_id)
+        if session is not None and session.cancel_on_disconnect:
+            try:
+                with self.lock:
+                    self.apply(self.orders.cancel_all(comp_id, "cancel on disconnect"))
+            except Exception:
+                log.exception("cancel-on-disconnect failed for %s", comp_id)
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         return None
@@ -114,6 +129,11 @@ class GatewayApplication(fix.Application):
         if msg_type not in ORDER_TYPES:
             raise fix.UnsupportedMessageType()
         owner = sessionID.getTargetCompID().getValue()
+        throttle = self.throttles.get(owner)
+        verdict = throttle.hit(self.clock()) if throttle else ThrottleVerdict.OK
+        if verdict is not ThrottleVerdict.OK:
+            self._throttled(owner, msg_type, message, sessionID, verdict, throttle)
+            return
         try:
             raw = to_raw(message)
             try:
@@ -136,6 +156,34 @@ class GatewayApplication(fix.Application):
                 ),
                 sessionID,
             )
+
+    def _throttled(self, owner, msg_type, message, sessionID, verdict, throttle) -> None:
+        text = f"throttled: {throttle.rate} messages in the last second"
+        if verdict is ThrottleVerdict.LOGOUT:
+            log.warning("%s: %s; logging the session out", owner, text)
+            self._session_event(owner, "throttle_logout", None, text)
+            session = fix.Session.lookupSession(sessionID)
+            if session is not None:
+                session.logout(text)
+            return
+        self._send(
+            owner,
+            m.BusinessReject(
+                ref_msg_type=msg_type,
+                reason=m.BusinessRejectReason.OTHER,
+                text=text,
+                ref_seq_num=int(message.getHeader().getField(34)),
+                business_reject_ref_id=message.getField(11) if message.isSetField(11) else None,
+            ),
+            sessionID,
+        )
+
+    def run_core(self, action):
+        """Run ``action(orders)`` under the core lock and send/persist the events it returns."""
+        with self.lock:
+            events = action(self.orders)
+            self.apply(events)
+            return events
 
     def apply(self, events) -> None:
         """Persist and send what the core decided. Call with ``self.lock`` held."""

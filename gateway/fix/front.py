@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,28 @@ class PeerRegistry:
             self._active.pop(comp_id, None)
 
 
+class TlsPolicy(Protocol):
+    """What a TLS listener needs: a server context, and the rule binding certificates to CompIDs."""
+
+    def context(self) -> ssl.SSLContext: ...
+
+    def refuse(self, comp_id: str, identities: set[str]) -> str | None:
+        """``None`` if a certificate with ``identities`` may log on as ``comp_id``, else why not."""
+        ...
+
+    def identities(self, der: bytes) -> set[str]: ...
+
+
+class Refused(Exception):
+    """The front closes the connection before the engine sees anything."""
+
+
 class Front:
-    """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:engine_port``."""
+    """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:engine_port``.
+
+    With ``tls``, the listener terminates TLS, requires a client certificate, and refuses a
+    Logon whose SenderCompID is not bound to that certificate before the engine sees it.
+    """
 
     def __init__(
         self,
@@ -74,11 +97,15 @@ class Front:
         engine_port: int,
         registry: PeerRegistry,
         admit: Callable[[Peer], bool] = lambda peer: True,
+        tls: TlsPolicy | None = None,
+        on_refused: Callable[[Peer, str, str], None] = lambda peer, comp_id, why: None,
     ) -> None:
         self.listen = listen
         self.engine_port = engine_port
         self.registry = registry
         self.admit = admit
+        self.tls = tls
+        self.on_refused = on_refused
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
@@ -96,7 +123,8 @@ class Front:
         sock.bind(self.listen)
         sock.listen(128)
         self._sock = sock
-        threading.Thread(target=self._accept_loop, name="fix-front", daemon=True).start()
+        name = "fix-front-tls" if self.tls else "fix-front"
+        threading.Thread(target=self._accept_loop, name=name, daemon=True).start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -133,6 +161,17 @@ class Front:
             ).start()
 
     def _serve(self, client: socket.socket, peer: Peer) -> None:
+        identities: set[str] | None = None
+        if self.tls is not None:
+            try:
+                client.settimeout(PEEK_SECONDS)
+                client = self.tls.context().wrap_socket(client, server_side=True)
+                identities = self.tls.identities(client.getpeercert(binary_form=True) or b"")
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.warning("TLS handshake with %s failed: %s", peer, exc)
+                self.on_refused(peer, "", f"TLS handshake failed: {exc}")
+                _close(client)
+                return
         try:
             upstream = socket.create_connection(("127.0.0.1", self.engine_port), timeout=5)
         except OSError:
@@ -144,25 +183,38 @@ class Front:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._conns.update((client, upstream))
-        threading.Thread(
-            target=self._pump, args=(upstream, client), name=f"fix-{peer}-out", daemon=True
-        ).start()
+        if not isinstance(client, ssl.SSLSocket):  # TLS relays both ways on one thread
+            threading.Thread(
+                target=self._pump, args=(upstream, client), name=f"fix-{peer}-out", daemon=True
+            ).start()
         try:
-            first = self._peek_logon(client, peer)
+            first = self._peek_logon(client, peer, identities)
             if first:
                 upstream.sendall(first)
-                self._pump(client, upstream)
+                if isinstance(client, ssl.SSLSocket):
+                    self._relay_tls(client, upstream)
+                else:
+                    self._pump(client, upstream)
+        except Refused:
+            pass
         finally:
             _close(client)
             _close(upstream)
             with self._lock:
                 self._conns.difference_update((client, upstream))
 
-    def _peek_logon(self, client: socket.socket, peer: Peer) -> bytes:
-        """Read until the first message's SenderCompID is visible, announce it, return the bytes."""
+    def _peek_logon(
+        self, client: socket.socket, peer: Peer, identities: set[str] | None = None
+    ) -> bytes:
+        """Read until the first message's SenderCompID is visible, announce it, return the bytes.
+
+        Over TLS, a SenderCompID the client certificate is not bound to (or none at all) raises
+        :class:`Refused`: nothing reaches the engine without a binding.
+        """
         buf = b""
+        comp_id = None
         deadline = time.monotonic() + PEEK_SECONDS
-        while len(buf) < PEEK_LIMIT:
+        while comp_id is None and len(buf) < PEEK_LIMIT:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -172,11 +224,22 @@ class Front:
             except (TimeoutError, OSError):
                 break
             if not data:
-                return buf
+                break
             buf += data
             if match := SENDER.search(buf):
-                self.registry.announce(match.group(1).decode("ascii", "replace"), peer)
-                break
+                comp_id = match.group(1).decode("ascii", "replace")
+        if self.tls is not None and identities is not None:
+            why = (
+                "no SenderCompID in the first message"
+                if comp_id is None
+                else self.tls.refuse(comp_id, identities)
+            )
+            if why is not None:
+                log.warning("refused %s as %s: %s", peer, comp_id, why)
+                self.on_refused(peer, comp_id or "", why)
+                raise Refused(why)
+        if comp_id is not None:
+            self.registry.announce(comp_id, peer)
         client.settimeout(None)
         return buf
 
@@ -192,6 +255,33 @@ class Front:
             for s in (dst, src):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+    @staticmethod
+    def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket) -> None:
+        """Both directions on one thread: an SSL object must not be read and written at once."""
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ)
+        sel.register(upstream, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.fileobj is client:
+                        data = client.recv(65536)
+                        while data and client.pending():
+                            data += client.recv(client.pending())
+                        if not data:
+                            return
+                        upstream.sendall(data)
+                    else:
+                        data = upstream.recv(65536)
+                        if not data:
+                            return
+                        client.sendall(data)
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            sel.close()
 
 
 def _close(sock: socket.socket) -> None:
