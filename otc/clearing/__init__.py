@@ -1,0 +1,14 @@
+"""Clearing bridge: trades out to clearinghouses as FIXML / FpML, answers and registers back.
+
+Modules, each with one role:
+
+* :mod:`~otc.clearing.model` - value types, idempotency key, economics for reconciliation.
+* :mod:`~otc.clearing.fixml`, :mod:`~otc.clearing.fpml` - build and read the wire formats.
+* :mod:`~otc.clearing.codec` - trade -> message, bytes -> ack/submission (pure).
+* :mod:`~otc.clearing.schemas` - cached XSD compilation, ``validate_file`` for the CLI.
+* :mod:`~otc.clearing.outbox` - the delivery state machine and its repository protocol (pure).
+* :mod:`~otc.clearing.transport` - file-drop and HTTP(S) senders (edge).
+* :mod:`~otc.clearing.dispatcher` - drives outbox rows through a sender (edge glue).
+* :mod:`~otc.clearing.recon` - register file format and reconciliation.
+* :mod:`~otc.clearing.simulator` - a loopback clearinghouse for tests and the demo.
+"""

@@ -1,0 +1,82 @@
+"""One entry point per direction: trade -> clearing message, and bytes -> what they say.
+
+Pure functions; the senders, the outbox and the simulator all go through here so the format
+choice, the idempotency key and the readers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from otc.clearing import fixml, fpml
+from otc.clearing.fixml import TradeReportView
+from otc.clearing.fpml import ClearingRequestView
+from otc.clearing.model import (
+    ClearingAck,
+    ClearingFormat,
+    ClearingFormatError,
+    Economics,
+    OutgoingMessage,
+    format_for,
+    idempotency_key,
+    trade_economics,
+)
+from otc.clearing.schemas import FIXML_NS, FPML_NS, parse_xml
+from otc.trades import TradeCapture
+
+Submission = TradeReportView | ClearingRequestView
+
+
+def render(trade: TradeCapture, version: int = 1) -> OutgoingMessage:
+    """The clearing message for ``trade`` (trade ``version`` bumps on amendment)."""
+    fmt = format_for(trade)
+    key = idempotency_key(trade.trade_id, fmt, version)
+    if fmt is ClearingFormat.FIXML_TRADE_CAPTURE:
+        body = fixml.build_trade_capture_report(trade, key)
+    else:
+        body = fpml.build_request_clearing(trade, key)
+    return OutgoingMessage(key=key, trade_id=trade.trade_id, fmt=fmt, body=body)
+
+
+def _parse(data: bytes) -> etree._Element:
+    try:
+        return parse_xml(data)
+    except etree.XMLSyntaxError as exc:
+        raise ClearingFormatError(f"line {exc.lineno}: not well-formed XML: {exc.msg}") from exc
+
+
+def parse_ack(data: bytes) -> ClearingAck:
+    """A clearinghouse answer: FIXML TrdCaptRptAck, FpML clearingConfirmed/clearingRefused."""
+    root = _parse(data)
+    namespace = etree.QName(root).namespace
+    if namespace == FIXML_NS:
+        return fixml.read_trade_capture_report_ack(root)
+    if namespace == FPML_NS:
+        return fpml.read_clearing_answer(root)
+    raise ClearingFormatError(f"not a clearing answer: root {etree.QName(root).text}")
+
+
+def read_submission(data: bytes) -> Submission:
+    """A submission as a clearinghouse sees it: FIXML TrdCaptRpt or FpML requestClearing."""
+    root = _parse(data)
+    namespace = etree.QName(root).namespace
+    if namespace == FIXML_NS:
+        return fixml.read_trade_capture_report(root)
+    if namespace == FPML_NS:
+        return fpml.read_request_clearing(root)
+    raise ClearingFormatError(f"not a clearing submission: root {etree.QName(root).text}")
+
+
+def economics_breaks(ours: Economics, theirs: Economics) -> list[str]:
+    """Field-by-field differences, each naming the field and both values."""
+    breaks = []
+    for name in ("instrument", "buyer", "seller", "quantity", "price", "currency"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        if a != b:
+            breaks.append(f"{name}: ours {a} != theirs {b}")
+    return breaks
+
+
+def compare_with_trade(trade: TradeCapture, submission: Submission) -> list[str]:
+    """What a received/parsed clearing message disagrees with in our captured trade."""
+    return economics_breaks(trade_economics(trade), submission.economics())
