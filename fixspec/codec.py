@@ -7,6 +7,7 @@ translation is testable without an engine and the engine adapter stays thin.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,10 @@ from fixspec.instruments import InstrumentError, parse_symbol
 OutField = tuple[int, "str | list[list[OutField]]"]
 
 SOH = "\x01"
+# FIX Float: optional sign, digits, optional decimal point; no exponent, no blanks.
+_FIX_FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
+# fmt_decimal works in the default 28-digit context; longer numbers cannot be echoed exactly.
+MAX_DIGITS = 28
 LEG_TAGS = frozenset({600, 602, 603, 608, 609, 610, 611, 612, 616, 623, 624, 654, 566, 687, 690})
 
 
@@ -91,6 +96,10 @@ def _dec(raw: RawMessage, tag: int, *, required: bool = True, positive: bool = F
         raise DecodeError(f"tag {tag} is not a number: {text!r}", tag=tag) from exc
     if not value.is_finite():
         raise DecodeError(f"tag {tag} must be finite", tag=tag)
+    if not _FIX_FLOAT.fullmatch(text):
+        raise DecodeError(f"tag {tag} is not a FIX number: {text!r}", tag=tag)
+    if len(value.as_tuple().digits) > MAX_DIGITS:
+        raise DecodeError(f"tag {tag} has more than {MAX_DIGITS} digits", tag=tag)
     if positive and value <= 0:
         raise DecodeError(f"tag {tag} must be positive", tag=tag)
     return value
@@ -232,6 +241,8 @@ def _multileg(raw: RawMessage) -> m.NewMultilegOrder:
     if len(legs) < 2:
         raise DecodeError("a multileg order needs at least two legs in NoLegs(555)", tag=555)
     price = _dec(raw, 44, required=ord_type is m.OrdType.LIMIT)  # package price may be <= 0
+    if ord_type is m.OrdType.MARKET and price is not None:
+        raise DecodeError("market order must not carry Price(44)", tag=44)
     return m.NewMultilegOrder(
         cl_ord_id=_str(raw, 11),
         side=_enum(m.Side, raw, 54),
@@ -260,12 +271,9 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
     cl_ord_id = raw.get(11)
     if raw.msg_type in ("D", "AB") and cl_ord_id:
         side = raw.get(54)
-        qty = raw.get(38)
         try:
-            order_qty = Decimal(qty) if qty else Decimal(0)
-            if not order_qty.is_finite():
-                order_qty = Decimal(0)
-        except InvalidOperation:
+            order_qty = _dec(raw, 38, required=False) or Decimal(0)
+        except DecodeError:
             order_qty = Decimal(0)
         return m.ExecutionReport(
             order_id="NONE",

@@ -8,6 +8,7 @@ are long random strings, so a single SHA-256 is enough for them.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -24,7 +25,24 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def _parse(encoded: str) -> tuple[int, int, int, bytes, bytes] | None:
+    """The parts of a stored hash, or ``None`` if it is not one we could have written."""
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != SCHEME or not all(p.isdigit() for p in parts[1:4]):
+        return None
+    n, r, p = (int(x) for x in parts[1:4])
+    if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        return None
+    try:
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except (binascii.Error, ValueError):
+        return None
+    if len(salt) < 16 or len(key) < 16:
+        return None
+    return n, r, p, salt, key
 
 
 def hash_password(password: str) -> str:
@@ -35,18 +53,18 @@ def hash_password(password: str) -> str:
 
 
 def is_password_hash(text: str) -> bool:
-    parts = text.split("$")
-    return len(parts) == 6 and parts[0] == SCHEME and all(p.isdigit() for p in parts[1:4])
+    return _parse(text) is not None
 
 
 def verify_password(password: str, encoded: str) -> bool:
     """Constant-time check of ``password`` against a hash from :func:`hash_password`."""
-    if not is_password_hash(encoded):
+    parsed = _parse(encoded)
+    if parsed is None:
         return False
-    _, n, r, p, salt, key = encoded.split("$")
-    kdf = Scrypt(salt=_unb64(salt), length=len(_unb64(key)), n=int(n), r=int(r), p=int(p))
+    n, r, p, salt, key = parsed
+    kdf = Scrypt(salt=salt, length=len(key), n=n, r=r, p=p)
     try:
-        kdf.verify(password.encode(), _unb64(key))
+        kdf.verify(password.encode(), key)
     except InvalidKey:
         return False
     return True

@@ -238,7 +238,10 @@ class OrderManager:
         self._by_clordid[key] = order_id
         if why is not None:
             return self._apply(order, v.Rejected(order_id, why), m.OrdRejReason.ORDER_EXCEEDS_LIMIT)
-        return self.on_venue(self.venue.submit(self._venue_order(order)))
+        events = self.venue.submit(self._venue_order(order))
+        if not events:  # asynchronous venue: the order exists from now on
+            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_NEW))]
+        return self.on_venue(events)
 
     def _cancel(self, owner: str, msg: m.CancelRequest) -> list[CoreEvent]:
         order = self.find(owner, msg.orig_cl_ord_id)
@@ -251,7 +254,9 @@ class OrderManager:
         )
         events = self.venue.cancel(order.order_id)
         if not events:  # asynchronous venue: tell the client the cancel is pending
-            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_CANCEL))]
+            er = self._er(order, m.ExecType.PENDING_CANCEL)
+            er = replace(er, cl_ord_id=msg.cl_ord_id, orig_cl_ord_id=order.cl_ord_id)
+            return [OrderUpdated(order), Send(owner, er)]
         return self.on_venue(events)
 
     def _replace(self, owner: str, msg: m.ReplaceRequest) -> list[CoreEvent]:
@@ -283,7 +288,9 @@ class OrderManager:
         )
         events = self.venue.replace(order.order_id, msg.quantity, msg.price)
         if not events:
-            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_REPLACE))]
+            er = self._er(order, m.ExecType.PENDING_REPLACE)
+            er = replace(er, cl_ord_id=msg.cl_ord_id, orig_cl_ord_id=order.cl_ord_id)
+            return [OrderUpdated(order), Send(owner, er)]
         return self.on_venue(events)
 
     def _status(self, owner: str, msg: m.StatusRequest) -> list[CoreEvent]:
@@ -378,7 +385,13 @@ class OrderManager:
                 )
                 requested = order.pending_cl_ord_id or ""
                 restored = m.OrdStatus.NEW if order.cum_qty == 0 else m.OrdStatus.PARTIALLY_FILLED
-                order = self._update(order, status=restored, pending_cl_ord_id=None)
+                order = self._update(
+                    order,
+                    status=restored,
+                    pending_cl_ord_id=None,
+                    pending_quantity=None,
+                    pending_price=None,
+                )
                 reject = m.CancelReject(
                     order_id=order.order_id,
                     cl_ord_id=requested,
@@ -386,6 +399,26 @@ class OrderManager:
                     ord_status=order.status,
                     response_to=response_to,
                     reason=m.CxlRejReason.BROKER_OPTION,
+                    text=event.text,
+                )
+                return [OrderUpdated(order), Send(owner, reject)]
+            if order.pending_cl_ord_id and not order.is_open:  # filled while the request waited
+                response_to = (
+                    m.CxlRejResponseTo.REPLACE
+                    if order.pending_quantity is not None
+                    else m.CxlRejResponseTo.CANCEL
+                )
+                requested = order.pending_cl_ord_id
+                order = self._update(
+                    order, pending_cl_ord_id=None, pending_quantity=None, pending_price=None
+                )
+                reject = m.CancelReject(
+                    order_id=order.order_id,
+                    cl_ord_id=requested,
+                    orig_cl_ord_id=order.cl_ord_id,
+                    ord_status=order.status,
+                    response_to=response_to,
+                    reason=m.CxlRejReason.TOO_LATE,
                     text=event.text,
                 )
                 return [OrderUpdated(order), Send(owner, reject)]
