@@ -91,12 +91,58 @@ def problem(status: int, title: str, detail: str | None = None, headers=None) ->
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+class Auth:
+    """Bearer-token authentication and role checks, as FastAPI dependencies.
+
+    Every failure is logged with the caller's address and handed to ``on_failure`` (the audit
+    log), then answered 401 (no or unknown token) or 403 (a role the route does not allow).
+    """
+
+    def __init__(self, config: Config, on_failure=None) -> None:
+        self.config = config
+        self.on_failure = on_failure or (lambda **kw: None)
+        self.bearer = HTTPBearer(auto_error=False)
+
+    def identify(self, token: str | None) -> ApiToken | None:
+        if not token:
+            return None
+        return next((t for t in self.config.api.tokens if verify_token(token, t.hash)), None)
+
+    def fail(self, status: int, why: str, peer: str, path: str, who: str | None = None):
+        log.warning("API auth failure: %s from %s for %s", why, peer, path)
+        self.on_failure(status=status, reason=why, peer=peer, path=path, token_name=who)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return HTTPException(status, why, headers)
+
+    def require(self, *roles: str):
+        def check(
+            request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(self.bearer)],
+        ) -> ApiToken:
+            peer = request.client.host if request.client else "?"
+            path = request.url.path
+            if creds is None or creds.scheme.lower() != "bearer":
+                raise self.fail(401, "missing bearer token", peer, path)
+            token = self.identify(creds.credentials)
+            if token is None:
+                raise self.fail(401, "invalid bearer token", peer, path)
+            if token.role not in roles:
+                raise self.fail(
+                    403, f"role {token.role!r} may not use this endpoint", peer, path, token.name
+                )
+            return token
+
+        return check
+
+
 def create_api(
     config: Config,
     engine: Engine,
     writer: Writer,
     sessions: Callable[[], list[dict]],
     risk: RiskControl | None = None,
+    auth: Auth | None = None,
+    extra_routes=(),
 ) -> FastAPI:
     app = FastAPI(
         title="fixbridge",
@@ -104,33 +150,7 @@ def create_api(
         description="FIX 4.4 gateway and OTC derivatives bridge",
         responses={401: {"model": Problem}, 403: {"model": Problem}},
     )
-    bearer = HTTPBearer(auto_error=False)
-
-    def caller(*roles: str):
-        def check(
-            request: Request,
-            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        ) -> ApiToken:
-            peer = request.client.host if request.client else "?"
-            if creds is None or creds.scheme.lower() != "bearer":
-                log.warning("API auth failure: no bearer token from %s for %s", peer,
-                            request.url.path)
-                raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-            token = next(
-                (t for t in config.api.tokens if verify_token(creds.credentials, t.hash)), None
-            )
-            if token is None:
-                log.warning("API auth failure: bad token from %s for %s", peer, request.url.path)
-                raise HTTPException(401, "invalid bearer token", {"WWW-Authenticate": "Bearer"})
-            if token.role not in roles:
-                log.warning(
-                    "API auth failure: %s (role %s) from %s may not use %s",
-                    token.name, token.role, peer, request.url.path,
-                )
-                raise HTTPException(403, f"role {token.role!r} may not use this endpoint")
-            return token
-
-        return check
+    caller = (auth or Auth(config)).require
 
     @app.exception_handler(HTTPException)
     async def _http_problem(request: Request, exc: HTTPException) -> JSONResponse:
@@ -193,6 +213,8 @@ def create_api(
 
     if risk is not None:
         _risk_routes(app, caller, risk, config)
+    for add_routes in extra_routes:
+        add_routes(app, caller)
     return app
 
 

@@ -10,12 +10,16 @@ import uvicorn
 
 from fixspec.dictionary import write_dictionary
 from gateway import db
-from gateway.api import create_api
+from gateway.api import Auth, create_api
 from gateway.config import Config, RiskSection
+from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
 from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.logon import LogonPolicy
+from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
+from gateway.streams import DeskHub
+from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated
 from otc.risk import RiskCheck, RiskLimits
 from otc.venue import SimulatedVenue
@@ -62,6 +66,15 @@ class Gateway:
         self.application = GatewayApplication(
             self.orders, self.writer, self.policy, self.peers, cfg
         )
+        self.hub = DeskHub()
+        keyring = load_desk_keys(data / "desk-keys", cfg.otc.desks)
+        self.negotiation = NegotiationService(
+            engine_for(cfg, keyring),
+            sinks=[self.application.rfq_sink, self.hub.sink, self._persist_otc],
+        )
+        self.application.negotiation = self.negotiation
+        self.negotiation.start()
+        self.auth = Auth(cfg, on_failure=self._auth_failed)
         engine_port = free_loopback_port()
         settings = session_settings(cfg, engine_port, dictionary)
         self.acceptor = Acceptor(self.application, settings, cfg.gateway.fix_message_log)
@@ -83,7 +96,13 @@ class Gateway:
 
     def _start_http(self) -> None:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
-        api = create_api(self.config, self.engine, self.writer, self.session_views, self)
+        otc_routes = add_otc_routes(
+            self.negotiation, self.hub, self.auth, db.TradeReader(self.engine, self.writer)
+        )
+        api = create_api(
+            self.config, self.engine, self.writer, self.session_views, self, self.auth,
+            extra_routes=[otc_routes],
+        )
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
         )
@@ -105,6 +124,14 @@ class Gateway:
             peer = self.peers.active(s.comp_id)
             views.append({"comp_id": s.comp_id, "peer": str(peer) if peer else None, **status})
         return views
+
+    def _persist_otc(self, events) -> None:
+        for event in events:
+            if isinstance(event, ev.TradeCaptured):
+                self.writer.trade(db.trade_row(event.trade))
+
+    def _auth_failed(self, **details) -> None:
+        """Every API authentication or role failure (already logged by the API)."""
 
     # -- risk control (the API's RiskControl) ------------------------------------------------
 
@@ -137,6 +164,7 @@ class Gateway:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""
         if self._server is not None:
             self._server.should_exit = True
+        self.negotiation.stop()
         if not self.acceptor.logout_all("gateway shutting down"):
             log.warning("some sessions did not complete their logout")
         self.front.stop()

@@ -72,6 +72,38 @@ class ApiToken(Strict):
     name: str = Field(min_length=1)
     hash: str = Field(pattern=r"^sha256\$[0-9a-f]{64}$")
     role: Literal["admin", "desk", "compliance", "client-viewer"] = "admin"
+    desk_id: CompId | None = None  # required for role "desk": the desk this token acts for
+
+    @model_validator(mode="after")
+    def _desk(self) -> ApiToken:
+        if (self.role == "desk") != (self.desk_id is not None):
+            raise ValueError("desk_id is required for role 'desk' and only for it")
+        return self
+
+
+class OtcSection(Strict):
+    """RFQ negotiation: lifetimes and last look."""
+
+    rfq_ttl_seconds: int = Field(default=300, ge=1)
+    max_rfq_ttl_seconds: int = Field(default=3600, ge=1)
+    last_look_max_hold_ms: int = Field(default=2000, ge=1)
+    send_cover: bool = True
+    desks: list[CompId] = Field(default_factory=list)
+    # client CompID (or "*") -> instrument kind (option, future, perpetual, spot or "*") -> desks
+    routing: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_desks(self) -> OtcSection:
+        for client, kinds in self.routing.items():
+            for kind, desks in kinds.items():
+                unknown = set(desks) - set(self.desks)
+                if unknown:
+                    raise ValueError(
+                        f"routing.{client}.{kind} names desks not in otc.desks: {sorted(unknown)}"
+                    )
+        if self.rfq_ttl_seconds > self.max_rfq_ttl_seconds:
+            raise ValueError("rfq_ttl_seconds exceeds max_rfq_ttl_seconds")
+        return self
 
 
 class ApiSection(Strict):
@@ -158,6 +190,7 @@ class SessionConfig(Strict):
 class Config(Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     tls: TlsSection = Field(default_factory=TlsSection)
+    otc: OtcSection = Field(default_factory=OtcSection)
     api: ApiSection = Field(default_factory=ApiSection)
     logon: LogonSection = Field(default_factory=LogonSection)
     venue: VenueSection = Field(default_factory=VenueSection)

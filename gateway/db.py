@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Numeric, String, event, func, select, text
+from sqlalchemy import JSON, Column, Numeric, String, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -125,6 +125,24 @@ class SessionEventRow(SQLModel, table=True):
     peer: str | None = None
     text: str | None = None
     at: datetime = _ts(nullable=False)
+
+
+class TradeRow(SQLModel, table=True):
+    """A captured trade. The primary key makes capture exactly-once in storage too."""
+
+    __tablename__ = "trades"
+    trade_id: str = Field(primary_key=True)
+    rfq_id: str | None = Field(default=None, index=True)
+    quote_id: str | None = None
+    client_id: str = Field(index=True)
+    desk_id: str = Field(index=True)
+    side: str
+    quantity: Decimal = _dec(nullable=False)
+    price: Decimal = _dec(nullable=False)
+    currency: str
+    trade_date: str
+    executed_at: datetime = _ts(nullable=False)
+    record: dict = Field(sa_column=Column(JSON, nullable=False))  # the full TradeCapture
 
 
 class SchemaVersionRow(SQLModel, table=True):
@@ -273,6 +291,9 @@ class Writer:
         self._exec_insert = (postgresql if dialect == "postgresql" else sqlite).insert(
             ExecutionRow.__table__
         ).on_conflict_do_nothing(index_elements=["exec_id"])
+        self._trade_insert = (postgresql if dialect == "postgresql" else sqlite).insert(
+            TradeRow.__table__
+        ).on_conflict_do_nothing(index_elements=["trade_id"])
         self._thread.start()
 
     def order(self, order: Order) -> None:
@@ -283,6 +304,9 @@ class Writer:
 
     def session_event(self, ev: SessionEvent) -> None:
         self._q.put(("session", ev))
+
+    def trade(self, row: dict) -> None:
+        self._q.put(("trade", row))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before this call is committed."""
@@ -315,17 +339,20 @@ class Writer:
         orders: dict[str, dict] = {}
         execs: list[dict] = []
         sessions: list[dict] = []
+        trades: list[dict] = []
         for kind, item in batch:
             if kind == "order":
                 orders[item.order_id] = order_row(item)  # last snapshot wins
             elif kind == "exec":
                 execs.append(execution_row(*item))
+            elif kind == "trade":
+                trades.append(item)
             elif kind == "session":
                 sessions.append(
                     {"comp_id": item.comp_id, "event": item.event, "peer": item.peer,
                      "text": item.text, "at": item.at}
                 )
-        if not (orders or execs or sessions):
+        if not (orders or execs or sessions or trades):
             return
         for attempt in range(5):
             try:
@@ -336,6 +363,8 @@ class Writer:
                         conn.execute(self._exec_insert, execs)
                     if sessions:
                         conn.execute(SessionEventRow.__table__.insert(), sessions)
+                    if trades:
+                        conn.execute(self._trade_insert, trades)
                 return
             except Exception:  # the batch is kept and retried; nothing is dropped silently
                 self.failures += 1
@@ -356,3 +385,46 @@ def load_orders(engine: Engine) -> list[Order]:
 def last_exec_seq(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.max(ExecutionRow.seq))).scalar() or 0
+
+
+def trade_row(trade) -> dict:
+    """A TradeCapture as a ``trades`` row (the full record kept as JSON)."""
+    from gateway.jsonable import to_jsonable
+
+    return {
+        "trade_id": trade.trade_id,
+        "rfq_id": trade.rfq_id,
+        "quote_id": trade.quote_id,
+        "client_id": trade.client.party_id,
+        "desk_id": trade.desk.party_id,
+        "side": trade.side.value,
+        "quantity": trade.quantity,
+        "price": trade.price,
+        "currency": trade.currency,
+        "trade_date": trade.trade_date.isoformat(),
+        "executed_at": trade.executed_at,
+        "record": to_jsonable(trade),
+    }
+
+
+class TradeReader:
+    """Reads trades back for the API, after committing what the writer still holds."""
+
+    def __init__(self, engine: Engine, writer: Writer) -> None:
+        self.engine = engine
+        self.writer = writer
+
+    def trades(self, desk_id: str | None, limit: int) -> list[dict]:
+        self.writer.flush()
+        t = TradeRow.__table__
+        stmt = select(t.c.record).order_by(t.c.executed_at.desc()).limit(limit)
+        if desk_id is not None:
+            stmt = stmt.where(t.c.desk_id == desk_id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    def trade(self, trade_id: str) -> dict | None:
+        self.writer.flush()
+        t = TradeRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.record).where(t.c.trade_id == trade_id)).scalar()

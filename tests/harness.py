@@ -56,6 +56,7 @@ hash = "{hash_token(API_TOKEN)}"
 [[api.tokens]]
 name = "test-desk"
 role = "desk"
+desk_id = "DESK_A"
 hash = "{hash_token(VIEWER_TOKEN)}"
 
 [logon]

@@ -21,11 +21,14 @@ from gateway.db import SessionEvent, Writer
 from gateway.fix.convert import from_fields, to_raw
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
+from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
+RFQ_TYPES = frozenset({"R", "AJ"})
+CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 
 class GatewayApplication(fix.Application):
@@ -49,6 +52,7 @@ class GatewayApplication(fix.Application):
         self.lock = threading.RLock()  # the core is driven from QuickFIX's thread and the API
         self.sessions: dict[str, fix.SessionID] = {}
         self.config = config
+        self.negotiation = None  # set by the gateway: RFQ messages go there
         self.throttles = {
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
@@ -126,7 +130,10 @@ class GatewayApplication(fix.Application):
 
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         msg_type = message.getHeader().getField(35)
-        if msg_type not in ORDER_TYPES:
+        is_rfq = msg_type in RFQ_TYPES or (
+            msg_type == "D" and message.isSetField(40) and message.getField(40) == "D"
+        )
+        if (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None):
             raise fix.UnsupportedMessageType()
         owner = sessionID.getTargetCompID().getValue()
         throttle = self.throttles.get(owner)
@@ -136,6 +143,9 @@ class GatewayApplication(fix.Application):
             return
         try:
             raw = to_raw(message)
+            if is_rfq:
+                self._rfq(owner, raw, sessionID)
+                return
             try:
                 normalised = codec.decode(raw)
             except codec.DecodeError as exc:
@@ -177,6 +187,36 @@ class GatewayApplication(fix.Application):
             ),
             sessionID,
         )
+
+    def _rfq(self, owner: str, raw: codec.RawMessage, sessionID: fix.SessionID) -> None:
+        from fixspec import rfq_codec
+
+        try:
+            command = rfq_codec.decode_client(raw, owner)
+        except codec.DecodeError as exc:
+            for msg_type, fields in rfq_codec.reject_for_rfq(raw, exc):
+                self._send_fields(owner, msg_type, fields, sessionID)
+            return
+        self.negotiation.submit(command)  # answers flow back through rfq_sink
+
+    def rfq_sink(self, events: list[ev.Event]) -> None:
+        """Negotiation events for clients, as FIX messages on their sessions."""
+        from fixspec import rfq_codec
+
+        for event in events:
+            if event.audience not in CLIENT_AUDIENCES:
+                continue
+            session_id = self.sessions.get(event.client_id)
+            if session_id is None:
+                continue  # a client without a FIX session (RFQ entered for it by a desk)
+            for msg_type, fields in rfq_codec.encode_for_client(event):
+                self._send_fields(event.client_id, msg_type, fields, session_id)
+
+    def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
+        try:
+            fix.Session.sendToTarget(from_fields(msg_type, fields), sessionID)
+        except fix.SessionNotFound:
+            log.error("session %s not found; %s not sent", owner, msg_type)
 
     def run_core(self, action):
         """Run ``action(orders)`` under the core lock and send/persist the events it returns."""

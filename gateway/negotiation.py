@@ -1,0 +1,131 @@
+"""The negotiation edge: one lock around the sans-IO NegotiationEngine, a timer thread, and the
+fan-out of its events to FIX clients, desk streams, the database and the audit log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.config import Config
+from otc.negotiation import events as ev
+from otc.negotiation.commands import Command
+from otc.negotiation.engine import NegotiationConfig, NegotiationEngine
+from otc.negotiation.ids import sequential_ids
+from otc.negotiation.routing import RoutingTable
+from otc.negotiation.signing import DeskKeyring
+
+log = logging.getLogger("fixbridge.otc")
+
+Sink = Callable[[list[ev.Event]], None]
+
+
+def load_desk_keys(keys_dir: Path, desks: Iterable[str]) -> DeskKeyring:
+    """Each desk's Ed25519 signing key from ``keys_dir``, created (mode 0600) when missing."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys = {}
+    for desk in desks:
+        path = keys_dir / f"{desk}.ed25519.pem"
+        if not path.exists():
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(handle, "wb") as f:
+                f.write(pem)
+            log.info("created signing key for desk %s in %s", desk, path)
+        keys[desk] = path.read_bytes()
+    return DeskKeyring.from_pem(keys)
+
+
+def engine_for(config: Config, keyring: DeskKeyring | None) -> NegotiationEngine:
+    otc = config.otc
+    boot = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return NegotiationEngine(
+        RoutingTable.from_config(otc.routing),
+        keyring,
+        NegotiationConfig(
+            rfq_ttl=timedelta(seconds=otc.rfq_ttl_seconds),
+            max_rfq_ttl=timedelta(seconds=otc.max_rfq_ttl_seconds),
+            last_look_max_hold=timedelta(milliseconds=otc.last_look_max_hold_ms),
+            send_cover=otc.send_cover,
+        ),
+        ids=sequential_ids(prefix=f"{boot}-"),
+    )
+
+
+class NegotiationService:
+    """Serialises commands into the engine and hands every resulting event to the sinks.
+
+    Races ("whichever is processed first wins") are decided by the order in which commands take
+    the lock. The timer thread ticks the engine at its next deadline, so expiries and last-look
+    timeouts happen on time even when no command arrives.
+    """
+
+    def __init__(
+        self,
+        engine: NegotiationEngine,
+        sinks: list[Sink],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.sinks = sinks
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._wake = threading.Condition(self.lock)
+        self._stopping = False
+        self.rfqs_by_desk: dict[str, list[str]] = defaultdict(list)
+        self.rfqs_by_client: dict[str, list[str]] = defaultdict(list)
+        self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self._stopping = True
+            self._wake.notify_all()
+        self._timer.join(5)
+
+    def submit(self, command: Command) -> list[ev.Event]:
+        with self.lock:
+            events = self.engine.handle(command, self.clock())
+            self._dispatch(events)
+            self._wake.notify_all()  # a new deadline may be earlier than the one waited for
+        return events
+
+    def query(self, fn):
+        with self.lock:
+            return fn(self.engine)
+
+    def _dispatch(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.RfqToDesk):
+                self.rfqs_by_desk[event.desk_id].append(event.rfq.rfq_id)
+            elif isinstance(event, ev.RfqAcknowledged):
+                self.rfqs_by_client[event.client_id].append(event.rfq.rfq_id)
+        for sink in self.sinks:
+            try:
+                sink(events)
+            except Exception:  # one failing edge must not starve the others
+                log.exception("negotiation sink %r failed", sink)
+
+    def _run_timers(self) -> None:
+        with self.lock:
+            while not self._stopping:
+                due = self.engine.next_deadline()
+                now = self.clock()
+                if due is not None and due <= now:
+                    self._dispatch(self.engine.tick(now))
+                    continue
+                timeout = None if due is None else (due - now).total_seconds()
+                self._wake.wait(timeout if timeout is None else max(timeout, 0.001))
