@@ -15,7 +15,10 @@ from gateway.passwords import hash_password, hash_token
 
 ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-admin-token"
-VIEWER_TOKEN = "test-desk-token"
+VIEWER_TOKEN = "test-desk-token"  # role desk, DESK_A
+DESK_B_TOKEN = "test-desk-b-token"
+COMPLIANCE_TOKEN = "test-compliance-token"
+CLIENT_VIEWER_TOKEN = "test-client-viewer-token"
 PASSWORD = "s3cret-pass"
 PASSWORD_HASH = hash_password(PASSWORD)
 
@@ -58,6 +61,30 @@ name = "test-desk"
 role = "desk"
 desk_id = "DESK_A"
 hash = "{hash_token(VIEWER_TOKEN)}"
+
+[[api.tokens]]
+name = "test-desk-b"
+role = "desk"
+desk_id = "DESK_B"
+hash = "{hash_token(DESK_B_TOKEN)}"
+[[api.tokens]]
+name = "test-compliance"
+role = "compliance"
+hash = "{hash_token(COMPLIANCE_TOKEN)}"
+[[api.tokens]]
+name = "test-client-viewer"
+role = "client-viewer"
+hash = "{hash_token(CLIENT_VIEWER_TOKEN)}"
+
+[otc]
+desks = ["DESK_A", "DESK_B", "DESK_C"]
+last_look_max_hold_ms = 1500
+[otc.routing.CLIENT1]
+"*" = ["DESK_A", "DESK_B", "DESK_C"]
+[otc.routing.CLIENT2]
+"*" = ["DESK_A", "DESK_B", "DESK_C"]
+[otc.routing."*"]
+"*" = ["DESK_A", "DESK_B"]
 
 [logon]
 max_failures = {max_failures}
