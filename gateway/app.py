@@ -8,8 +8,9 @@ import time
 
 import uvicorn
 
+from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import db
+from gateway import db, pki
 from gateway.api import Auth, create_api
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
@@ -34,6 +35,30 @@ def _limits(section) -> RiskLimits:
         price_band=section.price_band,
         credit_limit=section.credit_limit,
     )
+
+
+class CertBinding:
+    """The TLS listener's rule: a client certificate may log on only as the CompID bound to it
+    (the session's ``cert_identity``, by default the CompID itself, as CN or SAN)."""
+
+    def __init__(self, config: Config, contexts: pki.ContextCache) -> None:
+        self.config = config
+        self.contexts = contexts
+
+    def context(self):
+        return self.contexts.get()
+
+    def identities(self, der: bytes) -> set[str]:
+        return pki.cert_identities(der)
+
+    def refuse(self, comp_id: str, identities: set[str]) -> str | None:
+        session = self.config.session(comp_id)
+        if session is None:
+            return f"unknown CompID {comp_id}"
+        expected = session.cert_identity or comp_id
+        if expected not in identities:
+            return f"certificate {sorted(identities)} is not bound to CompID {comp_id}"
+        return None
 
 
 class Gateway:
@@ -80,19 +105,36 @@ class Gateway:
         self.acceptor = Acceptor(self.application, settings, cfg.gateway.fix_message_log)
         self.acceptor.start()
 
-        host, _, port = cfg.gateway.fix_listen.rpartition(":")
-        self.front = Front((host, int(port)), engine_port, self.peers, admit=self._admit)
-        self.front.start()
-        log.info(
-            "FIX listening on %s:%d as %s (%d sessions); data in %s",
-            host, self.front.port, cfg.gateway.comp_id, len(cfg.sessions), data,
-        )
+        self.fronts: list[Front] = []
+        if cfg.gateway.fix_plain:
+            host, _, port = cfg.gateway.fix_listen.rpartition(":")
+            self.fronts.append(Front((host, int(port)), engine_port, self.peers, self._admit))
+        if cfg.tls.enabled:
+            host, _, port = cfg.tls.fix_listen.rpartition(":")
+            binding = CertBinding(cfg, pki.ContextCache(pki.PkiPaths(cfg.certs_dir)))
+            self.fronts.append(
+                Front((host, int(port)), engine_port, self.peers, self._admit, binding,
+                      on_refused=self._tls_refused)
+            )
+        for front in self.fronts:
+            front.start()
+            log.info(
+                "FIX%s listening on %s:%d as %s (%d sessions); data in %s",
+                " over TLS" if front.tls else "", front.listen[0], front.port,
+                cfg.gateway.comp_id, len(cfg.sessions), data,
+            )
         if cfg.gateway.http_enabled:
             self._start_http()
         self.started.set()
 
     def _admit(self, peer: Peer) -> bool:
         return not self.policy.locked_out(peer.host, time.monotonic())
+
+    def _tls_refused(self, peer: Peer, comp_id: str, why: str) -> None:
+        self.policy.record_failure(peer.host, time.monotonic())
+        self.writer.session_event(
+            db.SessionEvent(comp_id or "?", "tls_refused", str(peer), why, m.utcnow())
+        )
 
     def _start_http(self) -> None:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
@@ -167,7 +209,8 @@ class Gateway:
         self.negotiation.stop()
         if not self.acceptor.logout_all("gateway shutting down"):
             log.warning("some sessions did not complete their logout")
-        self.front.stop()
+        for front in self.fronts:
+            front.stop()
         self.writer.close()
         self.engine.dispose()
         log.info("stopped")

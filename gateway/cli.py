@@ -107,6 +107,36 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    """Development PKI for FIX over TLS; files go to <data_dir>/certs (keys mode 0600)."""
+    from gateway import pki
+
+    config = _load(args)
+    certs_dir = config.certs_dir
+    try:
+        if args.certs_command == "init":
+            names = sorted({"localhost", "127.0.0.1",
+                            config.tls.fix_listen.rpartition(":")[0]} - {"0.0.0.0", ""})
+            paths = pki.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
+                                     exist_ok=args.exist_ok)
+            print(f"development CA, server and client certificates in {paths.certs_dir}")
+        elif args.certs_command == "issue":
+            if config.session(args.comp_id) is None:
+                print(f"fixbridge: no session {args.comp_id!r} in the configuration",
+                      file=sys.stderr)
+                return 2
+            print(pki.issue_client(certs_dir, args.comp_id))
+        elif args.certs_command == "revoke":
+            serials = pki.revoke(certs_dir, args.comp_id, args.reason)
+            print(f"revoked {args.comp_id}: serials {', '.join(map(pki.serial_hex, serials))}")
+        elif args.certs_command == "crl":
+            print(pki.renew_crl(certs_dir))
+    except pki.PkiError as exc:
+        print(f"fixbridge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fixbridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -135,6 +165,21 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
     kill.add_argument("--config")
     kill.set_defaults(func=cmd_kill)
+
+    certs = sub.add_parser("certs", help="development PKI for FIX over TLS (client certificates)")
+    certs_sub = certs.add_subparsers(dest="certs_command", required=True)
+    c_init = certs_sub.add_parser("init", help="CA, server cert, a client cert per session")
+    c_init.add_argument("--exist-ok", action="store_true", help="only add what is missing")
+    c_issue = certs_sub.add_parser("issue", help="a new client certificate for COMPID")
+    c_issue.add_argument("comp_id")
+    c_revoke = certs_sub.add_parser("revoke", help="revoke every certificate of COMPID")
+    c_revoke.add_argument("comp_id")
+    c_revoke.add_argument("--reason", default="unspecified")
+    certs_sub.add_parser("crl", help="re-sign the revocation list (it is valid for 7 days)")
+    for p_ in (c_init, c_issue, c_revoke, certs_sub.choices["crl"]):
+        p_.add_argument("--config")
+        p_.add_argument("--data-dir")
+    certs.set_defaults(func=cmd_certs)
 
     ht = sub.add_parser("hash-token", help="make a random API token and print it with its hash")
     ht.set_defaults(func=cmd_hash_token)

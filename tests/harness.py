@@ -42,7 +42,12 @@ def config_text(
     extra: str = "",
     depth: str = "10",
     max_failures: int = 50,
+    tls_port: int | None = None,
+    fix_plain: bool = True,
 ) -> str:
+    tls = (
+        f'[tls]\nenabled = true\nfix_listen = "127.0.0.1:{tls_port}"\n' if tls_port else ""
+    )
     return f"""
 [gateway]
 comp_id = "FIXBRIDGE"
@@ -50,7 +55,9 @@ fix_listen = "127.0.0.1:{fix_port}"
 http_listen = "127.0.0.1:{http_port}"
 data_dir = "{data_dir}"
 database_url = "{database_url}"
+fix_plain = {"true" if fix_plain else "false"}
 
+{tls}
 [api]
 [[api.tokens]]
 name = "test-admin"
@@ -126,6 +133,8 @@ class GatewayProcess:
     extra: str = ""
     depth: str = "10"
     max_failures: int = 50
+    tls_port: int | None = None
+    fix_plain: bool = True
     fix_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
@@ -142,14 +151,18 @@ class GatewayProcess:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 30) -> GatewayProcess:
+    def write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             config_text(
                 self.fix_port, self.http_port, self.data_dir, self.database_url, self.extra,
-                self.depth, self.max_failures,
+                self.depth, self.max_failures, self.tls_port, self.fix_plain,
             )
         )
+        return self.config_path
+
+    def start(self, timeout: float = 30) -> GatewayProcess:
+        self.write_config()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
             cwd=ROOT,

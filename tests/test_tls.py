@@ -1,0 +1,97 @@
+"""FIX over TLS with client certificates bound to CompIDs, through a real TLS handshake."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+from gateway import pki
+from load.fixclient import FixClient, fix_time
+from tests.harness import ROOT, GatewayProcess, free_port
+
+
+def fixbridge(*args):
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tls_gw(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tls")
+    tls_port = free_port()
+    gw = GatewayProcess(work, extra="", tls_port=tls_port)
+    gw.write_config()
+    run = fixbridge("certs", "init", "--config", str(gw.config_path))
+    assert run.returncode == 0, run.stderr
+    gw.start()
+    yield gw
+    assert gw.stop() == 0
+
+
+def tls_client(gw, cert_of: str, sender: str) -> FixClient:
+    paths = pki.PkiPaths(gw.data_dir / "certs")
+    ctx = pki.client_context(paths, cert_of)
+    raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
+    sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    return FixClient("127.0.0.1", gw.tls_port, sender, "FIXBRIDGE", sock=sock)
+
+
+def test_client_certificate_logs_on_and_trades(tls_gw):
+    c = tls_client(tls_gw, "CLIENT2", "CLIENT2")
+    assert c.logon().msg_type == "A"
+    c.send("D", [(11, "tls-1"), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "1"),
+                 (40, "2"), (44, "66000")])
+    assert c.expect("8").get(39) == "0"
+    assert c.expect("8").get(39) == "2"
+    c.logout()
+
+
+def test_certificate_for_one_compid_cannot_log_on_as_another(tls_gw):
+    c = tls_client(tls_gw, "CLIENT2", "KEEPSEQ")
+    c.send("A", [(98, 0), (108, 30), (141, "Y")])
+    assert c.closed()  # no Logon answer: the engine never saw it
+    assert "is not bound to CompID KEEPSEQ" in tls_gw.stderr()
+    log = (tls_gw.data_dir / "log" / "FIX.4.4-FIXBRIDGE-KEEPSEQ.messages.current.log")
+    assert not log.exists() or "35=A" not in log.read_text()
+
+
+def test_no_client_certificate_is_refused(tls_gw):
+    ctx = ssl.create_default_context(cafile=str(pki.PkiPaths(tls_gw.data_dir / "certs").ca_cert))
+    raw = socket.create_connection(("127.0.0.1", tls_gw.tls_port), timeout=10)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        sock.sendall(b"8=FIX.4.4\x01")
+        if not sock.recv(100):
+            raise ConnectionError("closed")
+
+
+def test_revoked_certificate_is_refused_without_restart(tls_gw):
+    run = fixbridge("certs", "issue", "KEEPSEQ", "--config", str(tls_gw.config_path))
+    assert run.returncode == 0, run.stderr
+    c = tls_client(tls_gw, "KEEPSEQ", "KEEPSEQ")
+    assert c.logon(reset=True).msg_type == "A"
+    c.logout()
+    run = fixbridge("certs", "revoke", "KEEPSEQ", "--config", str(tls_gw.config_path))
+    assert run.returncode == 0, run.stderr
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        c = tls_client(tls_gw, "KEEPSEQ", "KEEPSEQ")
+        c.logon()
+
+
+def test_plain_listener_can_be_turned_off(tmp_path):
+    gw = GatewayProcess(tmp_path, tls_port=free_port(), fix_plain=False)
+    gw.write_config()
+    assert fixbridge("certs", "init", "--config", str(gw.config_path)).returncode == 0
+    gw.start()
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", gw.fix_port), timeout=5)
+        c = tls_client(gw, "CLIENT2", "CLIENT2")
+        assert c.logon().msg_type == "A"
+        c.logout()
+    finally:
+        assert gw.stop() == 0
