@@ -1,0 +1,203 @@
+"""Commands into the negotiation core, as the FIX and HTTP edges build them.
+
+Commands carry raw-ish input (symbols, optional fields) because validating it is the core's job;
+they never carry the time: ``engine.handle(command, now)`` supplies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from fixspec.messages import Side
+from otc.negotiation.fixcodes import QuoteType
+from otc.negotiation.model import AcceptVia, Firmness
+
+# --- client ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegRequest:
+    """One requested leg: ``side`` is the client's side on it when buying the package."""
+
+    symbol: str
+    side: Side
+    ratio: Decimal = Decimal(1)
+    hedge: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRfq:
+    """QuoteRequest (R) or the desk web API on a client's behalf. ``side`` None = two-way."""
+
+    client_id: str
+    quote_req_id: str
+    legs: tuple[LegRequest, ...]
+    quantity: Decimal
+    side: Side | None = None
+    quote_type: QuoteType = QuoteType.TRADEABLE
+    multileg: bool = False
+    expire_at: datetime | None = None  # ExpireTime(126); default now + config.rfq_ttl
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRfq:
+    """The client withdraws its request (QuoteCancel / web API)."""
+
+    client_id: str
+    rfq_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPass:
+    """QuoteResponse 694=6. With ``quote_id`` the client passes on that quote only; without it,
+    on the whole RFQ (which ends as Cancelled)."""
+
+    client_id: str
+    rfq_id: str
+    quote_resp_id: str
+    quote_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterQuote:
+    """QuoteResponse 694=2: the client proposes ``price`` (package) on ``side``."""
+
+    client_id: str
+    rfq_id: str
+    quote_id: str
+    quote_resp_id: str
+    side: Side
+    price: Decimal
+    quantity: Decimal | None = None  # default: the RFQ quantity
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptQuote:
+    """QuoteResponse 694=1 (client_ref = QuoteRespID) or NewOrderSingle OrdType=D, FOK
+    (client_ref = ClOrdID). ``quote_hash`` must be the hash sent with the quote; ``price``, when
+    given, must equal the quoted price; ``quantity`` defaults to the RFQ quantity."""
+
+    client_id: str
+    quote_id: str
+    client_ref: str
+    via: AcceptVia
+    side: Side
+    quote_hash: str
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+
+
+# --- desk -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegPrice:
+    """A desk's prices for one RFQ leg, by leg number (1-based, as in the RFQ)."""
+
+    leg_no: int
+    bid_px: Decimal | None = None
+    offer_px: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteTerms:
+    """What a desk quotes. One-way: leave one side None. Sizes default to the RFQ quantity.
+    ``legs`` are required when the RFQ has more than one leg (hedge legs included)."""
+
+    valid_until: datetime
+    bid_px: Decimal | None = None
+    offer_px: Decimal | None = None
+    bid_size: Decimal | None = None
+    offer_size: Decimal | None = None
+    legs: tuple[LegPrice, ...] = ()
+    firmness: Firmness = Firmness.FIRM
+    quote_type: QuoteType | None = None  # default: the RFQ's quote type
+    desk_quote_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitQuote:
+    desk_id: str
+    rfq_id: str
+    terms: QuoteTerms
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceQuote:
+    """Replace a live quote; the old one becomes Replaced, the new one carries its id."""
+
+    desk_id: str
+    quote_id: str
+    terms: QuoteTerms
+
+
+@dataclass(frozen=True, slots=True)
+class CancelQuote:
+    desk_id: str
+    quote_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllQuotes:
+    """Withdraw every live quote of the desk, or only those on ``rfq_id``. Quotes held in a
+    last-look window are left alone: the desk must confirm or reject those."""
+
+    desk_id: str
+    rfq_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeskPass:
+    """The desk declines to quote (withdrawing its live quote on the RFQ, if any)."""
+
+    desk_id: str
+    rfq_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCounter:
+    """Answer a counter with new terms (replacing the countered quote) or decline (terms None)."""
+
+    desk_id: str
+    counter_id: str
+    terms: QuoteTerms | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmLastLook:
+    desk_id: str
+    quote_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectLastLook:
+    desk_id: str
+    quote_id: str
+    text: str | None = None
+
+
+# --- post-trade -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmTrade:
+    """Filled -> Confirmed, sent by the post-trade edge once the trade is affirmed/persisted."""
+
+    trade_id: str
+
+
+ClientCommand = SubmitRfq | CancelRfq | ClientPass | CounterQuote | AcceptQuote
+DeskCommand = (
+    SubmitQuote
+    | ReplaceQuote
+    | CancelQuote
+    | CancelAllQuotes
+    | DeskPass
+    | AnswerCounter
+    | ConfirmLastLook
+    | RejectLastLook
+)
+Command = ClientCommand | DeskCommand | ConfirmTrade
