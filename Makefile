@@ -19,6 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
+	$(BIN)/fixbridge audit keygen --if-missing $(if $(CONFIG),--config $(CONFIG))
 	$(BIN)/fixbridge run $(if $(CONFIG),--config $(CONFIG))
 
 test: $(VENV)/.installed-dev

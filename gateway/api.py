@@ -126,6 +126,7 @@ class Auth:
             token = self.identify(creds.credentials)
             if token is None:
                 raise self.fail(401, "invalid bearer token", peer, path)
+            request.state.actor = token.name
             if token.role not in roles:
                 raise self.fail(
                     403, f"role {token.role!r} may not use this endpoint", peer, path, token.name
@@ -143,6 +144,7 @@ def create_api(
     risk: RiskControl | None = None,
     auth: Auth | None = None,
     extra_routes=(),
+    on_action=None,
 ) -> FastAPI:
     app = FastAPI(
         title="fixbridge",
@@ -151,6 +153,17 @@ def create_api(
         responses={401: {"model": Problem}, 403: {"model": Problem}},
     )
     caller = (auth or Auth(config)).require
+
+    if on_action is not None:
+
+        @app.middleware("http")
+        async def audit_actions(request: Request, call_next):
+            """Every API action, with its actor, into the audit trail."""
+            response = await call_next(request)
+            actor = getattr(request.state, "actor", None) or "anonymous"
+            peer = request.client.host if request.client else "?"
+            on_action(actor, request.method, request.url.path, response.status_code, peer)
+            return response
 
     @app.exception_handler(HTTPException)
     async def _http_problem(request: Request, exc: HTTPException) -> JSONResponse:

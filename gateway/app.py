@@ -12,6 +12,8 @@ from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
 from gateway import db, pki
 from gateway.api import Auth, create_api
+from gateway.audit import Auditor
+from gateway.audit_api import add_audit_routes
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
@@ -74,6 +76,7 @@ class Gateway:
         data = cfg.gateway.data_dir
         data.mkdir(parents=True, exist_ok=True)
         dictionary = write_dictionary(data)
+        self.auditor = Auditor(data / "audit")
         self.engine = db.connect(cfg.database_url)
         self.writer = db.Writer(self.engine)
 
@@ -91,18 +94,25 @@ class Gateway:
         self.application = GatewayApplication(
             self.orders, self.writer, self.policy, self.peers, cfg
         )
+        self.application.core_observers.append(self.auditor.orders)
+        self.application.session_observers.append(self.auditor.session)
         self.hub = DeskHub()
         keyring = load_desk_keys(data / "desk-keys", cfg.otc.desks)
         self.negotiation = NegotiationService(
             engine_for(cfg, keyring),
-            sinks=[self.application.rfq_sink, self.hub.sink, self._persist_otc],
+            sinks=[
+                self.auditor.negotiation, self._persist_otc, self.application.rfq_sink,
+                self.hub.sink,
+            ],
         )
         self.application.negotiation = self.negotiation
         self.negotiation.start()
         self.auth = Auth(cfg, on_failure=self._auth_failed)
         engine_port = free_loopback_port()
         settings = session_settings(cfg, engine_port, dictionary)
-        self.acceptor = Acceptor(self.application, settings, cfg.gateway.fix_message_log)
+        self.acceptor = Acceptor(
+            self.application, settings, cfg.gateway.fix_message_log, self.auditor.fix
+        )
         self.acceptor.start()
 
         self.fronts: list[Front] = []
@@ -135,15 +145,17 @@ class Gateway:
         self.writer.session_event(
             db.SessionEvent(comp_id or "?", "tls_refused", str(peer), why, m.utcnow())
         )
+        self.auditor.session(comp_id or "?", "tls_refused", str(peer), why)
 
     def _start_http(self) -> None:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
         otc_routes = add_otc_routes(
             self.negotiation, self.hub, self.auth, db.TradeReader(self.engine, self.writer)
         )
+        audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
         api = create_api(
             self.config, self.engine, self.writer, self.session_views, self, self.auth,
-            extra_routes=[otc_routes],
+            extra_routes=[otc_routes, audit_routes], on_action=self.auditor.api_action,
         )
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
@@ -174,6 +186,7 @@ class Gateway:
 
     def _auth_failed(self, **details) -> None:
         """Every API authentication or role failure (already logged by the API)."""
+        self.auditor.auth_failure(**details)
 
     # -- risk control (the API's RiskControl) ------------------------------------------------
 
@@ -190,15 +203,19 @@ class Gateway:
         with self.application.lock:
             self.orders.risk.set_limits(client, _limits(limits))
         log.warning("risk limits for %s changed by %s: %s", client, actor, limits.model_dump())
+        self.auditor.admin("risk.limits", f"api:{actor}", {"client": client,
+                                                            **limits.model_dump()})
         return self.risk_view(client)
 
     def kill(self, client: str | None, reason: str, actor: str) -> int:
         log.warning("kill switch for %s engaged by %s: %s", client or "ALL", actor, reason)
+        self.auditor.admin("risk.kill", f"api:{actor}", {"client": client, "reason": reason})
         events = self.application.run_core(lambda orders: orders.kill(client, reason))
         return sum(1 for e in events if isinstance(e, OrderUpdated))
 
     def resume(self, client: str | None, actor: str) -> bool:
         log.warning("kill switch for %s lifted by %s", client or "ALL", actor)
+        self.auditor.admin("risk.resume", f"api:{actor}", {"client": client})
         with self.application.lock:
             return self.orders.resume(client)
 
@@ -212,5 +229,6 @@ class Gateway:
         for front in self.fronts:
             front.stop()
         self.writer.close()
+        self.auditor.close()
         self.engine.dispose()
         log.info("stopped")

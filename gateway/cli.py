@@ -137,6 +137,23 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The signed audit log: keys, compliance export, offline verification."""
+    from otc.audit import cli as audit_cli
+    from otc.audit.keys import PRIVATE_KEY_FILE
+
+    if args.audit_command in ("verify", "extends"):  # need nothing but the bundles
+        if args.audit_command == "verify":
+            return audit_cli.cmd_verify(args.bundle)
+        return audit_cli.cmd_extends(args.old, args.new)
+    audit_dir = _load(args).gateway.data_dir / "audit"
+    if args.audit_command == "keygen":
+        if args.if_missing and (audit_dir / PRIVATE_KEY_FILE).exists():
+            return 0
+        return audit_cli.cmd_keygen(audit_dir)
+    return audit_cli.cmd_export(audit_dir, args.out, args.frm, args.to)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fixbridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,6 +197,24 @@ def parser() -> argparse.ArgumentParser:
         p_.add_argument("--config")
         p_.add_argument("--data-dir")
     certs.set_defaults(func=cmd_certs)
+
+    audit = sub.add_parser("audit", help="signed audit log: keygen, export, verify")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    a_key = audit_sub.add_parser("keygen", help="create the Ed25519 signing key in the data dir")
+    a_key.add_argument("--if-missing", action="store_true", help="do nothing if a key exists")
+    a_exp = audit_sub.add_parser("export", help="write a verifiable bundle (no range = all)")
+    a_exp.add_argument("out")
+    a_exp.add_argument("--from", dest="frm", help="UTC time, e.g. 2026-11-24T09:00:00Z")
+    a_exp.add_argument("--to", dest="to")
+    for p_ in (a_key, a_exp):
+        p_.add_argument("--config")
+        p_.add_argument("--data-dir")
+    a_ver = audit_sub.add_parser("verify", help="check a bundle offline; names the first bad entry")
+    a_ver.add_argument("bundle")
+    a_ext = audit_sub.add_parser("extends", help="prove a later bundle extends an earlier one")
+    a_ext.add_argument("old")
+    a_ext.add_argument("new")
+    audit.set_defaults(func=cmd_audit)
 
     ht = sub.add_parser("hash-token", help="make a random API token and print it with its hash")
     ht.set_defaults(func=cmd_hash_token)

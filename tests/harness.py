@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.passwords import hash_password, hash_token
+from otc.audit import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-admin-token"
@@ -163,6 +164,8 @@ class GatewayProcess:
 
     def start(self, timeout: float = 30) -> GatewayProcess:
         self.write_config()
+        if not (self.data_dir / "audit" / "signing_key.pem").exists():
+            generate_signing_key(self.data_dir / "audit")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
             cwd=ROOT,

@@ -17,6 +17,12 @@ def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
     config = config.replace("127.0.0.1:9876", f"127.0.0.1:{fix_port}")
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
     (tmp_path / "example.toml").write_text(config)
+    keygen = subprocess.run(  # what `make run` does before starting
+        [sys.executable, "-m", "gateway.cli", "audit", "keygen", "--if-missing",
+         "--config", str(tmp_path / "example.toml"), "--data-dir", str(tmp_path / "var")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert keygen.returncode == 0, keygen.stderr
     gw = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "run", "--config", str(tmp_path / "example.toml"),
          "--data-dir", str(tmp_path / "var")],

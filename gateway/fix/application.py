@@ -53,6 +53,8 @@ class GatewayApplication(fix.Application):
         self.sessions: dict[str, fix.SessionID] = {}
         self.config = config
         self.negotiation = None  # set by the gateway: RFQ messages go there
+        self.core_observers: list = []  # see every batch of order-core events (the audit log)
+        self.session_observers: list = []  # (comp_id, event, peer, text)
         self.throttles = {
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
@@ -227,6 +229,8 @@ class GatewayApplication(fix.Application):
 
     def apply(self, events) -> None:
         """Persist and send what the core decided. Call with ``self.lock`` held."""
+        for observer in self.core_observers:
+            observer(events)
         for event in events:
             if isinstance(event, OrderUpdated):
                 self.writer.order(event.order)
@@ -247,3 +251,5 @@ class GatewayApplication(fix.Application):
 
     def _session_event(self, comp_id: str, event: str, peer: str | None, text: str | None) -> None:
         self.writer.session_event(SessionEvent(comp_id, event, peer, text, m.utcnow()))
+        for observer in self.session_observers:
+            observer(comp_id, event, peer, text)

@@ -69,6 +69,7 @@ class AuditingLogFactory(fix.LogFactory):
         actor = "engine" if not args else f"session:{args[0].getTargetCompID().getValue()}"
         made = AuditingLog(inner, actor, self.sink)
         self._logs.append(made)
+        made.__disown__()  # the engine holds the C++ side; self._logs keeps the Python side
         return made
 
     def destroy(self, made) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import quickfix as fix
 
 from gateway.config import Config
+from gateway.fix.auditlog import AuditingLogFactory
 
 
 def session_settings(config: Config, engine_port: int, dictionary: Path) -> fix.SessionSettings:
@@ -47,9 +48,20 @@ def session_settings(config: Config, engine_port: int, dictionary: Path) -> fix.
 class Acceptor:
     """A started QuickFIX SocketAcceptor with FileStore and (optionally) FileLog."""
 
-    def __init__(self, application: fix.Application, settings: fix.SessionSettings, file_log: bool):
+    def __init__(
+        self,
+        application: fix.Application,
+        settings: fix.SessionSettings,
+        file_log: bool,
+        audit_sink=None,
+    ):
         self.store_factory = fix.FileStoreFactory(settings)
-        self.log_factory = fix.FileLogFactory(settings) if file_log else None
+        self.file_log_factory = fix.FileLogFactory(settings) if file_log else None
+        self.log_factory = (
+            AuditingLogFactory(self.file_log_factory, audit_sink)
+            if audit_sink is not None
+            else self.file_log_factory
+        )
         if self.log_factory is not None:
             self.acceptor = fix.SocketAcceptor(
                 application, self.store_factory, settings, self.log_factory

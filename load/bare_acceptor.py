@@ -1,0 +1,142 @@
+"""A bare QuickFIX acceptor: the "what QuickFIX alone costs" baseline for load.bench_orders.
+
+It runs the session layer exactly as the gateway configures it (SocketAcceptor, FileStore,
+FileLog, stock FIX44.xml validation, the same session settings) and answers every
+NewOrderSingle with one ExecutionReport (a full fill at the order's price) built with quickfix
+field setters. No front relay, no codec, no order core, no database.
+
+    python -m load.bare_acceptor --port 9877 --data-dir /tmp/bare [--comp-id FIXBRIDGE]
+        [--client BENCH]
+
+prints ``bare acceptor ready: port P`` once it accepts, and stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import quickfix as fix
+import quickfix44 as fix44
+
+from fixspec.dictionary import stock_dictionary_path
+
+READY = "bare acceptor ready"
+
+
+def settings(port: int, data_dir: Path, comp_id: str, client: str) -> fix.SessionSettings:
+    """The gateway's acceptor settings (gateway.fix.engine), with the stock dictionary."""
+    defaults = fix.Dictionary()
+    for key, value in {
+        "ConnectionType": "acceptor",
+        "SocketAcceptPort": str(port),
+        "SocketReuseAddress": "Y",
+        "SocketNodelay": "Y",
+        "SenderCompID": comp_id,
+        "StartTime": "00:00:00",
+        "EndTime": "00:00:00",
+        "UseDataDictionary": "Y",
+        "DataDictionary": str(stock_dictionary_path()),
+        "FileStorePath": str(data_dir / "store"),
+        "FileLogPath": str(data_dir / "log"),
+        "PersistMessages": "Y",
+        "CheckLatency": "Y",
+        "MaxLatency": "120",
+    }.items():
+        defaults.setString(key, value)
+    session = fix.Dictionary()
+    session.setString("BeginString", "FIX.4.4")
+    session.setString("TargetCompID", client)
+    session.setString("ResetOnLogon", "Y")
+    session.setString("ValidateFieldsHaveValues", "Y")
+    out = fix.SessionSettings()
+    out.set(defaults)
+    out.set(fix.SessionID("FIX.4.4", comp_id, client), session)
+    return out
+
+
+class FillEverything(fix.Application):
+    """Answers each NewOrderSingle with one filled ExecutionReport; nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids = itertools.count(1)
+
+    def onCreate(self, sessionID: fix.SessionID) -> None:
+        return None
+
+    def onLogon(self, sessionID: fix.SessionID) -> None:
+        return None
+
+    def onLogout(self, sessionID: fix.SessionID) -> None:
+        return None
+
+    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        return None
+
+    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        return None
+
+    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        return None
+
+    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        if message.getHeader().getField(35) != "D":
+            raise fix.UnsupportedMessageType()
+        n = next(self._ids)
+        qty = message.getField(38)
+        px = message.getField(44) if message.isSetField(44) else "0"
+        er = fix44.ExecutionReport()
+        er.setField(fix.OrderID(f"B{n}"))
+        er.setField(fix.ClOrdID(message.getField(11)))
+        er.setField(fix.ExecID(f"BE{n}"))
+        er.setField(fix.ExecType(fix.ExecType_TRADE))
+        er.setField(fix.OrdStatus(fix.OrdStatus_FILLED))
+        er.setField(fix.Symbol(message.getField(55)))
+        er.setField(fix.Side(message.getField(54)))
+        # Quantities and prices keep the client's exact text: no float round trip.
+        er.setField(38, qty)
+        er.setField(fix.OrdType(message.getField(40)))
+        er.setField(44, px)
+        er.setField(32, qty)
+        er.setField(31, px)
+        er.setField(151, "0")
+        er.setField(14, qty)
+        er.setField(6, px)
+        er.setField(fix.TransactTime(6))
+        fix.Session.sendToTarget(er, sessionID)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m load.bare_acceptor", description=__doc__)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--comp-id", default="FIXBRIDGE", help="our SenderCompID")
+    p.add_argument("--client", default="BENCH", help="the one client CompID accepted")
+    args = p.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    config = settings(args.port, args.data_dir, args.comp_id, args.client)
+    app = FillEverything()
+    acceptor = fix.SocketAcceptor(
+        app, fix.FileStoreFactory(config), config, fix.FileLogFactory(config)
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        acceptor.start()
+    except (fix.ConfigError, fix.RuntimeError) as exc:
+        print(f"bare acceptor: cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(f"{READY}: port {args.port}", flush=True)
+    stop.wait()
+    acceptor.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

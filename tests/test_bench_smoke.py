@@ -1,0 +1,51 @@
+"""The order benchmark's machinery, end to end at a tiny size: counts and ERs, never timings."""
+
+from __future__ import annotations
+
+from load.bench_orders import percentile, report, run_benchmark
+from load.fastclient import OrderTemplate, field_value
+
+
+def test_order_template_frames_a_valid_message() -> None:
+    stamp = b"20260101-00:00:00.000001"
+    msg = OrderTemplate("BENCH", "FIXBRIDGE", "BTC-PERP").build(7, b"C1", stamp)
+    head, _, rest = msg.partition(b"\x019=")
+    length, _, body_and_trailer = rest.partition(b"\x01")
+    body, _, checksum = body_and_trailer.rpartition(b"10=")
+    assert head == b"8=FIX.4.4"
+    assert int(length) == len(body)
+    assert int(checksum[:-1]) == sum(msg[: len(msg) - len(checksum) - 3]) % 256
+    assert field_value(msg, b"34") == b"7"
+    assert field_value(msg, b"11") == b"C1"
+    assert field_value(msg, b"55") == b"BTC-PERP"
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([5], 99) == 5
+
+
+def test_benchmark_runs_both_targets_and_counts_every_report(tmp_path) -> None:
+    result = run_benchmark(
+        orders=50, latency_samples=20, rounds=1, warmup=10, batch=8, work_dir=tmp_path
+    )
+    bare, gateway = result.bare, result.gateway
+    (bare_run,) = bare.throughput
+    (gw_run,) = gateway.throughput
+    assert (bare_run.fills, bare_run.execution_reports, bare_run.acks) == (50, 50, 0)
+    assert (gw_run.fills, gw_run.execution_reports, gw_run.acks) == (50, 100, 50)
+    # ClOrdIDs are numbered in phase order: warm-ups (10 + 1 each), latency (20 + 20), then
+    # throughput bare (63..112) and gateway (113..162); the last fill read is the last order's
+    assert bare_run.last_fill_cl_ord_id.endswith(b"-112")
+    assert gw_run.last_fill_cl_ord_id.endswith(b"-162")
+    assert len(bare.latency) == len(gateway.latency) == 20
+    assert all(s.execution_reports == 1 and s.first_er_ns == s.fill_ns for s in bare.latency)
+    assert all(s.execution_reports == 2 and s.first_er_ns <= s.fill_ns for s in gateway.latency)
+    # every order and ER the gateway answered is in its FIX message log
+    log_dir = tmp_path / "gateway" / "log"
+    log = (log_dir / "FIX.4.4-FIXBRIDGE-BENCH.messages.current.log").read_bytes()
+    assert log.count(b"\x0135=8\x01") == 2 * (10 + 1 + 20 + 50)
+    text = report(result)
+    assert "bare QuickFIX" in text and "gateway" in text and "p50 order -> first ER" in text
