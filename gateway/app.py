@@ -10,10 +10,11 @@ import uvicorn
 
 from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import db, pki
+from gateway import clearing, db, pki
 from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
+from gateway.clearing_api import add_clearing_routes
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
@@ -22,6 +23,9 @@ from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
+from otc.clearing.dispatcher import ClearingDispatcher
+from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
+from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated
 from otc.risk import RiskCheck, RiskLimits
@@ -106,6 +110,7 @@ class Gateway:
             ],
         )
         self.application.negotiation = self.negotiation
+        self._start_clearing()
         self.negotiation.start()
         self.auth = Auth(cfg, on_failure=self._auth_failed)
         engine_port = free_loopback_port()
@@ -150,12 +155,15 @@ class Gateway:
     def _start_http(self) -> None:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
         otc_routes = add_otc_routes(
-            self.negotiation, self.hub, self.auth, db.TradeReader(self.engine, self.writer)
+            self.negotiation, self.hub, self.auth,
+            clearing.TradesWithClearing(db.TradeReader(self.engine, self.writer),
+                                        self.clearing_repo),
         )
         audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
         api = create_api(
             self.config, self.engine, self.writer, self.session_views, self, self.auth,
-            extra_routes=[otc_routes, audit_routes], on_action=self.auditor.api_action,
+            extra_routes=[otc_routes, audit_routes, add_clearing_routes(self.clearing_repo)],
+            on_action=self.auditor.api_action,
         )
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
@@ -182,7 +190,32 @@ class Gateway:
     def _persist_otc(self, events) -> None:
         for event in events:
             if isinstance(event, ev.TradeCaptured):
-                self.writer.trade(db.trade_row(event.trade))
+                clearing.capture(self.engine, event.trade, event.at,
+                                 clear=self.config.clearing.mode != "off")
+
+    def _start_clearing(self) -> None:
+        cfg = self.config.clearing
+        self.clearing_repo = clearing.SqlOutbox(self.engine)
+        self.simulator = None
+        self.clearing_worker = None
+        if cfg.mode == "off":
+            return
+        if cfg.mode == "simulator":
+            rules = SimulatorRules(max_quantity=cfg.simulator_reject_above)
+            self.simulator = ClearinghouseSimulator(rules=rules).start()
+            sender = HttpSender(self.simulator.url, verify=False)
+            log.info("clearing to the built-in simulated clearinghouse at %s", self.simulator.url)
+        elif cfg.mode == "http":
+            sender = HttpSender(cfg.url, verify=cfg.verify_tls)
+        else:
+            sender = FileDropSender(cfg.drop_dir)
+        self.clearing_worker = clearing.ClearingWorker(
+            ClearingDispatcher(self.clearing_repo, sender), on_change=self._clearing_changed
+        )
+        self.clearing_worker.start()
+
+    def _clearing_changed(self, msg) -> None:
+        self.auditor.admin("clearing.state", "clearing", clearing.message_view(msg))
 
     def _auth_failed(self, **details) -> None:
         """Every API authentication or role failure (already logged by the API)."""
@@ -224,6 +257,10 @@ class Gateway:
         if self._server is not None:
             self._server.should_exit = True
         self.negotiation.stop()
+        if self.clearing_worker is not None:
+            self.clearing_worker.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
         if not self.acceptor.logout_all("gateway shutting down"):
             log.warning("some sessions did not complete their logout")
         for front in self.fronts:

@@ -68,6 +68,25 @@ class TlsSection(Strict):
     _check_listen = field_validator("fix_listen")(_hostport)
 
 
+class ClearingSection(Strict):
+    """Where captured trades go for clearing."""
+
+    mode: Literal["off", "simulator", "http", "file"] = "simulator"
+    url: str = ""  # mode http: the clearinghouse base URL (POST /clearing/messages)
+    verify_tls: bool = True
+    drop_dir: Path | None = None  # mode file: the directory the clearinghouse picks up from
+    schema_dir: Path | None = None  # official XSD root, for `fixbridge clearing validate`
+    simulator_reject_above: Decimal | None = None  # simulator rule: refuse larger quantities
+
+    @model_validator(mode="after")
+    def _complete(self) -> ClearingSection:
+        if self.mode == "http" and not self.url.startswith(("http://", "https://")):
+            raise ValueError("mode 'http' needs url = 'https://...'")
+        if self.mode == "file" and self.drop_dir is None:
+            raise ValueError("mode 'file' needs drop_dir")
+        return self
+
+
 class ApiToken(Strict):
     name: str = Field(min_length=1)
     hash: str = Field(pattern=r"^sha256\$[0-9a-f]{64}$")
@@ -191,6 +210,7 @@ class Config(Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     tls: TlsSection = Field(default_factory=TlsSection)
     otc: OtcSection = Field(default_factory=OtcSection)
+    clearing: ClearingSection = Field(default_factory=ClearingSection)
     api: ApiSection = Field(default_factory=ApiSection)
     logon: LogonSection = Field(default_factory=LogonSection)
     venue: VenueSection = Field(default_factory=VenueSection)

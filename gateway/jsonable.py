@@ -20,8 +20,8 @@ def to_jsonable(value: Any) -> Any:
         return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
+    if isinstance(value, timedelta):  # whole microseconds: floats are not canonical
+        return value // timedelta(microseconds=1)
     if isinstance(value, bytes):
         return value.hex()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
