@@ -235,3 +235,53 @@ class TradesWithClearing:
         record = self.reader.trade(trade_id)
         return self._with_status(record) if record else None
 
+
+
+def trade_from_record(record: dict) -> TradeCapture:
+    """A TradeCapture back from its stored JSON record (listed instruments; classic OTC terms
+    are rebuilt field by field)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from fixspec.instruments import parse_symbol
+    from fixspec.messages import Side
+    from otc.trades import FxOptionTerms, IrsTerms, Party, PartyRole, TradeLeg
+
+    def party(p: dict | None) -> Party | None:
+        if p is None:
+            return None
+        return Party(p["party_id"], PartyRole(p["role"]), p.get("name"), p.get("lei"))
+
+    def product(p: dict):
+        if "symbol" in p:
+            return parse_symbol(p["symbol"])
+        cls = IrsTerms if "fixed_rate" in p else FxOptionTerms
+        hints = cls.__annotations__
+        values = {}
+        for name, value in p.items():
+            kind = hints.get(name, "")
+            if "Decimal" in kind:
+                value = Decimal(value)
+            elif kind.startswith("date"):
+                value = date.fromisoformat(value)
+            values[name] = value
+        return cls(**values)
+
+    def ts(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return TradeCapture(
+        trade_id=record["trade_id"], side=Side(record["side"]),
+        quantity=Decimal(record["quantity"]), price=Decimal(record["price"]),
+        currency=record["currency"],
+        legs=tuple(TradeLeg(leg["leg_no"], product(leg["product"]), Side(leg["side"]),
+                            Decimal(leg["quantity"]), Decimal(leg["price"]))
+                   for leg in record["legs"]),
+        client=party(record["client"]), desk=party(record["desk"]),
+        requested_at=ts(record["requested_at"]), quoted_at=ts(record["quoted_at"]),
+        accepted_at=ts(record["accepted_at"]), executed_at=ts(record["executed_at"]),
+        trade_date=date.fromisoformat(record["trade_date"]),
+        rfq_id=record.get("rfq_id"), quote_id=record.get("quote_id"),
+        clearing_house=party(record.get("clearing_house")),
+        clearing_firm=party(record.get("clearing_firm")),
+    )

@@ -154,6 +154,36 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return audit_cli.cmd_export(audit_dir, args.out, args.frm, args.to)
 
 
+def cmd_clearing(args: argparse.Namespace) -> int:
+    """Clearing messages: validate one against the official schemas; reconcile a register."""
+    if args.clearing_command == "validate":
+        from otc.clearing.schemas import validate_file
+
+        schemas = args.schemas or (_load(args).clearing.schema_dir)
+        if schemas is None:
+            print("fixbridge: no schema directory: pass --schemas DIR or set "
+                  "clearing.schema_dir in the config", file=sys.stderr)
+            return 2
+        errors = validate_file(args.file, schemas)
+        for line in errors:
+            print(f"{args.file}: {line}", file=sys.stderr)
+        if not errors:
+            print(f"{args.file}: valid")
+        return 1 if errors else 0
+    from sqlalchemy import select
+
+    from gateway import db
+    from gateway.clearing import trade_from_record
+    from otc.clearing.recon import cmd_reconcile
+
+    config = _load(args)
+    engine = db.connect(config.database_url)
+    with engine.connect() as conn:
+        records = conn.execute(select(db.TradeRow.__table__.c.record)).scalars().all()
+    engine.dispose()
+    return cmd_reconcile([trade_from_record(r) for r in records], args.register)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fixbridge", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -215,6 +245,18 @@ def parser() -> argparse.ArgumentParser:
     a_ext.add_argument("old")
     a_ext.add_argument("new")
     audit.set_defaults(func=cmd_audit)
+
+    clr = sub.add_parser("clearing", help="clearing messages: validate, reconcile")
+    clr_sub = clr.add_subparsers(dest="clearing_command", required=True)
+    c_val = clr_sub.add_parser("validate", help="check a FIXML/FpML file against the XSDs")
+    c_val.add_argument("file")
+    c_val.add_argument("--schemas", help="schema root (default: clearing.schema_dir)")
+    c_rec = clr_sub.add_parser("reconcile", help="compare our trades with a trade register CSV")
+    c_rec.add_argument("register")
+    for p_ in (c_val, c_rec):
+        p_.add_argument("--config")
+        p_.add_argument("--data-dir")
+    clr.set_defaults(func=cmd_clearing)
 
     ht = sub.add_parser("hash-token", help="make a random API token and print it with its hash")
     ht.set_defaults(func=cmd_hash_token)
