@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ import uvicorn
 
 from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import clearing, db, pki
+from gateway import clearing, db, pki, recovery
 from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
@@ -29,6 +30,7 @@ from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated
 from otc.risk import RiskCheck, RiskLimits
+from otc.trades import Party, PartyRole
 from otc.venue import SimulatedVenue
 
 log = logging.getLogger("fixbridge")
@@ -83,6 +85,7 @@ class Gateway:
         self.auditor = Auditor(data / "audit")
         self.engine = db.connect(cfg.database_url)
         self.writer = db.Writer(self.engine)
+        recovery.recover(self.engine, data / "store")  # ERs sent but not yet committed
 
         venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
         risk = RiskCheck(
@@ -190,8 +193,14 @@ class Gateway:
     def _persist_otc(self, events) -> None:
         for event in events:
             if isinstance(event, ev.TradeCaptured):
-                clearing.capture(self.engine, event.trade, event.at,
-                                 clear=self.config.clearing.mode != "off")
+                cfg = self.config.clearing
+                trade = dataclasses.replace(
+                    event.trade,
+                    clearing_house=Party(cfg.clearing_house, PartyRole.CLEARING_ORGANIZATION),
+                    clearing_firm=(Party(cfg.clearing_firm, PartyRole.CLEARING_FIRM)
+                                   if cfg.clearing_firm else None),
+                )
+                clearing.capture(self.engine, trade, event.at, clear=cfg.mode != "off")
 
     def _start_clearing(self) -> None:
         cfg = self.config.clearing

@@ -19,7 +19,7 @@ from sqlmodel import Field, SQLModel
 
 from gateway.db import TradeRow, UtcDateTime, trade_row
 from otc.clearing import dispatcher as clearing_dispatch
-from otc.clearing.model import ClearingFormat
+from otc.clearing.model import ClearingFormat, ClearingFormatError
 from otc.clearing.outbox import (
     ClearingMessage,
     ClearingState,
@@ -161,7 +161,10 @@ def capture(engine: Engine, trade: TradeCapture, now: datetime, clear: bool) -> 
             return False
         conn.execute(TradeRow.__table__.insert(), [trade_row(trade)])
         if clear:
-            clearing_dispatch.enqueue(SqlOutbox(engine, conn), trade, now)
+            try:
+                clearing_dispatch.enqueue(SqlOutbox(engine, conn), trade, now)
+            except ClearingFormatError as exc:  # the trade stands; a human must clear it
+                log.error("trade %s stored but not sent for clearing: %s", trade.trade_id, exc)
     return True
 
 

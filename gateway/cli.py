@@ -21,6 +21,7 @@ def _setup_logging(data_dir: Path | None, verbose: bool) -> None:
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(data_dir / "fixbridge.log"))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

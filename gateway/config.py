@@ -77,6 +77,8 @@ class ClearingSection(Strict):
     drop_dir: Path | None = None  # mode file: the directory the clearinghouse picks up from
     schema_dir: Path | None = None  # official XSD root, for `fixbridge clearing validate`
     simulator_reject_above: Decimal | None = None  # simulator rule: refuse larger quantities
+    clearing_house: CompId = "CCP"  # PartyRole 21 on every submission
+    clearing_firm: CompId | None = None  # PartyRole 4 (the client's clearing member)
 
     @model_validator(mode="after")
     def _complete(self) -> ClearingSection:

@@ -85,6 +85,7 @@ class NegotiationService:
         self._stopping = False
         self.rfqs_by_desk: dict[str, list[str]] = defaultdict(list)
         self.rfqs_by_client: dict[str, list[str]] = defaultdict(list)
+        self._by_request: dict[tuple[str, str], str] = {}
         self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
 
     def start(self) -> None:
@@ -103,6 +104,29 @@ class NegotiationService:
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
         return events
 
+    # -- fixspec.rfq_codec.RfqLookup: what a FIX message names but does not carry ----------
+
+    def rfq_of_quote(self, client_id: str, quote_id: str) -> str | None:
+        with self.lock:
+            try:
+                quote = self.engine.quote(quote_id).sealed.quote
+            except KeyError:
+                return None
+            return quote.rfq_id if quote.client_id == client_id else None
+
+    def rfq_of_request(self, client_id: str, quote_req_id: str) -> str | None:
+        with self.lock:
+            return self._by_request.get((client_id, quote_req_id))
+
+    def rfq_record(self, rfq_id: str | None):
+        """The RFQ an event belongs to (call from a sink: the lock is held)."""
+        if rfq_id is None:
+            return None
+        try:
+            return self.engine.rfq(rfq_id).rfq
+        except KeyError:
+            return None
+
     def query(self, fn):
         with self.lock:
             return fn(self.engine)
@@ -113,6 +137,7 @@ class NegotiationService:
                 self.rfqs_by_desk[event.desk_id].append(event.rfq.rfq_id)
             elif isinstance(event, ev.RfqAcknowledged):
                 self.rfqs_by_client[event.client_id].append(event.rfq.rfq_id)
+                self._by_request[(event.client_id, event.rfq.quote_req_id)] = event.rfq.rfq_id
         for sink in self.sinks:
             try:
                 sink(events)

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-admin-token"
 VIEWER_TOKEN = "test-desk-token"  # role desk, DESK_A
 DESK_B_TOKEN = "test-desk-b-token"
+DESK_C_TOKEN = "test-desk-c-token"
 COMPLIANCE_TOKEN = "test-compliance-token"
 CLIENT_VIEWER_TOKEN = "test-client-viewer-token"
 PASSWORD = "s3cret-pass"
@@ -75,6 +76,11 @@ name = "test-desk-b"
 role = "desk"
 desk_id = "DESK_B"
 hash = "{hash_token(DESK_B_TOKEN)}"
+[[api.tokens]]
+name = "test-desk-c"
+role = "desk"
+desk_id = "DESK_C"
+hash = "{hash_token(DESK_C_TOKEN)}"
 [[api.tokens]]
 name = "test-compliance"
 role = "compliance"

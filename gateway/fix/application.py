@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import quickfix as fix
 
-from fixspec import codec
+from fixspec import codec, rfq_codec
 from fixspec import messages as m
 from gateway.config import Config
 from gateway.db import SessionEvent, Writer
@@ -27,7 +27,7 @@ from otc.risk import Throttle, ThrottleVerdict
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
-RFQ_TYPES = frozenset({"R", "AJ"})
+RFQ_TYPES = frozenset({"R", "AJ", "Z"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 
@@ -53,6 +53,7 @@ class GatewayApplication(fix.Application):
         self.sessions: dict[str, fix.SessionID] = {}
         self.config = config
         self.negotiation = None  # set by the gateway: RFQ messages go there
+        self._answering = threading.local()
         self.core_observers: list = []  # see every batch of order-core events (the audit log)
         self.session_observers: list = []  # (comp_id, event, peer, text)
         self.throttles = {
@@ -191,27 +192,30 @@ class GatewayApplication(fix.Application):
         )
 
     def _rfq(self, owner: str, raw: codec.RawMessage, sessionID: fix.SessionID) -> None:
-        from fixspec import rfq_codec
-
         try:
-            command = rfq_codec.decode_client(raw, owner)
+            command = rfq_codec.decode_client(raw, owner, self.negotiation)
         except codec.DecodeError as exc:
             for msg_type, fields in rfq_codec.reject_for_rfq(raw, exc):
                 self._send_fields(owner, msg_type, fields, sessionID)
             return
-        self.negotiation.submit(command)  # answers flow back through rfq_sink
+        self._answering.raw = raw  # the sink echoes from the message it answers
+        try:
+            self.negotiation.submit(command)  # answers flow back through rfq_sink
+        finally:
+            self._answering.raw = None
 
     def rfq_sink(self, events: list[ev.Event]) -> None:
         """Negotiation events for clients, as FIX messages on their sessions."""
-        from fixspec import rfq_codec
-
+        answering = getattr(self._answering, "raw", None)
         for event in events:
             if event.audience not in CLIENT_AUDIENCES:
                 continue
             session_id = self.sessions.get(event.client_id)
             if session_id is None:
                 continue  # a client without a FIX session (RFQ entered for it by a desk)
-            for msg_type, fields in rfq_codec.encode_for_client(event):
+            rfq = self.negotiation.rfq_record(ev.rfq_id_of(event))
+            out = rfq_codec.encode_for_client(event, rfq=rfq, answering=answering)
+            for msg_type, fields in out:
                 self._send_fields(event.client_id, msg_type, fields, session_id)
 
     def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
