@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -62,7 +62,7 @@ from otc.negotiation.fixcodes import (
     QuoteStatus,
     QuoteType,
 )
-from otc.negotiation.model import HEDGE_KINDS, AcceptVia, Rfq
+from otc.negotiation.model import HEDGE_KINDS, AcceptVia, LegQuote, Rfq, RfqLeg
 from otc.negotiation.states import RfqState
 from otc.trades import Party, PartyRole, TradeCapture, TradeLeg
 
@@ -240,7 +240,7 @@ def hedge_flags(instruments: list[Instrument]) -> list[bool]:
     return [options_and_hedges and inst.kind in HEDGE_KINDS for inst in instruments]
 
 
-def _is_package(legs) -> bool:
+def _is_package(legs: Sequence[LegRequest | RfqLeg | LegQuote]) -> bool:
     """Whether legs travel in NoLegs(555): anything but one leg bought at ratio 1."""
     return len(legs) != 1 or legs[0].ratio != 1 or legs[0].side is not Side.BUY
 
@@ -273,7 +273,9 @@ def _strategy(entry: RawMessage, leg_entries: list[RawMessage]) -> tuple[LegRequ
     )
 
 
-def _check_leg_quantities(leg_entries: list[RawMessage], legs, quantity: Decimal) -> None:
+def _check_leg_quantities(
+    leg_entries: list[RawMessage], legs: tuple[LegRequest, ...], quantity: Decimal
+) -> None:
     """LegQty(687) is optional; when given it must be the package quantity times the ratio."""
     for n, (entry, leg) in enumerate(zip(leg_entries, legs, strict=True), start=1):
         leg_qty = _dec(entry, 687, required=False, positive=True)
@@ -327,8 +329,14 @@ def _quote_request(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> S
     )
 
 
+def _lookup(rfqs: RfqLookup | None) -> RfqLookup:
+    if rfqs is None:  # a wiring mistake, not the client's: let the edge log it
+        raise TypeError("decode_client needs an RfqLookup for counters, passes and cancels")
+    return rfqs
+
+
 def _rfq_of_quote(rfqs: RfqLookup | None, client_id: str, quote_id: str) -> str:
-    rfq_id = rfqs.rfq_of_quote(client_id, quote_id) if rfqs is not None else None
+    rfq_id = _lookup(rfqs).rfq_of_quote(client_id, quote_id)
     if rfq_id is None:
         raise DecodeError(f"QuoteID(117) {quote_id!r} names no quote of yours", tag=117)
     return rfq_id
@@ -419,7 +427,7 @@ def _quote_cancel(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> Ca
             f"{cancel_type!r}",
             tag=298,
         )
-    rfq_id = rfqs.rfq_of_request(client_id, quote_req_id) if rfqs is not None else None
+    rfq_id = _lookup(rfqs).rfq_of_request(client_id, quote_req_id)
     if rfq_id is None:
         raise DecodeError(f"QuoteReqID(131) {quote_req_id!r} names no request of yours", tag=131)
     return CancelRfq(client_id, rfq_id)
@@ -871,7 +879,10 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
 
 def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) -> list[OutField]:
     """TradeCaptureReport (AE): a new (487=0) submitted (856=0) block trade (828=1) between the
-    client and the desk, matched (573=0) because both agreed it through the RFQ."""
+    client and the desk, matched (573=0) because both agreed it through the RFQ.
+
+    Not 856=7: in FIX 4.4 that value is "(Locked-In) Trade Break", a cancellation; the trade
+    being locked in is what MatchStatus 573=0 (compared, matched) says."""
     out: list[OutField] = [
         (571, trade.trade_id),
         (487, "0"),

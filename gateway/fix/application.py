@@ -54,6 +54,8 @@ class GatewayApplication(fix.Application):
         self.config = config
         self.negotiation = None  # set by the gateway: RFQ messages go there
         self._answering = threading.local()
+        # acceptances awaiting their outcome, to echo Side/ClOrdID when it comes later
+        self._acceptances: dict[tuple[str, str], codec.RawMessage] = {}
         self.core_observers: list = []  # see every batch of order-core events (the audit log)
         self.session_observers: list = []  # (comp_id, event, peer, text)
         self.throttles = {
@@ -198,6 +200,9 @@ class GatewayApplication(fix.Application):
             for msg_type, fields in rfq_codec.reject_for_rfq(raw, exc):
                 self._send_fields(owner, msg_type, fields, sessionID)
             return
+        if raw.msg_type in ("AJ", "D"):  # an acceptance may be answered later (last look)
+            ref = raw.get(11) if raw.msg_type == "D" else raw.get(693)
+            self._acceptances[(owner, ref)] = raw
         self._answering.raw = raw  # the sink echoes from the message it answers
         try:
             self.negotiation.submit(command)  # answers flow back through rfq_sink
@@ -214,7 +219,13 @@ class GatewayApplication(fix.Application):
             if session_id is None:
                 continue  # a client without a FIX session (RFQ entered for it by a desk)
             rfq = self.negotiation.rfq_record(ev.rfq_id_of(event))
-            out = rfq_codec.encode_for_client(event, rfq=rfq, answering=answering)
+            ref = getattr(event, "client_ref", None)
+            answered = answering
+            if ref is not None:
+                answered = self._acceptances.get((event.client_id, ref), answering)
+                if isinstance(event, ev.TradeCaptured | ev.AcceptanceRejected):
+                    self._acceptances.pop((event.client_id, ref), None)
+            out = rfq_codec.encode_for_client(event, rfq=rfq, answering=answered)
             for msg_type, fields in out:
                 self._send_fields(event.client_id, msg_type, fields, session_id)
 
