@@ -29,6 +29,7 @@ from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
 from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated
+from otc.rfq_risk import RfqRiskGate
 from otc.risk import RiskCheck, RiskLimits
 from otc.trades import Party, PartyRole
 from otc.venue import SimulatedVenue
@@ -111,6 +112,10 @@ class Gateway:
                 self.auditor.negotiation, self._persist_otc, self.application.rfq_sink,
                 self.hub.sink,
             ],
+        )
+        self.negotiation.gate = RfqRiskGate(
+            self.orders.risk, self.orders.halt_reason, self.orders.exposure,
+            rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
         )
         self.application.negotiation = self.negotiation
         self._start_clearing()
@@ -201,6 +206,8 @@ class Gateway:
                                    if cfg.clearing_firm else None),
                 )
                 clearing.capture(self.engine, trade, event.at, clear=cfg.mode != "off")
+                with self.application.lock:  # the trade now uses the client's credit
+                    self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
 
     def _start_clearing(self) -> None:
         cfg = self.config.clearing
@@ -253,6 +260,7 @@ class Gateway:
         log.warning("kill switch for %s engaged by %s: %s", client or "ALL", actor, reason)
         self.auditor.admin("risk.kill", f"api:{actor}", {"client": client, "reason": reason})
         events = self.application.run_core(lambda orders: orders.kill(client, reason))
+        self.negotiation.cancel_client_rfqs(client, reason)
         return sum(1 for e in events if isinstance(e, OrderUpdated))
 
     def resume(self, client: str | None, actor: str) -> bool:

@@ -192,6 +192,7 @@ class SessionConfig(Strict):
     risk: RiskSection | None = None
     throttle: ThrottleSection = Field(default_factory=ThrottleSection)
     cancel_on_disconnect: bool = False
+    rfq_rate: int = Field(default=20, ge=1)  # RFQs per second this client may send
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:

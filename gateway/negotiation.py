@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import Config
 from otc.negotiation import events as ev
-from otc.negotiation.commands import Command
+from otc.negotiation.commands import AcceptQuote, CancelRfq, Command
 from otc.negotiation.engine import NegotiationConfig, NegotiationEngine
 from otc.negotiation.ids import sequential_ids
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
+from otc.negotiation.states import RfqState
+from otc.rfq_risk import RfqRiskGate
 
 log = logging.getLogger("fixbridge.otc")
 
@@ -81,6 +84,7 @@ class NegotiationService:
         self.sinks = sinks
         self.clock = clock
         self.lock = threading.RLock()
+        self.gate: RfqRiskGate | None = None  # pre-trade risk, set by the gateway
         self._wake = threading.Condition(self.lock)
         self._stopping = False
         self.rfqs_by_desk: dict[str, list[str]] = defaultdict(list)
@@ -99,7 +103,12 @@ class NegotiationService:
 
     def submit(self, command: Command) -> list[ev.Event]:
         with self.lock:
-            events = self.engine.handle(command, self.clock())
+            refused = self.gate.check(command, time.monotonic(), self._acceptance_terms) \
+                if self.gate is not None else None
+            if refused is not None:
+                events = self.engine.refuse(command, *refused, self.clock())
+            else:
+                events = self.engine.handle(command, self.clock())
             self._dispatch(events)
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
         return events
@@ -126,6 +135,36 @@ class NegotiationService:
             return self.engine.rfq(rfq_id).rfq
         except KeyError:
             return None
+
+    def _acceptance_terms(self, cmd: AcceptQuote):
+        try:
+            quote = self.engine.quote(cmd.quote_id).sealed.quote
+            rfq = self.engine.rfq(quote.rfq_id).rfq
+        except KeyError:
+            return None
+        price = quote.price_for(cmd.side)
+        if price is None:
+            return None
+        return (cmd.quantity or rfq.quantity), abs(price)
+
+    def cancel_client_rfqs(self, client_id: str | None, reason: str) -> int:
+        """Withdraw every open RFQ of ``client_id`` (all clients for None): the kill switch."""
+        with self.lock:
+            clients = [client_id] if client_id else list(self.rfqs_by_client)
+            n = 0
+            for client in clients:
+                for rfq_id in self.rfqs_by_client.get(client, []):
+                    try:
+                        state = self.engine.rfq(rfq_id).state
+                    except KeyError:
+                        continue
+                    if state not in (RfqState.OPEN, RfqState.QUOTED, RfqState.NEGOTIATING):
+                        continue  # finished, or a fill already in flight
+                    events = self.engine.handle(CancelRfq(client, rfq_id), self.clock())
+                    self._dispatch(events)
+                    n += 1
+            log.warning("kill switch (%s): withdrew %d open RFQs", reason, n)
+            return n
 
     def query(self, fn):
         with self.lock:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from fixspec import messages as m
 from fixspec.instruments import Instrument
@@ -55,6 +56,10 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status not in TERMINAL
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_order_values = attrgetter(*_ORDER_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,10 @@ class OrderManager:
         if px is None:
             px = self.venue.reference_price(order.instrument.symbol) or ZERO
         return abs(order.cum_qty * order.avg_px) + abs(order.leaves_qty * px)
+
+    def add_exposure(self, owner: str, notional: Decimal) -> None:
+        """Credit consumed outside the order book (a trade captured from an RFQ)."""
+        self._exposure[owner] = self.exposure(owner) + abs(notional)
 
     def kill(self, client: str | None, reason: str) -> list[CoreEvent]:
         """Halt ``client`` (or everyone, for ``None``): cancel open orders, refuse new ones."""
@@ -470,7 +479,10 @@ class OrderManager:
 
     def _update(self, order: Order, **changes) -> Order:
         before = self._notional(order) if order.order_id in self.orders else ZERO
-        order = replace(order, updated_at=self.clock(), **changes)
+        # dataclasses.replace, but a few µs cheaper: twice per order on the hot path
+        values = dict(zip(_ORDER_FIELDS, _order_values(order), strict=True))
+        values.update(changes, updated_at=self.clock())
+        order = Order(**values)
         self.orders[order.order_id] = order
         self._exposure[order.owner] = self.exposure(order.owner) - before + self._notional(order)
         return order

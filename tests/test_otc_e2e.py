@@ -227,3 +227,36 @@ def test_desk_quoting_an_rfq_not_routed_to_it_is_forbidden(gateway):
         a.close()
         c.close()
         keep.close()
+
+
+def test_rfq_pre_trade_risk_kill_switch_rate_and_credit(gateway, client, desks):
+    a = desks[0]
+    rfq_id = open_rfq(client, desks, "e2e-risk-open")
+    # kill switch: the open RFQ is withdrawn from every desk, new RFQs are refused (658=6)
+    r = httpx.post(f"{gateway.http}/risk/kill", headers=ADMIN,
+                   json={"client": "CLIENT2", "reason": "credit review"})
+    assert r.status_code == 200
+    withdrawn = set()
+    while rfq_id not in withdrawn:  # every open RFQ of the client goes, ours among them
+        withdrawn.add(a.event("RfqWithdrawn")["rfq_id"])
+    client.rfq("e2e-risk-killed")
+    refused = client.next("AI", "AG")
+    while refused.msg_type != "AG":
+        refused = client.next("AI", "AG")
+    assert (refused.get(131), refused.get(658)) == ("e2e-risk-killed", "6")
+    assert "kill switch engaged: credit review" in refused.get(58)
+    assert httpx.post(f"{gateway.http}/risk/resume", headers=ADMIN,
+                      json={"client": "CLIENT2", "reason": "ok"}).json()["resumed"]
+    # credit: an acceptance that would exceed the client's credit limit is refused (103=3)
+    assert httpx.put(f"{gateway.http}/risk/CLIENT2/limits", headers=ADMIN,
+                     json={"max_order_qty": "1000", "credit_limit": "1000"}).status_code == 200
+    try:
+        rfq_id = open_rfq(client, desks, "e2e-risk-credit")
+        assert a.quote(rfq_id, bid_px="4100", offer_px="4300").status_code == 201
+        q = client.quote()
+        client.order_on(q, Side.BUY, "e2e-risk-credit-ord")
+        rej = client.next("8")
+        assert (rej.get(39), rej.get(103)) == ("8", "3") and "credit limit" in rej.get(58)
+    finally:
+        httpx.put(f"{gateway.http}/risk/CLIENT2/limits", headers=ADMIN,
+                  json={"max_order_qty": "1000"})

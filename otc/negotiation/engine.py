@@ -253,6 +253,16 @@ class NegotiationEngine:
         events.extend(txn.replies)
         return events
 
+    def refuse(
+        self, command: Command, reason: RejectReason, text: str, now: datetime
+    ) -> list[Event]:
+        """The rejection event for a command refused before it reached the engine (pre-trade
+        risk). Timers due at ``now`` fire first, as in :meth:`handle`; nothing else changes."""
+        now = _utc(now)
+        events = self.tick(now)
+        events.append(refusal_event(command, NegotiationError(reason, text), now, self._quote_of))
+        return events
+
     def tick(self, now: datetime) -> list[Event]:
         """Fire every timer due at or before ``now`` (each at its own deadline) and return the
         resulting events. The edge calls this at :meth:`next_deadline`."""

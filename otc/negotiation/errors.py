@@ -70,6 +70,9 @@ class RejectReason(StrEnum):
     LAST_LOOK_TIMEOUT = "last_look_timeout"
     NO_PENDING_LAST_LOOK = "no_pending_last_look"
     LAST_LOOK_WINDOW_CLOSED = "last_look_window_closed"
+    # pre-trade risk, decided before the command reaches the engine
+    RISK_LIMIT = "risk_limit"
+    KILL_SWITCH = "kill_switch"
 
 
 class NegotiationError(Exception):
@@ -104,6 +107,8 @@ _QUOTE_REQUEST_REJECT: dict[RejectReason, QuoteRequestRejectReason] = {
     R.RFQ_EXPIRED: _QRR.TOO_LATE_TO_ENTER,
     R.ALL_DESKS_PASSED: _QRR.PASS,
     R.DESK_PASSED: _QRR.PASS,
+    R.RISK_LIMIT: _QRR.EXCEEDS_LIMIT,
+    R.KILL_SWITCH: _QRR.NOT_AUTHORIZED,
 }
 
 _ORD_REJ: dict[RejectReason, OrdRejReason] = {
@@ -118,6 +123,8 @@ _ORD_REJ: dict[RejectReason, OrdRejReason] = {
     R.QUANTITY_EXCEEDS_QUOTE: OrdRejReason.ORDER_EXCEEDS_LIMIT,
     R.LAST_LOOK_REJECTED: OrdRejReason.BROKER_OPTION,
     R.LAST_LOOK_TIMEOUT: OrdRejReason.BROKER_OPTION,
+    R.RISK_LIMIT: OrdRejReason.ORDER_EXCEEDS_LIMIT,
+    R.KILL_SWITCH: OrdRejReason.BROKER_OPTION,
 }
 
 _QUOTE_STATUS: dict[RejectReason, QuoteStatus] = {
@@ -131,6 +138,7 @@ _QUOTE_STATUS: dict[RejectReason, QuoteStatus] = {
 _HTTP_STATUS: dict[RejectReason, int] = {
     R.DESK_NOT_ROUTED: 403,
     R.NO_ROUTE: 403,
+    R.KILL_SWITCH: 403,
     R.UNKNOWN_RFQ: 404,
     R.UNKNOWN_QUOTE: 404,
     R.UNKNOWN_COUNTER: 404,
