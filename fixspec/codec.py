@@ -70,7 +70,20 @@ def fmt_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S.%f")
 
 
+# The UTCTimestamp forms clients send; anything else takes the slower strptime route.
+_UTC_TIMESTAMP = re.compile(r"(\d{4})(\d\d)(\d\d)-(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?", re.ASCII)
+
+
 def parse_time(text: str) -> datetime:
+    if match := _UTC_TIMESTAMP.fullmatch(text):  # once per order: strptime costs ~8 µs
+        year, month, day, hour, minute, second, fraction = match.groups()
+        try:
+            return datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second),
+                int(fraction.ljust(6, "0")) if fraction else 0, tzinfo=UTC,
+            )
+        except ValueError:
+            pass  # out-of-range parts: let strptime say what is wrong
     for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=UTC)

@@ -2,14 +2,26 @@
 
 Every FIX message in and out (admin and application, valid or not), every API action with its
 actor, every auth failure, and every state change of orders, RFQs, quotes, trades, clearing
-messages and sessions. Appends never block the caller on disk: entries are ordered and hashed
-at once and made durable by the log's group commit.
+messages and sessions.
+
+The callers are hot paths (the FIX engine's thread calls :meth:`Auditor.fix` for every message,
+the order path calls :meth:`Auditor.orders` for every batch of core events), so a sink only
+puts its arguments on one FIFO queue; the ``audit-feed`` thread builds the payloads and appends
+them to the log, in exactly the order the sinks were called, several at a time. The log then
+orders, hashes and group-commits them as before. Nothing is dropped: the queue is drained on
+:meth:`Auditor.close`, and ``auditor.log.flush()`` / ``checkpoint()`` (what the audit API calls
+before it reads) first wait for the queue to be handed over. While the log applies back-pressure
+(its own pending limit) the queue holds at most ``max_queued`` items before callers wait.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gateway.jsonable import event_json, to_jsonable
 from otc.audit import AuditLog
@@ -20,27 +32,111 @@ log = logging.getLogger("fixbridge.audit")
 SOH = "\x01"
 
 
+class FedLog:
+    """The :class:`AuditLog` as readers see it: ``flush`` and ``checkpoint`` first wait until
+    everything the :class:`Auditor` queued before the call is in the log; the rest passes on."""
+
+    def __init__(self, inner: AuditLog, drain: Callable[[], None]) -> None:
+        self.inner = inner
+        self._drain = drain
+
+    def flush(self, timeout: float | None = None) -> int:
+        self._drain()
+        return self.inner.flush(timeout)
+
+    def checkpoint(self, timeout: float | None = None):
+        self._drain()
+        return self.inner.checkpoint(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Auditor:
-    def __init__(self, directory: Path) -> None:
-        self.log = AuditLog.open(directory)
+    def __init__(self, directory: Path, max_queued: int = 100_000, linger: float = 0.002) -> None:
+        self.log = FedLog(AuditLog.open(directory), self.drain)
+        self.max_queued = max_queued
+        self.linger = linger
+        self._q: deque = deque()
+        self._idle = True  # the feed thread is waiting: the next put must wake it
+        self._wake = threading.Event()
+        self._urgent = threading.Event()  # a drain or close is waiting: stop lingering
+        self._stopping = False
+        self._feed = threading.Thread(target=self._run, name="audit-feed", daemon=True)
+        self._feed.start()
 
     def close(self) -> None:
-        self.log.close()
+        """Append everything queued, then make it durable and seal the log."""
+        self._stopping = True
+        self._urgent.set()
+        self._wake.set()
+        self._feed.join()
+        self._append_queued()  # anything a late caller slipped in after the feed stopped
+        self.log.inner.close()
+
+    def drain(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything queued before this call has been appended to the log."""
+        if not self._feed.is_alive():
+            return not self._q
+        done = threading.Event()
+        self._put(done.set, ())
+        self._urgent.set()
+        return done.wait(timeout)
+
+    # -- the queue -------------------------------------------------------------------------
+
+    def _put(self, fn: Callable[..., None], args: tuple) -> None:
+        q = self._q
+        q.append((fn, args))
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+        elif len(q) >= self.max_queued and threading.current_thread() is not self._feed:
+            self._urgent.set()
+            self.drain(None)  # back-pressure: the log itself is not keeping up
+
+    def _run(self) -> None:
+        wake, urgent = self._wake, self._urgent
+        while True:
+            wake.wait()
+            wake.clear()
+            if self.linger and not urgent.is_set():
+                urgent.wait(self.linger)  # let a few messages gather; a drain wakes us
+            urgent.clear()
+            while True:
+                self._append_queued()
+                self._idle = True
+                if not self._q:
+                    break
+                self._idle = False
+            if self._stopping:
+                return
+
+    def _append_queued(self) -> None:
+        q = self._q
+        while q:
+            fn, args = q.popleft()
+            try:
+                fn(*args)
+            except Exception:  # the audit trail failing is loud, but never takes trading down
+                log.exception("audit append failed: %s%r", getattr(fn, "__name__", fn), args[:2])
 
     def append(self, kind: str, actor: str, payload: dict) -> None:
-        try:
-            self.log.append_nowait(kind, actor, payload)
-        except Exception:  # the audit trail failing is loud, but never takes trading down
-            log.exception("audit append failed: %s by %s", kind, actor)
+        self._put(self.log.inner.append_nowait, (kind, actor, payload))
 
     # -- sinks, one per edge ---------------------------------------------------------------
 
     def fix(self, kind: str, actor: str, text: str) -> None:
+        self._put(self._fix, (kind, actor, text))
+
+    def _fix(self, kind: str, actor: str, text: str) -> None:
         msg_type = ""
         start = text.find(SOH + "35=")
         if start >= 0:
             msg_type = text[start + 4 : text.find(SOH, start + 4)]
-        self.append(kind, actor, {"msg_type": msg_type, "raw": text.replace(SOH, "|")})
+        self.log.inner.append_nowait(
+            kind, actor, {"msg_type": msg_type, "raw": text.replace(SOH, "|")}
+        )
 
     def api_action(self, actor: str, method: str, path: str, status: int, peer: str) -> None:
         self.append(
@@ -51,15 +147,19 @@ class Auditor:
         self.append("api.auth_failure", details.get("token_name") or "anonymous", details)
 
     def orders(self, events) -> None:
-        for event in events:
-            if isinstance(event, OrderUpdated):
-                o = event.order
-                self.append("order.state", f"client:{o.owner}", {
-                    "order_id": o.order_id, "cl_ord_id": o.cl_ord_id, "status": o.status.value,
-                    "symbol": o.instrument.symbol, "side": o.side.value,
-                    "quantity": to_jsonable(o.quantity), "price": to_jsonable(o.price),
-                    "cum_qty": to_jsonable(o.cum_qty), "avg_px": to_jsonable(o.avg_px),
-                })
+        updated = [e.order for e in events if isinstance(e, OrderUpdated)]
+        if updated:  # orders are immutable snapshots: safe to describe later
+            self._put(self._orders, (updated,))
+
+    def _orders(self, orders) -> None:
+        append = self.log.inner.append_nowait
+        for o in orders:
+            append("order.state", f"client:{o.owner}", {
+                "order_id": o.order_id, "cl_ord_id": o.cl_ord_id, "status": o.status.value,
+                "symbol": o.instrument.symbol, "side": o.side.value,
+                "quantity": to_jsonable(o.quantity), "price": to_jsonable(o.price),
+                "cum_qty": to_jsonable(o.cum_qty), "avg_px": to_jsonable(o.avg_px),
+            })
 
     def negotiation(self, events) -> None:
         for event in events:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from otc.audit import generate_signing_key
 from tests.harness import ROOT, shared_dir
 
 
@@ -16,6 +17,7 @@ def test_session_level_acceptance_suite(tmp_path):
     names = (conformance / "session-level.txt").read_text().split()
     assert len(names) == 45
     profile = ROOT / "tests" / "conformance" / "at.toml"
+    generate_signing_key(tmp_path / "data" / "audit")  # as `fixbridge audit keygen` would
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "run", "--config", str(profile),
          "--data-dir", str(tmp_path / "data")],

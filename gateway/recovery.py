@@ -1,0 +1,244 @@
+"""Start-up recovery: executions the database writer had not committed when the process died.
+
+The writer commits in batches on its own thread, so a SIGKILL can lose the last batch although
+the client already holds those ExecutionReports. QuickFIX persists every message before sending
+it (``PersistMessages=Y``), so its FileStore is the record of what clients were told. Before the
+acceptor starts, every ExecutionReport in the store whose ExecID the database lacks is inserted,
+and each order it names is brought up to the newest such report. The order core is restored from
+the database afterwards, so a recovered resting order is live again and ids continue after the
+highest one a client has seen.
+
+Store format (QuickFIX 1.16 ``FileStore.cpp``): ``<Begin>-<Sender>-<Target>.header`` holds
+``"seq,offset,size "`` triples, ``.body`` the sent messages concatenated. ``set`` writes the
+triple, then the message, and flushes both (no fsync: this covers a process crash, not a power
+loss). A triple whose message never reached the body file points past its end and is skipped; a
+sequence number stored twice keeps its later entry, as ``FileStore::populateCache`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import InvalidOperation
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
+from fixspec import messages as m
+from fixspec.codec import DecodeError, RawMessage, decode_outbound
+from fixspec.instruments import InstrumentError, parse_symbol
+from gateway.db import ExecutionRow, OrderRow, execution_row, order_from_row, order_row
+from otc.orders import Order
+
+log = logging.getLogger("fixbridge.recovery")
+
+HEADER_ENTRY = re.compile(rb"(\d+),(-?\d+),(\d+) ")
+EXECUTION_REPORT = b"\x0135=8\x01"
+# ExecIDs the order core mints ("OE17"); the adapter's decode rejects ("REJ-<ClOrdID>") are
+# never persisted by the writer, so recovery leaves them out too.
+CORE_EXEC_ID = re.compile(r"[A-Za-z]*E\d+")
+# ERs for a cancel or replace still waiting on the venue name the request's ClOrdID in 11 and
+# the order's own in 41; the order keeps its ClOrdID until the venue answers.
+PENDING = frozenset({m.ExecType.PENDING_CANCEL, m.ExecType.PENDING_REPLACE})
+QUERY_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """An ExecutionReport the engine sent, as read back from its store."""
+
+    owner: str  # the client's CompID: TargetCompID(56) of the message we sent
+    store_seq: int
+    report: m.ExecutionReport
+    time_in_force: m.TimeInForce | None
+
+
+@dataclass(slots=True)
+class Recovery:
+    """What one recovery pass found and wrote."""
+
+    stores: int = 0
+    messages: int = 0
+    reports: int = 0
+    executions: int = 0
+    orders: int = 0
+    torn: int = 0  # header entries pointing past the end of the body file
+    unreadable: int = 0  # stored 35=8 messages that did not decode
+    order_ids: list[str] = field(default_factory=list)
+
+
+def read_store(header: Path, body: Path) -> tuple[dict[int, bytes], int]:
+    """Every message of one session store by sequence number, and how many entries were torn."""
+    data = body.read_bytes() if body.exists() else b""
+    messages: dict[int, bytes] = {}
+    torn = 0
+    for match in HEADER_ENTRY.finditer(header.read_bytes()):
+        seq, offset, size = (int(g) for g in match.groups())
+        if offset < 0 or offset + size > len(data):
+            torn += 1
+            continue
+        messages[seq] = data[offset : offset + size]
+    return messages, torn
+
+
+def stored_reports(store_dir: Path, summary: Recovery | None = None) -> Iterator[StoredReport]:
+    """The ExecutionReports in every session store under ``store_dir``, in store order."""
+    summary = summary if summary is not None else Recovery()
+    for header in sorted(store_dir.glob("*.header")):
+        messages, torn = read_store(header, header.with_suffix(".body"))
+        summary.stores += 1
+        summary.messages += len(messages)
+        summary.torn += torn
+        for seq in sorted(messages):
+            wire = messages[seq]
+            if EXECUTION_REPORT not in wire:
+                continue
+            found = _report(seq, wire)
+            if found is None:
+                summary.unreadable += 1
+                log.warning("%s: message %d is an unreadable ExecutionReport", header.name, seq)
+            elif CORE_EXEC_ID.fullmatch(found.report.exec_id):
+                summary.reports += 1
+                yield found
+
+
+def _report(seq: int, wire: bytes) -> StoredReport | None:
+    try:
+        raw = RawMessage.parse(wire.decode("utf-8", "replace"))
+        owner = raw.get(56)
+        tif = raw.get(59)
+        report = decode_outbound(raw)
+        if not owner or not isinstance(report, m.ExecutionReport) or not report.exec_id:
+            return None
+        return StoredReport(owner, seq, report, m.TimeInForce(tif) if tif else None)
+    except (ValueError, KeyError, TypeError, DecodeError, InvalidOperation):
+        return None
+
+
+def recover(engine: Engine, store_dir: Path) -> Recovery:
+    """Write to the database every stored ExecutionReport it lacks, and the orders they name.
+
+    Idempotent: a second pass finds every ExecID present and writes nothing. An order row is
+    only moved forward: a report older than the row (by TransactTime, which the core sets to the
+    order's update time) leaves it alone.
+    """
+    summary = Recovery()
+    if not store_dir.is_dir():
+        return summary
+    found = list(stored_reports(store_dir, summary))
+    if not found:
+        return summary
+    with engine.begin() as conn:
+        known = _known_exec_ids(conn, {r.report.exec_id for r in found})
+        missing: dict[str, StoredReport] = {}
+        for stored in found:
+            if stored.report.exec_id not in known:
+                missing.setdefault(stored.report.exec_id, stored)
+        if missing:
+            conn.execute(
+                ExecutionRow.__table__.insert(),
+                [execution_row(s.owner, s.report) for s in missing.values()],
+            )
+        first_seen = _first_seen(found)
+        for stored in _latest_per_order(missing.values()):
+            if _apply_order(conn, stored, first_seen[stored.report.order_id]):
+                summary.order_ids.append(stored.report.order_id)
+    summary.executions = len(missing)
+    summary.orders = len(summary.order_ids)
+    if missing:
+        log.warning(
+            "recovered from the FIX store: %d executions and %d orders the database had not "
+            "committed (orders %s)",
+            summary.executions, summary.orders, ", ".join(summary.order_ids) or "none",
+        )
+    else:
+        log.info("FIX store checked: all %d executions already in the database", summary.reports)
+    return summary
+
+
+def _known_exec_ids(conn: Connection, exec_ids: Iterable[str]) -> set[str]:
+    ids = sorted(exec_ids)
+    known: set[str] = set()
+    column = ExecutionRow.__table__.c.exec_id
+    for start in range(0, len(ids), QUERY_CHUNK):
+        chunk = ids[start : start + QUERY_CHUNK]
+        known.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return known
+
+
+def _exec_number(exec_id: str) -> int:
+    return int(exec_id.rsplit("E", 1)[-1])
+
+
+def _first_seen(reports: Iterable[StoredReport]) -> dict[str, datetime]:
+    first: dict[str, datetime] = {}
+    for stored in reports:
+        order_id, at = stored.report.order_id, stored.report.transact_time
+        if order_id not in first or at < first[order_id]:
+            first[order_id] = at
+    return first
+
+
+def _latest_per_order(reports: Iterable[StoredReport]) -> list[StoredReport]:
+    """The newest state-changing report of each order (ExecIDs are issued in order)."""
+    latest: dict[str, StoredReport] = {}
+    for stored in reports:
+        er = stored.report
+        if er.order_id == "NONE" or er.exec_type is m.ExecType.ORDER_STATUS:
+            continue  # refused before an order existed, or a status answer that changes nothing
+        held = latest.get(er.order_id)
+        if held is None or _exec_number(er.exec_id) > _exec_number(held.report.exec_id):
+            latest[er.order_id] = stored
+    return sorted(latest.values(), key=lambda s: _exec_number(s.report.exec_id))
+
+
+def _apply_order(conn: Connection, stored: StoredReport, created_at: datetime) -> bool:
+    er = stored.report
+    table = OrderRow.__table__
+    row = conn.execute(select(table).where(table.c.order_id == er.order_id)).mappings().first()
+    before = order_from_row(OrderRow.model_validate(dict(row))) if row is not None else None
+    if before is not None and before.updated_at > er.transact_time:
+        return False  # the database already holds a later state of this order
+    try:
+        order = _order_from_report(stored, before, created_at)
+    except (InstrumentError, ValueError) as exc:
+        log.error("cannot recover order %s from ExecID %s: %s", er.order_id, er.exec_id, exc)
+        return False
+    values = order_row(order)
+    if before is None:
+        conn.execute(table.insert().values(**values))
+    else:
+        conn.execute(table.update().where(table.c.order_id == er.order_id).values(**values))
+    return True
+
+
+def _order_from_report(stored: StoredReport, before: Order | None, created_at: datetime) -> Order:
+    er = stored.report
+    cl_ord_id, orig_cl_ord_id = er.cl_ord_id, er.orig_cl_ord_id
+    if er.exec_type in PENDING:
+        cl_ord_id = er.orig_cl_ord_id or er.cl_ord_id
+        orig_cl_ord_id = before.orig_cl_ord_id if before else None
+    tif = stored.time_in_force or (before.time_in_force if before else m.TimeInForce.DAY)
+    return Order(
+        order_id=er.order_id,
+        owner=stored.owner,
+        cl_ord_id=cl_ord_id,
+        orig_cl_ord_id=orig_cl_ord_id,
+        instrument=parse_symbol(er.symbol),
+        side=er.side,
+        ord_type=er.ord_type or (before.ord_type if before else m.OrdType.LIMIT),
+        quantity=er.order_qty,
+        price=er.price,
+        time_in_force=tif,
+        status=er.ord_status,
+        cum_qty=er.cum_qty,
+        avg_px=er.avg_px,
+        created_at=before.created_at if before else created_at,
+        updated_at=er.transact_time,
+        account=before.account if before else None,
+        text=er.text if er.text is not None else (before.text if before else None),
+    )
