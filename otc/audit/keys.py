@@ -50,8 +50,9 @@ class MissingKeyError(AuditKeyError):
     pass
 
 
-def _keygen_hint(data_dir: Path) -> str:
-    return f"create it with `fixbridge audit keygen --data-dir {data_dir}`"
+def _keygen_hint(audit_dir: Path) -> str:
+    """The gateway keeps its audit log in <data_dir>/audit; the CLI takes the data dir."""
+    return f"create it with `fixbridge audit keygen --data-dir {audit_dir.parent}`"
 
 
 def generate_signing_key(data_dir: str | os.PathLike[str]) -> Path:
