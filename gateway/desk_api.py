@@ -3,6 +3,7 @@ trades and negotiation histories are read back. Desks see only RFQs routed to th
 
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal, Protocol
@@ -11,8 +12,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket, WebSocket
 from pydantic import BaseModel, Field
 
 from fixspec.messages import Side
+from gateway import rfq_store
 from gateway.api import ApiToken, Auth, Problem
-from gateway.jsonable import event_json, to_jsonable
+from gateway.jsonable import to_jsonable
 from gateway.negotiation import NegotiationService
 from gateway.streams import CLOSE, DeskHub
 from otc.negotiation import commands as c
@@ -116,7 +118,13 @@ class TradeStore(Protocol):
     def trade(self, trade_id: str) -> dict | None: ...
 
 
-def add_otc_routes(service: NegotiationService, hub: DeskHub, auth: Auth, store: TradeStore):
+def add_otc_routes(
+    service: NegotiationService,
+    hub: DeskHub,
+    auth: Auth,
+    store: TradeStore,
+    archive: Callable[[str], dict | None] = lambda rfq_id: None,
+):
     def routes(app: FastAPI, caller) -> None:
         desk = caller("desk")
         reader = caller("admin", "compliance", "desk")
@@ -149,7 +157,7 @@ def add_otc_routes(service: NegotiationService, hub: DeskHub, auth: Auth, store:
             """RFQs routed to the caller's desk (newest first), optionally by state."""
             def collect(engine):
                 out = []
-                for rfq_id in reversed(service.rfqs_by_desk.get(token.desk_id, [])):
+                for rfq_id in reversed(list(service.rfqs_by_desk.get(token.desk_id, {}))):
                     view = engine.rfq(rfq_id)
                     if state is None or view.state.value == state:
                         out.append({"rfq": to_jsonable(view.rfq), "state": view.state.value,
@@ -232,7 +240,7 @@ def add_otc_routes(service: NegotiationService, hub: DeskHub, auth: Auth, store:
         def last_look_stats(token: Annotated[ApiToken, Depends(reader)]) -> dict:
             """Per-desk last-look statistics: holds, hold times, reject and timeout rates.
             A desk sees only its own."""
-            stats = service.query(lambda e: e.last_look_stats())
+            stats = service.last_look_stats()
             if token.role == "desk":
                 stats = {k: v for k, v in stats.items() if k == token.desk_id}
             return to_jsonable(stats)
@@ -263,18 +271,27 @@ def add_otc_routes(service: NegotiationService, hub: DeskHub, auth: Auth, store:
 
         @app.get("/rfqs/{rfq_id}", tags=["rfqs"], responses=ERRORS)
         def get_rfq(rfq_id: str, token: Annotated[ApiToken, Depends(reader)]) -> dict:
-            """The RFQ with its whole negotiation history (a desk sees only its own part)."""
-            view = desk_rfq(token, rfq_id)
-            history = service.query(lambda e: e.history(rfq_id))
+            """The RFQ with its whole negotiation history (a desk sees only its own part),
+            live or, once finished, from the archive."""
+            def live(engine):
+                try:
+                    return rfq_store.record_of(engine.rfq(rfq_id), engine.history(rfq_id))
+                except KeyError:
+                    return None
+
+            record = service.query(live) or archive(rfq_id)
+            if record is None:
+                raise HTTPException(404, f"no RFQ {rfq_id!r}")
             if token.role == "desk":
-                history = tuple(
-                    h for h in history
-                    if getattr(h, "desk_id", token.desk_id) == token.desk_id
-                    and h.audience is not ev.Audience.CLIENT
-                )
-            return {"rfq": to_jsonable(view.rfq), "state": view.state.value,
-                    "trade_id": view.trade_id,
-                    "history": [event_json(h) for h in history]}
+                if token.desk_id not in record["desk_ids"]:
+                    raise HTTPException(
+                        403, f"RFQ {rfq_id} is not routed to desk {token.desk_id}")
+                record["history"] = [
+                    h for h in record["history"]
+                    if h.get("desk_id", token.desk_id) == token.desk_id
+                    and ev.__dict__[h["event"]].audience is not ev.Audience.CLIENT
+                ]
+            return record
 
         @app.get("/trades", tags=["trades"])
         def trades(token: Annotated[ApiToken, Depends(reader)],

@@ -22,7 +22,8 @@ from otc.negotiation.engine import NegotiationConfig, NegotiationEngine
 from otc.negotiation.ids import sequential_ids
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
-from otc.negotiation.states import RfqState
+from otc.negotiation.states import TERMINAL_RFQ_STATES, RfqState
+from otc.negotiation.stats import last_look_stats
 from otc.rfq_risk import RfqRiskGate
 
 log = logging.getLogger("fixbridge.otc")
@@ -87,9 +88,14 @@ class NegotiationService:
         self.gate: RfqRiskGate | None = None  # pre-trade risk, set by the gateway
         self._wake = threading.Condition(self.lock)
         self._stopping = False
-        self.rfqs_by_desk: dict[str, list[str]] = defaultdict(list)
-        self.rfqs_by_client: dict[str, list[str]] = defaultdict(list)
+        # RFQs in memory per desk and per client (insertion-ordered; archived ones leave)
+        self.rfqs_by_desk: dict[str, dict[str, None]] = defaultdict(dict)
+        self.rfqs_by_client: dict[str, dict[str, None]] = defaultdict(dict)
         self._by_request: dict[tuple[str, str], str] = {}
+        self._deferred: list[Command] = []  # submitted once the current dispatch is done
+        self._last_look: list[ev.Event] = []  # kept after archiving, for the statistics
+        # called with (view, history) for each finished RFQ before it leaves memory
+        self.archive_sink: Callable[[object, tuple[ev.Event, ...]], None] | None = None
         self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
 
     def start(self) -> None:
@@ -110,8 +116,41 @@ class NegotiationService:
             else:
                 events = self.engine.handle(command, self.clock())
             self._dispatch(events)
+            self._after_dispatch()
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
         return events
+
+    def defer(self, command: Command) -> None:
+        """Submit ``command`` after the events being dispatched now (call from a sink)."""
+        self._deferred.append(command)
+
+    def last_look_stats(self):
+        with self.lock:
+            return last_look_stats(self._last_look)
+
+    def _after_dispatch(self) -> None:
+        while self._deferred:
+            command = self._deferred.pop(0)
+            self._dispatch(self.engine.handle(command, self.clock()))
+
+    def _archive(self, events: list[ev.Event]) -> None:
+        """Finished RFQs go to the archive sink and out of the engine's memory."""
+        if self.archive_sink is None:
+            return
+        for event in events:
+            if isinstance(event, ev.RfqStateChanged) and event.to_state in TERMINAL_RFQ_STATES:
+                view = self.engine.rfq(event.rfq_id)
+                history = self.engine.history(event.rfq_id)
+                try:
+                    self.archive_sink(view, history)
+                except Exception:  # keep it in memory: nothing is lost, it is retried later
+                    log.exception("archiving RFQ %s failed; it stays in memory", event.rfq_id)
+                    continue
+                self.engine.archive(event.rfq_id)
+                for desk in view.desk_ids:
+                    self.rfqs_by_desk[desk].pop(event.rfq_id, None)
+                self.rfqs_by_client[view.rfq.client_id].pop(event.rfq_id, None)
+                self._by_request.pop((view.rfq.client_id, view.rfq.quote_req_id), None)
 
     # -- fixspec.rfq_codec.RfqLookup: what a FIX message names but does not carry ----------
 
@@ -153,7 +192,7 @@ class NegotiationService:
             clients = [client_id] if client_id else list(self.rfqs_by_client)
             n = 0
             for client in clients:
-                for rfq_id in self.rfqs_by_client.get(client, []):
+                for rfq_id in list(self.rfqs_by_client.get(client, {})):
                     try:
                         state = self.engine.rfq(rfq_id).state
                     except KeyError:
@@ -172,16 +211,19 @@ class NegotiationService:
 
     def _dispatch(self, events: list[ev.Event]) -> None:
         for event in events:
+            if isinstance(event, ev.LastLookRequested | ev.LastLookResolved):
+                self._last_look.append(event)
             if isinstance(event, ev.RfqToDesk):
-                self.rfqs_by_desk[event.desk_id].append(event.rfq.rfq_id)
+                self.rfqs_by_desk[event.desk_id][event.rfq.rfq_id] = None
             elif isinstance(event, ev.RfqAcknowledged):
-                self.rfqs_by_client[event.client_id].append(event.rfq.rfq_id)
+                self.rfqs_by_client[event.client_id][event.rfq.rfq_id] = None
                 self._by_request[(event.client_id, event.rfq.quote_req_id)] = event.rfq.rfq_id
         for sink in self.sinks:
             try:
                 sink(events)
             except Exception:  # one failing edge must not starve the others
                 log.exception("negotiation sink %r failed", sink)
+        self._archive(events)
 
     def _run_timers(self) -> None:
         with self.lock:
@@ -190,6 +232,7 @@ class NegotiationService:
                 now = self.clock()
                 if due is not None and due <= now:
                     self._dispatch(self.engine.tick(now))
+                    self._after_dispatch()
                     continue
                 timeout = None if due is None else (due - now).total_seconds()
                 self._wake.wait(timeout if timeout is None else max(timeout, 0.001))
