@@ -33,7 +33,7 @@ Sink = Callable[[list[ev.Event]], None]
 
 def load_desk_keys(keys_dir: Path, desks: Iterable[str]) -> DeskKeyring:
     """Each desk's Ed25519 signing key from ``keys_dir``, created (mode 0600) when missing."""
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = {}
     for desk in desks:
         path = keys_dir / f"{desk}.ed25519.pem"
