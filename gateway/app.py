@@ -11,7 +11,7 @@ import uvicorn
 
 from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import clearing, db, pki, recovery
+from gateway import clearing, db, pki, recovery, rfq_store
 from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
@@ -28,6 +28,7 @@ from otc.clearing.dispatcher import ClearingDispatcher
 from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
 from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
+from otc.negotiation.commands import ConfirmTrade
 from otc.orders import OrderManager, OrderUpdated
 from otc.rfq_risk import RfqRiskGate
 from otc.risk import RiskCheck, RiskLimits
@@ -117,6 +118,9 @@ class Gateway:
             self.orders.risk, self.orders.halt_reason, self.orders.exposure,
             rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
         )
+        self.negotiation.archive_sink = lambda view, history: rfq_store.save(
+            self.engine, view, history, m.utcnow()
+        )
         self.application.negotiation = self.negotiation
         self._start_clearing()
         self.negotiation.start()
@@ -166,6 +170,7 @@ class Gateway:
             self.negotiation, self.hub, self.auth,
             clearing.TradesWithClearing(db.TradeReader(self.engine, self.writer),
                                         self.clearing_repo),
+            archive=lambda rfq_id: rfq_store.load(self.engine, rfq_id),
         )
         audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
         api = create_api(
@@ -173,8 +178,14 @@ class Gateway:
             extra_routes=[otc_routes, audit_routes, add_clearing_routes(self.clearing_repo)],
             on_action=self.auditor.api_action,
         )
+        tls = self.config.api
         server = uvicorn.Server(
-            uvicorn.Config(api, host=host, port=int(port), log_level="warning", access_log=False)
+            uvicorn.Config(
+                api, host=host, port=int(port), log_level="warning", access_log=False,
+                ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
+                ssl_keyfile=str(tls.tls_key) if tls.tls_key else None,
+                ws_max_size=65_536,  # a desk stream carries no large client messages
+            )
         )
         server.install_signal_handlers = lambda: None  # the main thread owns signals
         self._server = server
@@ -184,7 +195,8 @@ class Gateway:
             time.sleep(0.02)
         if not server.started:
             raise RuntimeError(f"HTTP API did not start on {host}:{port}")
-        log.info("HTTP API on http://%s:%s (OpenAPI at /docs)", host, port)
+        scheme = "https" if tls.tls_cert else "http"
+        log.info("HTTP API on %s://%s:%s (OpenAPI at /docs)", scheme, host, port)
 
     def session_views(self) -> list[dict]:
         views = []
@@ -206,6 +218,8 @@ class Gateway:
                                    if cfg.clearing_firm else None),
                 )
                 clearing.capture(self.engine, trade, event.at, clear=cfg.mode != "off")
+                # stored with its clearing message: the RFQ may now be Confirmed (and archived)
+                self.negotiation.defer(ConfirmTrade(trade.trade_id))
                 with self.application.lock:  # the trade now uses the client's credit
                     self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
 

@@ -129,6 +129,16 @@ class OtcSection(Strict):
 
 class ApiSection(Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
+    # HTTPS: both set, the API serves TLS only (e.g. the dev PKI's server.pem / server.key)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @model_validator(mode="after")
+    def _pair(self) -> ApiSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class LogonSection(Strict):

@@ -46,7 +46,13 @@ def config_text(
     max_failures: int = 50,
     tls_port: int | None = None,
     fix_plain: bool = True,
+    api_tls: bool = False,
 ) -> str:
+    certs = data_dir / "certs"
+    api_tls_lines = (
+        f'tls_cert = "{certs / "server.pem"}"\ntls_key = "{certs / "server.key"}"\n'
+        if api_tls else ""
+    )
     tls = (
         f'[tls]\nenabled = true\nfix_listen = "127.0.0.1:{tls_port}"\n' if tls_port else ""
     )
@@ -61,6 +67,7 @@ fix_plain = {"true" if fix_plain else "false"}
 
 {tls}
 [api]
+{api_tls_lines}
 [[api.tokens]]
 name = "test-admin"
 role = "admin"
@@ -142,6 +149,7 @@ class GatewayProcess:
     max_failures: int = 50
     tls_port: int | None = None
     fix_plain: bool = True
+    api_tls: bool = False
     fix_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
@@ -163,7 +171,7 @@ class GatewayProcess:
         self.config_path.write_text(
             config_text(
                 self.fix_port, self.http_port, self.data_dir, self.database_url, self.extra,
-                self.depth, self.max_failures, self.tls_port, self.fix_plain,
+                self.depth, self.max_failures, self.tls_port, self.fix_plain, self.api_tls,
             )
         )
         return self.config_path

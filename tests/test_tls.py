@@ -95,3 +95,24 @@ def test_plain_listener_can_be_turned_off(tmp_path):
         c.logout()
     finally:
         assert gw.stop() == 0
+
+
+def test_https_api(tmp_path):
+    import httpx
+
+    from tests.harness import API_TOKEN
+
+    gw = GatewayProcess(tmp_path, api_tls=True)
+    gw.write_config()
+    assert fixbridge("certs", "init", "--config", str(gw.config_path)).returncode == 0
+    gw.start()
+    try:
+        ca = str(pki.PkiPaths(gw.data_dir / "certs").ca_cert)
+        url = f"https://127.0.0.1:{gw.http_port}"
+        assert httpx.get(f"{url}/health", verify=ca).json() == {"status": "ok"}
+        r = httpx.get(f"{url}/orders", verify=ca, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert r.status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plain HTTP is not served
+            httpx.get(f"http://127.0.0.1:{gw.http_port}/health", timeout=5)
+    finally:
+        assert gw.stop() == 0
