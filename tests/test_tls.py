@@ -107,7 +107,7 @@ def test_https_api(tmp_path):
     assert fixbridge("certs", "init", "--config", str(gw.config_path)).returncode == 0
     gw.start()
     try:
-        ca = str(pki.PkiPaths(gw.data_dir / "certs").ca_cert)
+        ca = ssl.create_default_context(cafile=str(pki.PkiPaths(gw.data_dir / "certs").ca_cert))
         url = f"https://127.0.0.1:{gw.http_port}"
         assert httpx.get(f"{url}/health", verify=ca).json() == {"status": "ok"}
         r = httpx.get(f"{url}/orders", verify=ca, headers={"Authorization": f"Bearer {API_TOKEN}"})
