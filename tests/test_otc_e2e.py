@@ -84,6 +84,9 @@ def test_three_desks_one_pass_replace_best_hit_losers_told(gateway, client, desk
     body = wait_cleared(gateway, trade_id)
     assert body["price"] == "4240" and body["desk"]["party_id"] == "DESK_A"
     history = httpx.get(f"{gateway.http}/rfqs/{rfq_id}", headers=ADMIN).json()
+    # stored with its clearing message, the trade confirms the RFQ, which is then archived
+    # (out of the engine's memory) and served from the database
+    assert history["state"] == "Confirmed" and history["trade_id"] == trade_id
     names = [h["event"] for h in history["history"]]
     assert names.index("RfqToDesk") < names.index("QuoteToClient") < names.index("TradeCaptured")
     receipt = httpx.get(f"{gateway.http}/rfqs/{rfq_id}/receipt", headers=ADMIN)
