@@ -126,6 +126,8 @@ def add_otc_routes(
     archive: Callable[[str], dict | None] = lambda rfq_id: None,
 ):
     def routes(app: FastAPI, caller) -> None:
+        # Routes are async: their work is a short, CPU-bound call into the negotiation service
+        # (under its lock), so a hop to a worker thread would cost more than it saves.
         desk = caller("desk")
         reader = caller("admin", "compliance", "desk")
 
@@ -150,7 +152,7 @@ def add_otc_routes(
             return to_jsonable(event.sealed) | {"signature": (event.sealed.signature or b"").hex()}
 
         @app.get("/desk/rfqs", tags=["desk"])
-        def my_rfqs(
+        async def my_rfqs(
             token: Annotated[ApiToken, Depends(desk)],
             state: str | None = None,
         ) -> list[dict]:
@@ -168,7 +170,7 @@ def add_otc_routes(
             return service.query(collect)
 
         @app.get("/desk/rfqs/{rfq_id}", tags=["desk"], responses=ERRORS)
-        def my_rfq(rfq_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
+        async def my_rfq(rfq_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """One RFQ routed to the caller's desk, with the desk's own live quotes only."""
             view = desk_rfq(token, rfq_id)
             mine = service.query(lambda e: e.desk_live_quotes(token.desk_id, rfq_id))
@@ -176,28 +178,28 @@ def add_otc_routes(
                     "my_quotes": [to_jsonable(q) for q in mine]}
 
         @app.post("/desk/rfqs/{rfq_id}/quotes", tags=["desk"], status_code=201, responses=ERRORS)
-        def submit_quote(rfq_id: str, body: QuoteIn,
+        async def submit_quote(rfq_id: str, body: QuoteIn,
                          token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Quote an RFQ (two-way or one-way, per-leg prices, firm or last look). Signed."""
             events = service.submit(c.SubmitQuote(token.desk_id, rfq_id, body.terms(now())))
             return quote_out(_answer(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
         @app.put("/desk/quotes/{quote_id}", tags=["desk"], responses=ERRORS)
-        def replace_quote(quote_id: str, body: QuoteIn,
+        async def replace_quote(quote_id: str, body: QuoteIn,
                           token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Replace a live quote; the client sees the new one and the old one is Replaced."""
             events = service.submit(c.ReplaceQuote(token.desk_id, quote_id, body.terms(now())))
             return quote_out(_answer(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
         @app.delete("/desk/quotes/{quote_id}", tags=["desk"], responses=ERRORS)
-        def cancel_quote(quote_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
+        async def cancel_quote(quote_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Withdraw one live quote (the client gets a QuoteStatusReport)."""
             events = service.submit(c.CancelQuote(token.desk_id, quote_id))
             _answer(events, ev.QuoteStatusChanged, (ev.DeskActionRejected,))
             return {"quote_id": quote_id, "cancelled": True}
 
         @app.delete("/desk/quotes", tags=["desk"], responses=ERRORS)
-        def cancel_all(token: Annotated[ApiToken, Depends(desk)],
+        async def cancel_all(token: Annotated[ApiToken, Depends(desk)],
                        rfq_id: str | None = None) -> dict:
             """Withdraw every live quote of the desk (or only on ``rfq_id``)."""
             events = service.submit(c.CancelAllQuotes(token.desk_id, rfq_id))
@@ -206,14 +208,14 @@ def add_otc_routes(
             return {"cancelled": n}
 
         @app.post("/desk/rfqs/{rfq_id}/pass", tags=["desk"], responses=ERRORS)
-        def desk_pass(rfq_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
+        async def desk_pass(rfq_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Decline to quote this RFQ."""
             _answer(service.submit(c.DeskPass(token.desk_id, rfq_id)), ev.DeskPassed,
                     (ev.DeskActionRejected,))
             return {"rfq_id": rfq_id, "passed": True}
 
         @app.post("/desk/counters/{counter_id}/answer", tags=["desk"], responses=ERRORS)
-        def answer_counter(counter_id: str, body: CounterAnswerIn,
+        async def answer_counter(counter_id: str, body: CounterAnswerIn,
                            token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Answer a client's counter with new terms (a new quote) or decline it."""
             terms = body.quote.terms(now()) if body.quote else None
@@ -222,14 +224,14 @@ def add_otc_routes(
             return quote_out(ack) if ack else {"counter_id": counter_id, "declined": True}
 
         @app.post("/desk/quotes/{quote_id}/last-look/confirm", tags=["desk"], responses=ERRORS)
-        def confirm(quote_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
+        async def confirm(quote_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Confirm a fill held for last look: the trade is captured."""
             events = service.submit(c.ConfirmLastLook(token.desk_id, quote_id))
             traded = _answer(events, ev.TradeCaptured, (ev.DeskActionRejected,))
             return {"trade": to_jsonable(traded.trade) if traded else None}
 
         @app.post("/desk/quotes/{quote_id}/last-look/reject", tags=["desk"], responses=ERRORS)
-        def reject(quote_id: str, body: LastLookRejectIn,
+        async def reject(quote_id: str, body: LastLookRejectIn,
                    token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """Reject a fill held for last look; the client is told it did not trade."""
             events = service.submit(c.RejectLastLook(token.desk_id, quote_id, body.text))
@@ -237,7 +239,7 @@ def add_otc_routes(
             return {"quote_id": quote_id, "rejected": True}
 
         @app.get("/desk/stats/last-look", tags=["desk"])
-        def last_look_stats(token: Annotated[ApiToken, Depends(reader)]) -> dict:
+        async def last_look_stats(token: Annotated[ApiToken, Depends(reader)]) -> dict:
             """Per-desk last-look statistics: holds, hold times, reject and timeout rates.
             A desk sees only its own."""
             stats = service.last_look_stats()
@@ -246,7 +248,7 @@ def add_otc_routes(
             return to_jsonable(stats)
 
         @app.post("/rfqs", tags=["rfqs"], status_code=201, responses=ERRORS)
-        def create_rfq(body: RfqIn,
+        async def create_rfq(body: RfqIn,
                        token: Annotated[ApiToken, Depends(caller("admin", "desk"))]) -> dict:
             """Enter an RFQ on a client's behalf; it is routed and validated like a FIX one."""
             cmd = c.SubmitRfq(
@@ -310,7 +312,7 @@ def add_otc_routes(
             return found
 
         @app.get("/desks/{desk_id}/public-key", tags=["desk"], responses=ERRORS)
-        def public_key(desk_id: str, token: Annotated[ApiToken, Depends(
+        async def public_key(desk_id: str, token: Annotated[ApiToken, Depends(
                 caller("admin", "compliance", "desk", "client-viewer"))]) -> dict:
             """The desk's Ed25519 public key (PEM): anyone may verify its quote signatures."""
             keyring = service.engine.keyring
