@@ -392,48 +392,45 @@ class OrderManager:
                     if order.status is m.OrdStatus.PENDING_CANCEL
                     else m.CxlRejResponseTo.REPLACE
                 )
-                requested = order.pending_cl_ord_id or ""
                 restored = m.OrdStatus.NEW if order.cum_qty == 0 else m.OrdStatus.PARTIALLY_FILLED
-                order = self._update(
-                    order,
-                    status=restored,
-                    pending_cl_ord_id=None,
-                    pending_quantity=None,
-                    pending_price=None,
+                return self._refuse_pending(
+                    order, response_to, m.CxlRejReason.BROKER_OPTION, event.text, status=restored
                 )
-                reject = m.CancelReject(
-                    order_id=order.order_id,
-                    cl_ord_id=requested,
-                    orig_cl_ord_id=order.cl_ord_id,
-                    ord_status=order.status,
-                    response_to=response_to,
-                    reason=m.CxlRejReason.BROKER_OPTION,
-                    text=event.text,
-                )
-                return [OrderUpdated(order), Send(owner, reject)]
             if order.pending_cl_ord_id and not order.is_open:  # filled while the request waited
                 response_to = (
                     m.CxlRejResponseTo.REPLACE
                     if order.pending_quantity is not None
                     else m.CxlRejResponseTo.CANCEL
                 )
-                requested = order.pending_cl_ord_id
-                order = self._update(
-                    order, pending_cl_ord_id=None, pending_quantity=None, pending_price=None
-                )
-                reject = m.CancelReject(
-                    order_id=order.order_id,
-                    cl_ord_id=requested,
-                    orig_cl_ord_id=order.cl_ord_id,
-                    ord_status=order.status,
-                    response_to=response_to,
-                    reason=m.CxlRejReason.TOO_LATE,
-                    text=event.text,
-                )
-                return [OrderUpdated(order), Send(owner, reject)]
+                return self._refuse_pending(order, response_to, m.CxlRejReason.TOO_LATE, event.text)
         return []
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _refuse_pending(
+        self,
+        order: Order,
+        response_to: m.CxlRejResponseTo,
+        reason: m.CxlRejReason,
+        text: str,
+        **restore,
+    ) -> list[CoreEvent]:
+        """The venue refused the cancel or replace waiting on ``order``: clear it, tell the
+        client with a CancelReject naming the request's ClOrdID."""
+        requested = order.pending_cl_ord_id or ""
+        order = self._update(
+            order, pending_cl_ord_id=None, pending_quantity=None, pending_price=None, **restore
+        )
+        reject = m.CancelReject(
+            order_id=order.order_id,
+            cl_ord_id=requested,
+            orig_cl_ord_id=order.cl_ord_id,
+            ord_status=order.status,
+            response_to=response_to,
+            reason=reason,
+            text=text,
+        )
+        return [OrderUpdated(order), Send(order.owner, reject)]
 
     def _check_amend(
         self, owner: str, cl_ord_id: str, order: Order | None
