@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.config import ApiToken, Config, RiskSection
 from gateway.db import OrderRow, Writer
+from gateway.limits import RequestLimits
 from gateway.passwords import verify_token
 
 log = logging.getLogger("fixbridge.api")
@@ -180,6 +181,7 @@ def create_api(
         description="FIX 4.4 gateway and OTC derivatives bridge",
         responses={401: {"model": Problem}, 403: {"model": Problem}},
     )
+    app.add_middleware(RequestLimits)  # before the audit middleware: refusals are audited too
     caller = (auth or Auth(config)).require
 
     if on_action is not None:

@@ -64,7 +64,7 @@ def verify_password(password: str, encoded: str) -> bool:
     n, r, p, salt, key = parsed
     kdf = Scrypt(salt=salt, length=len(key), n=n, r=r, p=p)
     try:
-        kdf.verify(password.encode(), key)
+        kdf.verify(password.encode("utf-8", "surrogateescape"), key)  # bytes as received
     except InvalidKey:
         return False
     return True

@@ -17,7 +17,9 @@ sequence number stored twice keeps its later entry, as ``FileStore::populateCach
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ log = logging.getLogger("fixbridge.recovery")
 
 HEADER_ENTRY = re.compile(rb"(\d+),(-?\d+),(\d+) ")
 EXECUTION_REPORT = b"\x0135=8\x01"
+EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
+LOGGED_ORDERS = 20
 # ExecIDs the order core mints ("OE17"); the adapter's decode rejects ("REJ-<ClOrdID>") are
 # never persisted by the writer, so recovery leaves them out too.
 CORE_EXEC_ID = re.compile(r"[A-Za-z]*E\d+")
@@ -71,39 +75,56 @@ class Recovery:
     order_ids: list[str] = field(default_factory=list)
 
 
-def read_store(header: Path, body: Path) -> tuple[dict[int, bytes], int]:
-    """Every message of one session store by sequence number, and how many entries were torn."""
-    data = body.read_bytes() if body.exists() else b""
-    messages: dict[int, bytes] = {}
+def store_entries(header: Path, body_size: int) -> tuple[dict[int, tuple[int, int]], int]:
+    """``seq -> (offset, size)`` of one session store, and how many entries were torn."""
+    entries: dict[int, tuple[int, int]] = {}
     torn = 0
     for match in HEADER_ENTRY.finditer(header.read_bytes()):
         seq, offset, size = (int(g) for g in match.groups())
-        if offset < 0 or offset + size > len(data):
+        if offset < 0 or offset + size > body_size:
             torn += 1
             continue
-        messages[seq] = data[offset : offset + size]
-    return messages, torn
+        entries[seq] = (offset, size)
+    return entries, torn
 
 
-def stored_reports(store_dir: Path, summary: Recovery | None = None) -> Iterator[StoredReport]:
-    """The ExecutionReports in every session store under ``store_dir``, in store order."""
-    summary = summary if summary is not None else Recovery()
-    for header in sorted(store_dir.glob("*.header")):
-        messages, torn = read_store(header, header.with_suffix(".body"))
-        summary.stores += 1
-        summary.messages += len(messages)
-        summary.torn += torn
-        for seq in sorted(messages):
-            wire = messages[seq]
-            if EXECUTION_REPORT not in wire:
-                continue
-            found = _report(seq, wire)
-            if found is None:
-                summary.unreadable += 1
-                log.warning("%s: message %d is an unreadable ExecutionReport", header.name, seq)
-            elif CORE_EXEC_ID.fullmatch(found.report.exec_id):
-                summary.reports += 1
-                yield found
+def read_store(header: Path, body: Path) -> tuple[dict[int, bytes], int]:
+    """Every message of one session store by sequence number, and how many entries were torn."""
+    data = body.read_bytes() if body.exists() else b""
+    entries, torn = store_entries(header, len(data))
+    return {seq: data[o : o + n] for seq, (o, n) in entries.items()}, torn
+
+
+@contextlib.contextmanager
+def _mapped(body: Path) -> Iterator[bytes | mmap.mmap]:
+    """The body file without reading it into memory (stores of long-lived sessions grow)."""
+    size = body.stat().st_size if body.exists() else 0
+    if size == 0:
+        yield b""
+        return
+    with body.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data
+
+
+def _stored_exec_ids(header: Path, data: bytes | mmap.mmap, summary: Recovery) -> list[tuple]:
+    """(ExecID, seq, offset, size) of the order core's ExecutionReports in one store, found
+    with byte searches only: on an ordinary start every one of them is in the database."""
+    entries, torn = store_entries(header, len(data))
+    summary.stores += 1
+    summary.messages += len(entries)
+    summary.torn += torn
+    found = []
+    for seq in sorted(entries):
+        offset, size = entries[seq]
+        wire = data[offset : offset + size]
+        if EXECUTION_REPORT not in wire:
+            continue
+        match = EXEC_ID.search(wire)
+        exec_id = match.group(1).decode("ascii", "replace") if match else ""
+        if CORE_EXEC_ID.fullmatch(exec_id):
+            found.append((exec_id, seq, offset, size))
+    summary.reports += len(found)
+    return found
 
 
 def _report(seq: int, wire: bytes) -> StoredReport | None:
@@ -124,40 +145,59 @@ def recover(engine: Engine, store_dir: Path) -> Recovery:
 
     Idempotent: a second pass finds every ExecID present and writes nothing. An order row is
     only moved forward: a report older than the row (by TransactTime, which the core sets to the
-    order's update time) leaves it alone.
+    order's update time) leaves it alone. Each session store is one transaction.
     """
     summary = Recovery()
     if not store_dir.is_dir():
         return summary
-    found = list(stored_reports(store_dir, summary))
-    if not found:
-        return summary
-    with engine.begin() as conn:
-        known = _known_exec_ids(conn, {r.report.exec_id for r in found})
-        missing: dict[str, StoredReport] = {}
-        for stored in found:
-            if stored.report.exec_id not in known:
-                missing.setdefault(stored.report.exec_id, stored)
-        if missing:
-            conn.execute(
-                ExecutionRow.__table__.insert(),
-                [execution_row(s.owner, s.report) for s in missing.values()],
-            )
-        first_seen = _first_seen(found)
-        for stored in _latest_per_order(missing.values()):
-            if _apply_order(conn, stored, first_seen[stored.report.order_id]):
-                summary.order_ids.append(stored.report.order_id)
-    summary.executions = len(missing)
-    summary.orders = len(summary.order_ids)
-    if missing:
+    for header in sorted(store_dir.glob("*.header")):
+        with _mapped(header.with_suffix(".body")) as data, engine.begin() as conn:
+            _recover_store(conn, header, data, summary)
+    if summary.executions:
+        shown = ", ".join(summary.order_ids[:LOGGED_ORDERS])
+        more = len(summary.order_ids) - LOGGED_ORDERS
         log.warning(
             "recovered from the FIX store: %d executions and %d orders the database had not "
-            "committed (orders %s)",
-            summary.executions, summary.orders, ", ".join(summary.order_ids) or "none",
+            "committed (orders %s%s)",
+            summary.executions,
+            summary.orders,
+            shown or "none",
+            f" and {more} more" if more > 0 else "",
         )
-    else:
+    elif summary.reports:
         log.info("FIX store checked: all %d executions already in the database", summary.reports)
     return summary
+
+
+def _recover_store(
+    conn: Connection, header: Path, data: bytes | mmap.mmap, summary: Recovery
+) -> None:
+    stored = _stored_exec_ids(header, data, summary)
+    if not stored:
+        return
+    known = _known_exec_ids(conn, {exec_id for exec_id, *_ in stored})
+    missing: dict[str, StoredReport] = {}
+    for exec_id, seq, offset, size in stored:
+        if exec_id in known or exec_id in missing:
+            continue
+        found = _report(seq, bytes(data[offset : offset + size]))
+        if found is None:
+            summary.unreadable += 1
+            log.warning("%s: message %d is an unreadable ExecutionReport", header.name, seq)
+        else:
+            missing[exec_id] = found
+    if not missing:
+        return
+    conn.execute(
+        ExecutionRow.__table__.insert(),
+        [execution_row(s.owner, s.report) for s in missing.values()],
+    )
+    summary.executions += len(missing)
+    first_seen = _first_seen(missing.values())  # an order without a row has all its ERs here
+    for found in _latest_per_order(missing.values()):
+        if _apply_order(conn, found, first_seen[found.report.order_id]):
+            summary.order_ids.append(found.report.order_id)
+            summary.orders += 1
 
 
 def _known_exec_ids(conn: Connection, exec_ids: Iterable[str]) -> set[str]:

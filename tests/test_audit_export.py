@@ -7,6 +7,7 @@ import itertools
 import json
 import shutil
 import tarfile
+import tempfile
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
@@ -372,7 +373,8 @@ def _damage(draw):
 @given(damage=_damage())
 def test_any_damaged_file_gives_a_verdict_never_a_crash(damage, full_bundle, tmp_path):
     name, position, mask = damage
-    bundle = tmp_path / f"fuzz-{name}-{position}-{mask}"
+    # hypothesis may run the same example twice (replay, shrinking): a fresh directory each time
+    bundle = Path(tempfile.mkdtemp(dir=tmp_path, prefix="fuzz-")) / "bundle"
     shutil.copytree(full_bundle, bundle)
     data = bytearray((bundle / name).read_bytes())
     data[int(position * len(data))] ^= mask

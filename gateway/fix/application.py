@@ -31,6 +31,23 @@ RFQ_TYPES = frozenset({"R", "AJ", "Z"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 
+def undecodable_tag(message: fix.Message) -> int | None:
+    """The first tag whose value is not valid UTF-8, if any.
+
+    SWIG hands such bytes to Python as surrogate escapes, which nothing downstream can carry:
+    QuickFIX refuses them on the way out, the database and the audit log refuse to store them.
+    """
+    text = message.toString()
+    if text.isascii():
+        return None
+    for tag, value in to_raw(message).fields:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return tag
+    return None
+
+
 class GatewayApplication(fix.Application):
     def __init__(
         self,
@@ -140,6 +157,9 @@ class GatewayApplication(fix.Application):
         )
         if (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None):
             raise fix.UnsupportedMessageType()
+        bad = undecodable_tag(message)
+        if bad is not None:  # QuickFIX answers Reject(3), SessionRejectReason 6, naming the tag
+            raise fix.IncorrectDataFormat(bad, "value is not valid UTF-8")
         owner = sessionID.getTargetCompID().getValue()
         throttle = self.throttles.get(owner)
         verdict = throttle.hit(self.clock()) if throttle else ThrottleVerdict.OK

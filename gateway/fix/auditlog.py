@@ -16,6 +16,18 @@ log = logging.getLogger("fixbridge.fix")
 
 # sink(kind, actor, raw_message): kind is "fix.in", "fix.out" or "fix.event"
 Sink = Callable[[str, str, str], None]
+_INNER = {"fix.in": "onIncoming", "fix.out": "onOutgoing", "fix.event": "onEvent"}
+
+
+def readable(text: str) -> str:
+    """``text`` as valid Unicode. SWIG hands bytes that are not UTF-8 to Python as surrogate
+    escapes and refuses them on the way back (``TypeError``); the audit log refuses them too.
+    Such bytes become ``\\xNN``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 class AuditingLog(fix.Log):
@@ -26,24 +38,26 @@ class AuditingLog(fix.Log):
         self.sink = sink
 
     def _emit(self, kind: str, text: str) -> None:
+        """To the file log and the audit trail. Nothing may raise into the engine: an exception
+        in a SWIG director callback leaves QuickFIX's socket thread dead."""
+        text = readable(text)
+        if self.inner is not None:
+            try:
+                getattr(self.inner, _INNER[kind])(text)
+            except Exception:  # the failure itself is logged
+                log.exception("file log of %s failed for %s", kind, self.actor)
         try:
             self.sink(kind, self.actor, text)
-        except Exception:  # never raise into the engine; the failure itself is logged
+        except Exception:
             log.exception("audit of %s failed for %s", kind, self.actor)
 
     def onIncoming(self, text: str) -> None:
-        if self.inner is not None:
-            self.inner.onIncoming(text)
         self._emit("fix.in", text)
 
     def onOutgoing(self, text: str) -> None:
-        if self.inner is not None:
-            self.inner.onOutgoing(text)
         self._emit("fix.out", text)
 
     def onEvent(self, text: str) -> None:
-        if self.inner is not None:
-            self.inner.onEvent(text)
         self._emit("fix.event", text)
 
     def clear(self) -> None:

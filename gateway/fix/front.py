@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import select
 import selectors
 import socket
 import ssl
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 SENDER = re.compile(rb"\x0149=([^\x01]*)\x01")
 PEEK_LIMIT = 8192  # a Logon is far shorter; beyond this we stop looking for SenderCompID
 PEEK_SECONDS = 5.0
+# The engine answers a Logon at once (Logon, or Logout and close). Silence means it took the
+# first message for invalid and keeps the connection, and with it the session, forever.
+LOGON_SECONDS = 5.0
+FIRST_FRAME = re.compile(rb"8=[^\x01]{1,16}\x019=(\d{1,5})\x01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,18 +188,17 @@ class Front:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._conns.update((client, upstream))
-        if not isinstance(client, ssl.SSLSocket):  # TLS relays both ways on one thread
-            threading.Thread(
-                target=self._pump, args=(upstream, client), name=f"fix-{peer}-out", daemon=True
-            ).start()
         try:
             first = self._peek_logon(client, peer, identities)
-            if first:
-                upstream.sendall(first)
-                if isinstance(client, ssl.SSLSocket):
-                    self._relay_tls(client, upstream)
-                else:
-                    self._pump(client, upstream)
+            upstream.sendall(first)
+            if isinstance(client, ssl.SSLSocket):  # TLS relays both ways on one thread
+                self._relay_tls(client, upstream, LOGON_SECONDS)
+            else:
+                threading.Thread(
+                    target=self._pump, args=(upstream, client, LOGON_SECONDS),
+                    name=f"fix-{peer}-out", daemon=True,
+                ).start()
+                self._pump(client, upstream)
         except Refused:
             pass
         finally:
@@ -214,7 +218,7 @@ class Front:
         buf = b""
         comp_id = None
         deadline = time.monotonic() + PEEK_SECONDS
-        while comp_id is None and len(buf) < PEEK_LIMIT:
+        while (comp_id is None or not complete_frame(buf)) and len(buf) < PEEK_LIMIT:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -228,6 +232,12 @@ class Front:
             buf += data
             if match := SENDER.search(buf):
                 comp_id = match.group(1).decode("ascii", "replace")
+        if not complete_frame(buf):
+            # QuickFIX reads an unidentified connection's first message in a blocking loop on
+            # its only socket thread: a partial one would stall every session.
+            log.warning("refused %s: no complete first message within %d bytes and %.0f s",
+                        peer, PEEK_LIMIT, PEEK_SECONDS)
+            raise Refused("no complete first message")
         if self.tls is not None and identities is not None:
             why = (
                 "no SenderCompID in the first message"
@@ -244,8 +254,14 @@ class Front:
         return buf
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(src: socket.socket, dst: socket.socket, first_within: float | None = None) -> None:
+        """Relay until EOF. ``first_within``: close unless the first bytes come that soon."""
         try:
+            if first_within is not None:
+                ready, _, _ = select.select([src], [], [], first_within)
+                if not ready:
+                    log.warning("the engine did not answer the first message; closing")
+                    return
             while data := src.recv(65536):
                 dst.sendall(data)
         except OSError:
@@ -258,14 +274,22 @@ class Front:
 
 
     @staticmethod
-    def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket) -> None:
-        """Both directions on one thread: an SSL object must not be read and written at once."""
+    def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket, first_within: float) -> None:
+        """Both directions on one thread: an SSL object must not be read and written at once.
+        Closes unless the engine answers within ``first_within`` seconds."""
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ)
         sel.register(upstream, selectors.EVENT_READ)
+        deadline: float | None = time.monotonic() + first_within
         try:
             while True:
-                for key, _ in sel.select():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    log.warning("the engine did not answer the first message; closing")
+                    return
+                for key, _ in sel.select(left):
+                    if key.fileobj is upstream:
+                        deadline = None
                     if key.fileobj is client:
                         data = client.recv(65536)
                         while data and client.pending():
@@ -282,6 +306,16 @@ class Front:
             return
         finally:
             sel.close()
+
+
+def complete_frame(buf: bytes) -> bool:
+    """Whether ``buf`` starts with a whole FIX message, framed as QuickFIX's parser frames it
+    (BodyLength, then the next ``<SOH>10=`` from there, then its SOH)."""
+    match = FIRST_FRAME.match(buf)
+    if match is None:
+        return False
+    end = buf.find(b"\x0110=", match.end() + int(match.group(1)) - 1)
+    return end >= 0 and buf.find(b"\x01", end + 4) >= 0
 
 
 def _close(sock: socket.socket) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -48,7 +48,7 @@ def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
 def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
     try:
         key = load_pem_public_key(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a damaged key may parse as another type
         raise SignatureError(f"not a PEM public key: {exc}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError(f"public key is {type(key).__name__}, expected Ed25519")
