@@ -181,7 +181,8 @@ def create_api(
         description="FIX 4.4 gateway and OTC derivatives bridge",
         responses={401: {"model": Problem}, 403: {"model": Problem}},
     )
-    app.add_middleware(RequestLimits)  # before the audit middleware: refusals are audited too
+    # added before the audit middleware, so refusals are audited too
+    app.add_middleware(RequestLimits, max_body_bytes=config.api.max_body_bytes)
     caller = (auth or Auth(config)).require
 
     if on_action is not None:
