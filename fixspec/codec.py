@@ -359,6 +359,7 @@ def _execution_report(er: m.ExecutionReport) -> list[OutField]:
     _opt(out, 38, er.order_qty)
     _opt(out, 40, er.ord_type.value if er.ord_type else None)
     _opt(out, 44, er.price)
+    _opt(out, 59, er.time_in_force.value if er.time_in_force else None)
     _opt(out, 32, er.last_qty)
     _opt(out, 31, er.last_px)
     _opt(out, 151, er.leaves_qty)
@@ -445,6 +446,7 @@ def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
             avg_px=_dec(raw, 6),
             transact_time=parse_time(raw.get(60)),
             text=raw.get(58),
+            time_in_force=m.TimeInForce(raw.get(59)) if raw.get(59) else None,
         )
     if raw.msg_type == "9":
         return m.CancelReject(

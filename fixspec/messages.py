@@ -219,6 +219,7 @@ class ExecutionReport:
     ord_rej_reason: OrdRejReason | None = None
     text: str | None = None
     transact_time: datetime = field(default_factory=utcnow)
+    time_in_force: TimeInForce | None = None
     version: int = SCHEMA_VERSION
 
 

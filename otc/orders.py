@@ -516,6 +516,7 @@ class OrderManager:
             ord_rej_reason=ord_rej_reason,
             text=order.text if exec_type in (m.ExecType.REJECTED, m.ExecType.CANCELED) else None,
             transact_time=order.updated_at,
+            time_in_force=order.time_in_force,
         )
 
     def _reject_er(self, msg: m.NewOrder, text: str, reason: m.OrdRejReason) -> m.ExecutionReport:

@@ -91,6 +91,7 @@ def test_marketable_order_new_then_fill(client, clordid):
     client.send("D", order(cl, qty="5", px="66000"))
     new = er(client)
     assert (new.get(150), new.get(39), new.get(11), new.get(151)) == ("0", "0", cl, "5")
+    assert new.get(59) == "0"  # TimeInForce echoed (DAY by default), so a recovery keeps it
     fill = er(client)
     assert (fill.get(150), fill.get(39)) == ("F", "2")
     assert (fill.get(32), fill.get(31), fill.get(14), fill.get(151), fill.get(6)) == (
