@@ -454,10 +454,32 @@ class Writer:
                 self.failures += 1
                 log.exception("database write failed (attempt %d), retrying", attempt + 1)
                 threading.Event().wait(0.2 * (attempt + 1))
-        log.critical(
-            "database write failed 5 times; %d orders, %d executions, %d session events and "
-            "%d trades not persisted", len(orders), len(execs), len(sessions), len(trades),
-        )
+        # One bad record must not take a whole batch of other clients' records with it:
+        # commit them one by one and give up only on those that still fail.
+        lost = 0
+        for sql, rows in ((self._order_sql, orders), (self._exec_sql, execs),
+                          (self._session_sql, sessions)):
+            for row in rows:
+                try:
+                    with self.engine.begin() as conn:
+                        cursor = conn.connection.dbapi_connection.cursor()
+                        try:
+                            cursor.execute(sql, row)
+                        finally:
+                            cursor.close()
+                except Exception:
+                    lost += 1
+                    log.critical("record not persisted after retries: %r", row, exc_info=True)
+        for trade in trades:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(self._trade_insert, [trade])
+            except Exception:
+                lost += 1
+                log.critical("trade %s not persisted after retries", trade.get("trade_id"),
+                             exc_info=True)
+        if lost:
+            log.critical("database write: %d records of a batch could not be persisted", lost)
 
 
 # --- reads -----------------------------------------------------------------------------------

@@ -153,3 +153,19 @@ def test_gateway_runs_on_postgresql(tmp_path, pg_url):
                          {"o": order_id}).scalar()
     engine.dispose()
     assert n == 2
+
+
+def test_one_bad_record_does_not_lose_the_rest_of_its_batch(url):
+    engine = db.connect(url)
+    writer = db.Writer(engine)
+    at = datetime.now(UTC)
+    writer.session_event(db.SessionEvent(None, "broken", None, None, at))  # NOT NULL violated
+    writer.order(_order("O9"))
+    writer.session_event(db.SessionEvent("C1", "logon", None, None, at))
+    writer.close()
+    assert [o.order_id for o in db.load_orders(engine)] == ["O9"]
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(db.SessionEventRow.__table__.c.event)).scalars().all()
+    assert events == ["logon"]
+    assert writer.failures >= 1
+    engine.dispose()
