@@ -155,11 +155,15 @@ def add_otc_routes(
         async def my_rfqs(
             token: Annotated[ApiToken, Depends(desk)],
             state: str | None = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         ) -> list[dict]:
-            """RFQs routed to the caller's desk (newest first), optionally by state."""
+            """Live RFQs routed to the caller's desk (newest first, at most ``limit``),
+            optionally by state; finished ones are at GET /rfqs/{id}."""
             def collect(engine):
                 out = []
                 for rfq_id in reversed(list(service.rfqs_by_desk.get(token.desk_id, {}))):
+                    if len(out) >= limit:
+                        break
                     view = engine.rfq(rfq_id)
                     if state is None or view.state.value == state:
                         out.append({"rfq": to_jsonable(view.rfq), "state": view.state.value,
