@@ -137,6 +137,38 @@ class Auth:
         return check
 
 
+OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/redoc")
+
+
+class AuthGate:
+    """Refuses a request without a valid bearer token before anything reads its body, so an
+    anonymous caller always gets 401 (logged and audited), whatever it sends. Roles are still
+    checked per route by :meth:`Auth.require`. Plain ASGI; WebSockets authenticate themselves."""
+
+    def __init__(self, app, auth: Auth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        value = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            why = "missing bearer token"
+        elif self.auth.identify(token.strip()) is None:
+            why = "invalid bearer token"
+        else:
+            await self.app(scope, receive, send)
+            return
+        peer = scope["client"][0] if scope.get("client") else "?"
+        self.auth.fail(401, why, peer, scope["path"])
+        await problem(401, "Unauthorized", why, {"WWW-Authenticate": "Bearer"})(
+            scope, receive, send
+        )
+
+
 class AuditActions:
     """Every API action, with its actor (the token's name, set by :class:`Auth`) and status,
     into the audit trail. Plain ASGI: it only watches the response start go by."""
@@ -181,9 +213,11 @@ def create_api(
         description="FIX 4.4 gateway and OTC derivatives bridge",
         responses={401: {"model": Problem}, 403: {"model": Problem}},
     )
-    # added before the audit middleware, so refusals are audited too
+    auth = auth or Auth(config)
+    caller = auth.require
+    # added before the audit middleware (so outside it runs last), so refusals are audited too
     app.add_middleware(RequestLimits, max_body_bytes=config.api.max_body_bytes)
-    caller = (auth or Auth(config)).require
+    app.add_middleware(AuthGate, auth=auth)
 
     if on_action is not None:
 

@@ -71,3 +71,14 @@ def test_only_admins_engage_the_kill_switch(gateway, role):
     r = httpx.post(f"{gateway.http}/risk/kill", json={"reason": "x"},
                    headers={"Authorization": f"Bearer {ROLE_TOKENS[role]}"})
     assert r.status_code == 403
+
+
+def test_anonymous_gets_401_before_its_body_is_read(gateway):
+    for body in (b"{not json", b'{"reason": 5}', b"x" * 5000):
+        r = httpx.post(f"{gateway.http}/risk/kill", content=body,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 401, (body[:20], r.status_code)
+        assert r.headers["www-authenticate"] == "Bearer"
+    bad = httpx.post(f"{gateway.http}/desk/rfqs/x/quotes", content=b"{",
+                     headers={"Authorization": "Bearer wrong", "content-type": "application/json"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "invalid bearer token"
