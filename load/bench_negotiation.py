@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fixspec.messages import Side
+from load.stats import percentile
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
@@ -86,14 +87,6 @@ class BenchResult:
     gen2_collections: int
     archived: bool
 
-
-def percentile(values: list[int], p: float) -> float:
-    """Nearest-rank percentile (``p`` in 0..100)."""
-    if not values:
-        raise ValueError("no samples")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
-    return float(ordered[int(rank) - 1])
 
 
 def _engine(desks: list[str], signed: bool) -> NegotiationEngine:

@@ -32,7 +32,6 @@ import os
 import selectors
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,8 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.fix.front import free_loopback_port
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
+from load.stats import percentile
 from otc.audit import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +53,6 @@ COMP_ID, CLIENT, SYMBOL, PRICE = "FIXBRIDGE", "BENCH", "BTC-PERP", "65000"
 THROUGHPUT_TARGET = 0.8  # gateway orders/s >= this x bare
 LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare p50 + this
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gateway_config(fix_port: int, http_port: int, data_dir: Path, depth: str) -> str:
@@ -154,7 +150,7 @@ def _start(
 
 
 def start_bare(work: Path) -> Server:
-    port = free_port()
+    port = free_loopback_port()
     argv = [
         sys.executable,
         "-m",
@@ -172,9 +168,9 @@ def start_bare(work: Path) -> Server:
 
 
 def start_gateway(work: Path, depth: str = "1000000000") -> Server:
-    port = free_port()
+    port = free_loopback_port()
     config = work / "gateway.toml"
-    config.write_text(gateway_config(port, free_port(), work / "gateway", depth))
+    config.write_text(gateway_config(port, free_loopback_port(), work / "gateway", depth))
     audit = work / "gateway" / "audit"
     if not (audit / "signing_key.pem").exists():
         generate_signing_key(audit)  # as `fixbridge audit keygen` does before a first start
@@ -222,14 +218,6 @@ class TargetStats:
     def orders(self) -> int:
         return sum(r.orders for r in self.throughput) + len(self.latency)
 
-
-def percentile(values: list[int], p: float) -> float:
-    """Nearest-rank percentile (``p`` in 0..100)."""
-    if not values:
-        raise ValueError("no samples")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
-    return float(ordered[int(rank) - 1])
 
 
 class OrderIds:

@@ -48,7 +48,7 @@ from gateway.config import Config
 from gateway.fix.application import CLIENT_AUDIENCES
 from gateway.fix.convert import from_fields, to_raw
 from gateway.negotiation import NegotiationService, engine_for
-from load.bench_negotiation import percentile
+from load.stats import percentile
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,

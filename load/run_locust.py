@@ -58,8 +58,9 @@ from pathlib import Path
 
 import httpx
 
+from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
-from load.bench_orders import cpu_seconds, free_port
+from load.bench_orders import cpu_seconds
 from otc.audit import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_password, hash_token
 from otc.audit import generate_signing_key
 
@@ -23,12 +23,6 @@ COMPLIANCE_TOKEN = "test-compliance-token"
 CLIENT_VIEWER_TOKEN = "test-client-viewer-token"
 PASSWORD = "s3cret-pass"
 PASSWORD_HASH = hash_password(PASSWORD)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def shared_dir() -> Path:

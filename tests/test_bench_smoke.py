@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from load.bench_orders import percentile, report, run_benchmark
+from load.bench_orders import report, run_benchmark
 from load.fastclient import OrderTemplate, field_value
+from load.stats import percentile
 
 
 def test_order_template_frames_a_valid_message() -> None:

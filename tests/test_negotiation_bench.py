@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from load.bench_negotiation import percentile, report, run_benchmark
+from load.bench_negotiation import report, run_benchmark
+from load.stats import percentile
 
 
 def test_benchmark_trades_every_rfq_on_both_engines_and_reports_baselines():
