@@ -278,11 +278,7 @@ class GatewayApplication(fix.Application):
         if sessionID is None:
             log.error("no session for %s; %s not sent", owner, type(msg).__name__)
             return
-        msg_type, fields = codec.encode(msg)
-        try:
-            fix.Session.sendToTarget(from_fields(msg_type, fields), sessionID)
-        except fix.SessionNotFound:
-            log.error("session %s not found; %s not sent", owner, msg_type)
+        self._send_fields(owner, *codec.encode(msg), sessionID)
 
     def _session_event(self, comp_id: str, event: str, peer: str | None, text: str | None) -> None:
         self.writer.session_event(SessionEvent(comp_id, event, peer, text, m.utcnow()))
