@@ -17,7 +17,7 @@ from sqlalchemy import JSON, Column, LargeBinary, and_, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
-from gateway.db import TradeRow, UtcDateTime, trade_row
+from gateway.db import TradeRow, trade_row, utc_column
 from otc.clearing import dispatcher as clearing_dispatch
 from otc.clearing.model import ClearingFormat, ClearingFormatError
 from otc.clearing.outbox import (
@@ -32,10 +32,6 @@ from otc.trades import TradeCapture
 log = logging.getLogger("fixbridge.clearing")
 
 
-def _ts(**kw):
-    return Field(sa_column=Column(UtcDateTime(), **kw))
-
-
 class ClearingMessageRow(SQLModel, table=True):
     __tablename__ = "clearing_messages"
     key: str = Field(primary_key=True)
@@ -43,12 +39,12 @@ class ClearingMessageRow(SQLModel, table=True):
     fmt: str
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     state: str = Field(index=True)
-    created_at: datetime = _ts(nullable=False)
-    updated_at: datetime = _ts(nullable=False)
-    next_attempt_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = utc_column(nullable=False)
+    updated_at: datetime = utc_column(nullable=False)
+    next_attempt_at: datetime | None = utc_column(nullable=True)
     attempts: int = 0
     status_queries: int = 0
-    ack_deadline: datetime | None = _ts(nullable=True)
+    ack_deadline: datetime | None = utc_column(nullable=True)
     last_error: str | None = None
     reject_reason: str | None = None
     clearing_trade_ids: list = Field(default_factory=list, sa_column=Column(JSON))

@@ -71,7 +71,8 @@ def _dec(**kw):
     return Field(sa_column=Column(ExactDecimal(), **kw))
 
 
-def _ts(**kw):
+def utc_column(**kw):
+    """A model field stored as :class:`UtcDateTime`."""
     return Field(sa_column=Column(UtcDateTime(), **kw))
 
 
@@ -92,8 +93,8 @@ class OrderRow(SQLModel, table=True):
     avg_px: Decimal = _dec(nullable=False)
     account: str | None = None
     text: str | None = None
-    created_at: datetime = _ts(nullable=False)
-    updated_at: datetime = _ts(nullable=False)
+    created_at: datetime = utc_column(nullable=False)
+    updated_at: datetime = utc_column(nullable=False)
 
 
 class ExecutionRow(SQLModel, table=True):
@@ -114,7 +115,7 @@ class ExecutionRow(SQLModel, table=True):
     avg_px: Decimal = _dec(nullable=False)
     ord_rej_reason: str | None = None
     text: str | None = None
-    transact_time: datetime = _ts(nullable=False)
+    transact_time: datetime = utc_column(nullable=False)
 
 
 class SessionEventRow(SQLModel, table=True):
@@ -124,7 +125,7 @@ class SessionEventRow(SQLModel, table=True):
     event: str
     peer: str | None = None
     text: str | None = None
-    at: datetime = _ts(nullable=False)
+    at: datetime = utc_column(nullable=False)
 
 
 class TradeRow(SQLModel, table=True):
@@ -141,14 +142,14 @@ class TradeRow(SQLModel, table=True):
     price: Decimal = _dec(nullable=False)
     currency: str
     trade_date: str
-    executed_at: datetime = _ts(nullable=False)
+    executed_at: datetime = utc_column(nullable=False)
     record: dict = Field(sa_column=Column(JSON, nullable=False))  # the full TradeCapture
 
 
 class SchemaVersionRow(SQLModel, table=True):
     __tablename__ = "schema_version"
     version: int = Field(primary_key=True)
-    applied_at: datetime = _ts(nullable=False)
+    applied_at: datetime = utc_column(nullable=False)
 
 
 # Each migration takes the schema from version N-1 to N. Version 1 is the initial schema.

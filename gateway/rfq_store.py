@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Column, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from gateway.db import UtcDateTime
+from gateway.db import utc_column
 from gateway.jsonable import event_json, to_jsonable
 
 
@@ -18,7 +18,7 @@ class RfqHistoryRow(SQLModel, table=True):
     rfq_id: str = Field(primary_key=True)
     client_id: str = Field(index=True)
     state: str
-    closed_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    closed_at: datetime = utc_column(nullable=False)
     record: dict = Field(sa_column=Column(JSON, nullable=False))
 
 
