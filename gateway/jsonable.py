@@ -10,8 +10,32 @@ from typing import Any
 
 from fixspec.messages import plain
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type (None for any other type), looked up once per type:
+    ``dataclasses.fields`` on every value was most of the cost of describing an event."""
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = (
+            tuple(f.name for f in dataclasses.fields(cls))
+            if dataclasses.is_dataclass(cls) else None
+        )
+        _FIELDS[cls] = names
+        return names
+
 
 def to_jsonable(value: Any) -> Any:
+    if value is None or type(value) in _SCALARS:
+        return value
+    names = dataclass_fields(type(value))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Decimal):
@@ -24,8 +48,6 @@ def to_jsonable(value: Any) -> Any:
         return value // timedelta(microseconds=1)
     if isinstance(value, bytes):
         return value.hex()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

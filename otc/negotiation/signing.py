@@ -47,9 +47,28 @@ def canonical_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _fields(cls: type) -> tuple[str, ...] | None:
+    """Field names of a dataclass type (None otherwise), computed once per type."""
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = (
+            tuple(f.name for f in dataclasses.fields(cls))
+            if dataclasses.is_dataclass(cls) else None
+        )
+        _FIELDS[cls] = names
+        return names
+
+
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
+    names = _fields(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, int):
@@ -60,8 +79,6 @@ def _plain(value: Any) -> Any:
         return canonical_datetime(value)
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     raise TypeError(f"{type(value).__name__} has no canonical form (value {value!r})")
 
 
