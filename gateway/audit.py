@@ -162,12 +162,17 @@ class Auditor:
             })
 
     def negotiation(self, events) -> None:
+        if events:  # events are frozen: safe to describe later, off the caller's thread
+            self._put(self._negotiation, (tuple(events),))
+
+    def _negotiation(self, events) -> None:
+        append = self.log.inner.append_nowait
         for event in events:
             actor = (f"desk:{event.desk_id}" if hasattr(event, "desk_id")
                      else f"client:{getattr(event, 'client_id', '?')}")
             payload = event_json(event)
             payload["rfq_id"] = ev.rfq_id_of(event)
-            self.append(f"otc.{type(event).__name__}", actor, payload)
+            append(f"otc.{type(event).__name__}", actor, payload)
 
     def session(self, comp_id: str, event: str, peer: str | None, text: str | None) -> None:
         self.append(f"session.{event}", f"session:{comp_id}", {"peer": peer, "text": text})
