@@ -77,6 +77,7 @@ class EngineSnapshot:
     client_refs: dict[Any, Any]
     trades: dict[str, TradeCapture]
     active_by_desk: dict[str, frozenset[str]]
+    active_by_rfq: dict[str, tuple[str, ...]]
     id_counters: dict[IdKind, int]
     timers: dict[TimerKey, datetime]
     histories: dict[str, tuple[Event, ...]]
@@ -127,6 +128,7 @@ class Txn:
         self.client_refs = Overlay(book.client_refs)
         self.trades = Overlay(book.trades)
         self.active_by_desk = Overlay(book.active_by_desk)
+        self.active_by_rfq = Overlay(book.active_by_rfq)
         self.id_counters = Overlay(book.id_counters)
         self.timer_ops: list[tuple[TimerKey, datetime | None]] = []
         self.events: list[Event] = []
@@ -142,6 +144,7 @@ class Txn:
             self.client_refs,
             self.trades,
             self.active_by_desk,
+            self.active_by_rfq,
             self.id_counters,
         )
 
@@ -160,7 +163,8 @@ class Txn:
         self.events.append(event)
 
     def put_quote(self, rec: QuoteRecord) -> None:
-        """Store a quote record, keeping the per-desk index of Active quotes in step."""
+        """Store a quote record, keeping the per-desk and per-RFQ indexes of Active quotes in
+        step (an RFQ's quotes include every one ever replaced: scanning them grew with use)."""
         quote_id = rec.quote.quote_id
         old = self.quotes.get(quote_id)
         was_active = old is not None and old.state is QuoteState.ACTIVE
@@ -170,6 +174,11 @@ class Txn:
             current = self.active_by_desk.get(desk_id) or frozenset()
             self.active_by_desk[desk_id] = (
                 current | {quote_id} if is_active else current - {quote_id}
+            )
+            rfq_id = rec.quote.rfq_id
+            live = self.active_by_rfq.get(rfq_id) or ()
+            self.active_by_rfq[rfq_id] = (
+                (*live, quote_id) if is_active else tuple(q for q in live if q != quote_id)
             )
         self.quotes[quote_id] = rec
 
@@ -185,6 +194,7 @@ class Book:
         self.client_refs: dict[tuple[str, str, str], ClientRef] = {}
         self.trades: dict[str, TradeCapture] = {}
         self.active_by_desk: dict[str, frozenset[str]] = {}
+        self.active_by_rfq: dict[str, tuple[str, ...]] = {}
         self.id_counters: dict[IdKind, int] = {}
         self.timers = TimerService()
         self.history: dict[str, list[Event]] = {}
@@ -211,6 +221,7 @@ class Book:
             client_refs=dict(self.client_refs),
             trades=dict(self.trades),
             active_by_desk=dict(self.active_by_desk),
+            active_by_rfq={k: v for k, v in self.active_by_rfq.items() if v},
             id_counters=dict(self.id_counters),
             timers=self.timers.pending(),
             histories={k: tuple(v) for k, v in self.history.items()},
@@ -220,6 +231,7 @@ class Book:
         """Drop a finished RFQ's records and history; keep the id reservations (QuoteReqID,
         ClOrdID, QuoteRespID) so duplicates are still refused and retries still answered."""
         rec = self.rfqs.pop(rfq_id)
+        self.active_by_rfq.pop(rfq_id, None)
         for quote_id in rec.quote_ids:
             quote = self.quotes.pop(quote_id)
             desk_id = quote.quote.desk_id

@@ -296,12 +296,8 @@ class NegotiationEngine:
 
     def live_quotes(self, rfq_id: str) -> tuple[SealedQuote, ...]:
         """What the client sees: every Active quote on its RFQ, oldest first."""
-        rec = self._book.rfqs[rfq_id]
-        return tuple(
-            self._book.quotes[q].sealed
-            for q in rec.quote_ids
-            if self._book.quotes[q].state is QuoteState.ACTIVE
-        )
+        self._book.rfqs[rfq_id]  # KeyError for an unknown RFQ, as before
+        return tuple(self._book.quotes[q].sealed for q in self._book.active_by_rfq.get(rfq_id, ()))
 
     def desk_live_quotes(self, desk_id: str, rfq_id: str | None = None) -> tuple[SealedQuote, ...]:
         """What one desk sees: only its own Active quotes."""
@@ -458,7 +454,7 @@ class NegotiationEngine:
             )
 
     def _active_quote_ids(self, txn: Txn, rfq_id: str) -> list[str]:
-        return [q for q in txn.rfqs[rfq_id].quote_ids if txn.quotes[q].state is QuoteState.ACTIVE]
+        return list(txn.active_by_rfq.get(rfq_id) or ())
 
     def _desk_active_quote(self, txn: Txn, rfq_id: str, desk_id: str) -> str | None:
         for q in self._active_quote_ids(txn, rfq_id):
