@@ -5,8 +5,11 @@ FileLog, stock FIX44.xml validation, the same session settings) and answers ever
 NewOrderSingle with one ExecutionReport (a full fill at the order's price) built with quickfix
 field setters. No front relay, no codec, no order core, no database.
 
+With ``--ack``, each order is answered as the gateway answers it: ExecutionReport New, then the
+fill: the cost of the FIX protocol work the gateway does per order, with nothing else.
+
     python -m load.bare_acceptor --port 9877 --data-dir /tmp/bare [--comp-id FIXBRIDGE]
-        [--client BENCH]
+        [--client BENCH] [--ack]
 
 prints ``bare acceptor ready: port P`` once it accepts, and stops on SIGTERM or SIGINT.
 """
@@ -60,11 +63,13 @@ def settings(port: int, data_dir: Path, comp_id: str, client: str) -> fix.Sessio
 
 
 class FillEverything(fix.Application):
-    """Answers each NewOrderSingle with one filled ExecutionReport; nothing else."""
+    """Answers each NewOrderSingle with one filled ExecutionReport (``ack``: New, then the
+    fill); nothing else."""
 
-    def __init__(self) -> None:
+    def __init__(self, ack: bool = False) -> None:
         super().__init__()
         self._ids = itertools.count(1)
+        self.ack = ack
 
     def onCreate(self, sessionID: fix.SessionID) -> None:
         return None
@@ -90,25 +95,40 @@ class FillEverything(fix.Application):
         n = next(self._ids)
         qty = message.getField(38)
         px = message.getField(44) if message.isSetField(44) else "0"
-        er = fix44.ExecutionReport()
-        er.setField(fix.OrderID(f"B{n}"))
-        er.setField(fix.ClOrdID(message.getField(11)))
-        er.setField(fix.ExecID(f"BE{n}"))
-        er.setField(fix.ExecType(fix.ExecType_TRADE))
-        er.setField(fix.OrdStatus(fix.OrdStatus_FILLED))
-        er.setField(fix.Symbol(message.getField(55)))
-        er.setField(fix.Side(message.getField(54)))
-        # Quantities and prices keep the client's exact text: no float round trip.
-        er.setField(38, qty)
-        er.setField(fix.OrdType(message.getField(40)))
-        er.setField(44, px)
+        if self.ack:
+            new = self._report(message, n, "N", fix.ExecType_NEW, fix.OrdStatus_NEW, qty, px)
+            new.setField(32, "0")
+            new.setField(31, "0")
+            new.setField(151, qty)
+            new.setField(14, "0")
+            new.setField(6, "0")
+            fix.Session.sendToTarget(new, sessionID)
+        er = self._report(message, n, "E", fix.ExecType_TRADE, fix.OrdStatus_FILLED, qty, px)
         er.setField(32, qty)
         er.setField(31, px)
         er.setField(151, "0")
         er.setField(14, qty)
         er.setField(6, px)
-        er.setField(fix.TransactTime(6))
         fix.Session.sendToTarget(er, sessionID)
+
+    @staticmethod
+    def _report(
+        order: fix.Message, n: int, kind: str, exec_type: str, status: str, qty: str, px: str
+    ) -> fix.Message:
+        er = fix44.ExecutionReport()
+        er.setField(fix.OrderID(f"B{n}"))
+        er.setField(fix.ClOrdID(order.getField(11)))
+        er.setField(fix.ExecID(f"B{kind}{n}"))
+        er.setField(fix.ExecType(exec_type))
+        er.setField(fix.OrdStatus(status))
+        er.setField(fix.Symbol(order.getField(55)))
+        er.setField(fix.Side(order.getField(54)))
+        # Quantities and prices keep the client's exact text: no float round trip.
+        er.setField(38, qty)
+        er.setField(fix.OrdType(order.getField(40)))
+        er.setField(44, px)
+        er.setField(fix.TransactTime(6))
+        return er
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--comp-id", default="FIXBRIDGE", help="our SenderCompID")
     p.add_argument("--client", default="BENCH", help="the one client CompID accepted")
+    p.add_argument("--ack", action="store_true", help="answer with ER New before the fill")
     args = p.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     config = settings(args.port, args.data_dir, args.comp_id, args.client)
-    app = FillEverything()
+    app = FillEverything(ack=args.ack)
     acceptor = fix.SocketAcceptor(
         app, fix.FileStoreFactory(config), config, fix.FileLogFactory(config)
     )

@@ -3,12 +3,14 @@
     python -m load.bench_orders [--orders 20000] [--latency-samples 2000] [--rounds 3]
         [--warmup 2000] [--batch 64] [--work-dir DIR]
 
-Starts two subprocesses on loopback: ``load.bare_acceptor`` (QuickFIX alone: FileStore,
-FileLog, stock FIX44.xml validation, one filled ExecutionReport per order) and ``fixbridge run``
+Starts three subprocesses on loopback: ``load.bare_acceptor`` (QuickFIX alone: FileStore,
+FileLog, stock FIX44.xml validation, one filled ExecutionReport per order), the same with
+``--ack`` (ER New, then the fill: the protocol work the gateway does per order, and nothing
+else, i.e. the ceiling for any gateway that acknowledges orders) and ``fixbridge run``
 with a temporary config (one session, auth none, throttle far above any rate reached, HTTP off,
 SQLite in the work dir, venue depth far above the order size, so each order is acknowledged
 (ER New) and then filled in ONE fill (ER Trade): two ExecutionReports per order). One lean
-client (:mod:`load.fastclient`) drives both, alternating bare/gateway in every round, after a
+client (:mod:`load.fastclient`) drives all three, in turn in every round, after a
 warm-up of each:
 
 * throughput: ``--orders`` limit orders pipelined over one session while a reader thread
@@ -149,8 +151,10 @@ def _start(
     return Server(name, proc, port, ers, stderr_path)
 
 
-def start_bare(work: Path) -> Server:
+def start_bare(work: Path, ack: bool = False) -> Server:
+    """``ack``: ER New before the fill, as the gateway answers (two ERs per order)."""
     port = free_loopback_port()
+    name = "bare QuickFIX, ack + fill" if ack else "bare QuickFIX"
     argv = [
         sys.executable,
         "-m",
@@ -163,8 +167,11 @@ def start_bare(work: Path) -> Server:
         COMP_ID,
         "--client",
         CLIENT,
+        *(["--ack"] if ack else []),
     ]
-    return _start("bare QuickFIX", argv, BARE_READY, work / "bare.stderr", port, 1)
+    data = "bare-ack" if ack else "bare"
+    argv[argv.index(str(work / "bare"))] = str(work / data)
+    return _start(name, argv, BARE_READY, work / f"{data}.stderr", port, 2 if ack else 1)
 
 
 def start_gateway(work: Path, depth: str = "1000000000") -> Server:
@@ -285,6 +292,7 @@ class BenchResult:
     rounds: int
     bare: TargetStats
     gateway: TargetStats
+    bare_ack: TargetStats | None = None  # bare QuickFIX answering as the gateway does (2 ERs)
 
     @property
     def throughput_ratio(self) -> float:
@@ -312,6 +320,7 @@ def run_benchmark(
     servers: list[Server] = []
     try:
         servers.append(start_bare(work))
+        servers.append(start_bare(work, ack=True))
         servers.append(start_gateway(work))
         stats = {s.name: TargetStats(s.name, s.ers_per_order) for s in servers}
         ids = OrderIds()
@@ -336,8 +345,8 @@ def run_benchmark(
                     f"  {result.orders_per_second:,.0f} orders/s; server CPU/order "
                     f"{cpu:.0f} µs to the last fill, {drained:.0f} µs until idle"
                 )
-        bare, gateway = (stats[s.name] for s in servers)
-        return BenchResult(orders, latency_samples, rounds, bare, gateway)
+        bare, bare_ack, gateway = (stats[s.name] for s in servers)
+        return BenchResult(orders, latency_samples, rounds, bare, gateway, bare_ack)
     finally:
         for s in reversed(servers):
             s.stop()
@@ -347,73 +356,81 @@ def run_benchmark(
 
 def report(result: BenchResult) -> str:
     b, g = result.bare, result.gateway
+    a = result.bare_ack
     ratio, diff = result.throughput_ratio, result.p50_difference_us
+    targets = [b] + ([a] if a else []) + [g]
 
-    def row(label: str, bare: str, gw: str, cmp: str = "") -> str:
-        return f"{label:<34}{bare:>14}{gw:>14}   {cmp}"
+    def row(label: str, cells: list[str], cmp: str = "") -> str:
+        return f"{label:<34}" + "".join(f"{c:>16}" for c in cells) + f"   {cmp}"
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
 
+    names = ["bare QuickFIX"] + (["bare ack+fill"] if a else []) + ["gateway"]
     lines = [
         f"fixbridge order benchmark: {result.orders} pipelined orders x {result.rounds} rounds, "
         f"{result.latency_samples} sequential orders; {os.cpu_count()} CPUs, client and servers "
         "on one host",
-        row("", "bare QuickFIX", "gateway", "gateway vs bare"),
-        row("ExecutionReports per order", "1 (fill)", "2 (new+fill)"),
+        row("", names, "gateway vs bare QuickFIX"),
+        row("ExecutionReports per order", ["1 (fill)"] + (["2 (new+fill)"] if a else [])
+            + ["2 (new+fill)"]),
         row(
             "throughput (orders/s, median)",
-            f"{b.orders_per_second:,.0f}",
-            f"{g.orders_per_second:,.0f}",
+            [f"{t.orders_per_second:,.0f}" for t in targets],
             f"{ratio:.2f}x   target >= {THROUGHPUT_TARGET}x: {verdict(ratio >= THROUGHPUT_TARGET)}",
         ),
-        "  per round: bare "
-        + " / ".join(f"{r.orders_per_second:,.0f}" for r in b.throughput)
-        + "; gateway "
-        + " / ".join(f"{r.orders_per_second:,.0f}" for r in g.throughput),
+        "  per round: "
+        + "; ".join(
+            f"{n} " + " / ".join(f"{r.orders_per_second:,.0f}" for r in t.throughput)
+            for n, t in zip(names, targets, strict=True)
+        ),
         row(
             "server CPU µs/order, to last fill",
-            f"{b.cpu_us_per_order:.0f}",
-            f"{g.cpu_us_per_order:.0f}",
+            [f"{t.cpu_us_per_order:.0f}" for t in targets],
             f"{g.cpu_us_per_order / b.cpu_us_per_order:.2f}x" if b.cpu_us_per_order else "",
         ),
         row(
             "  ... until the server is idle",
-            f"{b.cpu_drained_us_per_order:.0f}",
-            f"{g.cpu_drained_us_per_order:.0f}",
+            [f"{t.cpu_drained_us_per_order:.0f}" for t in targets],
             f"{g.cpu_drained_us_per_order / b.cpu_drained_us_per_order:.2f}x"
             if b.cpu_drained_us_per_order
             else "",
         ),
         row(
             "p50 order -> first ER (µs)",
-            f"{b.first_er_us(50):.0f}",
-            f"{g.first_er_us(50):.0f}",
+            [f"{t.first_er_us(50):.0f}" for t in targets],
             f"{diff:+.0f} µs   target <= +{LATENCY_TARGET_US:.0f} µs: "
             f"{verdict(diff <= LATENCY_TARGET_US)}",
         ),
         row(
             "p99 order -> first ER (µs)",
-            f"{b.first_er_us(99):.0f}",
-            f"{g.first_er_us(99):.0f}",
+            [f"{t.first_er_us(99):.0f}" for t in targets],
             f"{g.first_er_us(99) - b.first_er_us(99):+.0f} µs",
         ),
         row(
             "p50 order -> fill ER (µs)",
-            f"{b.fill_us(50):.0f}",
-            f"{g.fill_us(50):.0f}",
+            [f"{t.fill_us(50):.0f}" for t in targets],
             f"{g.fill_us(50) - b.fill_us(50):+.0f} µs",
         ),
         row(
             "p99 order -> fill ER (µs)",
-            f"{b.fill_us(99):.0f}",
-            f"{g.fill_us(99):.0f}",
+            [f"{t.fill_us(99):.0f}" for t in targets],
             f"{g.fill_us(99) - b.fill_us(99):+.0f} µs",
         ),
+    ]
+    if a is not None:
+        ack_ratio = a.orders_per_second / b.orders_per_second
+        lines.append(
+            f"bare QuickFIX answering as the gateway does (ER New, then the fill) reaches "
+            f"{ack_ratio:.2f}x of bare QuickFIX: no gateway that acknowledges orders does more "
+            f"here;\nthe gateway reaches {g.orders_per_second / a.orders_per_second:.2f}x "
+            "of that, with normalisation, risk, persistence, audit and the front relay on."
+        )
+    lines.append(
         "first ER: the gateway's ack (ER New) vs the bare acceptor's only ER (its fill) -- the "
         "like-for-like round trip;\nfill ER: the gateway's second ER (the same ER for bare). "
-        "Server CPU per order is summed over all the server's threads.",
-    ]
+        "Server CPU per order is summed over all the server's threads."
+    )
     return "\n".join(lines)
 
 

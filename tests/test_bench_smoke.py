@@ -32,21 +32,28 @@ def test_benchmark_runs_both_targets_and_counts_every_report(tmp_path) -> None:
     result = run_benchmark(
         orders=50, latency_samples=20, rounds=1, warmup=10, batch=8, work_dir=tmp_path
     )
-    bare, gateway = result.bare, result.gateway
+    bare, bare_ack, gateway = result.bare, result.bare_ack, result.gateway
+    assert bare_ack is not None
     (bare_run,) = bare.throughput
+    (ack_run,) = bare_ack.throughput
     (gw_run,) = gateway.throughput
     assert (bare_run.fills, bare_run.execution_reports, bare_run.acks) == (50, 50, 0)
+    assert (ack_run.fills, ack_run.execution_reports, ack_run.acks) == (50, 100, 50)
     assert (gw_run.fills, gw_run.execution_reports, gw_run.acks) == (50, 100, 50)
-    # ClOrdIDs are numbered in phase order: warm-ups (10 + 1 each), latency (20 + 20), then
-    # throughput bare (63..112) and gateway (113..162); the last fill read is the last order's
-    assert bare_run.last_fill_cl_ord_id.endswith(b"-112")
-    assert gw_run.last_fill_cl_ord_id.endswith(b"-162")
-    assert len(bare.latency) == len(gateway.latency) == 20
+    # ClOrdIDs are numbered in phase order: warm-ups (10 + 1 each), latency (3 x 20), then
+    # throughput bare (94..143), bare ack (144..193) and gateway (194..243); the last fill read
+    # is the last order's
+    assert bare_run.last_fill_cl_ord_id.endswith(b"-143")
+    assert ack_run.last_fill_cl_ord_id.endswith(b"-193")
+    assert gw_run.last_fill_cl_ord_id.endswith(b"-243")
+    assert len(bare.latency) == len(bare_ack.latency) == len(gateway.latency) == 20
     assert all(s.execution_reports == 1 and s.first_er_ns == s.fill_ns for s in bare.latency)
-    assert all(s.execution_reports == 2 and s.first_er_ns <= s.fill_ns for s in gateway.latency)
+    for acked in (bare_ack, gateway):
+        assert all(s.execution_reports == 2 and s.first_er_ns <= s.fill_ns for s in acked.latency)
     # every order and ER the gateway answered is in its FIX message log
     log_dir = tmp_path / "gateway" / "log"
     log = (log_dir / "FIX.4.4-FIXBRIDGE-BENCH.messages.current.log").read_bytes()
     assert log.count(b"\x0135=8\x01") == 2 * (10 + 1 + 20 + 50)
     text = report(result)
     assert "bare QuickFIX" in text and "gateway" in text and "p50 order -> first ER" in text
+    assert "bare ack+fill" in text
