@@ -2,7 +2,7 @@
 
     python -m load.run_locust [--users 16] [--duration 20] [--warmup 3] [--rate 1500]
         [--processes 1] [--rfqs-per-user 32] [--fix-rfq-rate 20] [--pin]
-        [--phases bare,health,desk,paced] [--work-dir DIR]
+        [--phases bare,bare-desk,health,desk,paced] [--work-dir DIR]
 
 Starts ``fixbridge run`` with a temporary config: three desks with bearer tokens made up for
 this run; one FIX client ``LOADCLIENT`` routed to all three, its FIX throttle and RFQ rate limit
@@ -15,7 +15,10 @@ seconds that start ``--warmup`` seconds after every user is spawned.
 Phases:
 
 * ``bare``    baseline: a bare FastAPI + uvicorn app (same libraries and server settings as the
-              gateway, one sync route, no middleware) answering ``GET /health``;
+              gateway, no middleware) answering ``GET /health``;
+* ``bare-desk`` baseline: the same app answering the desk users' quote/replace/cancel cycle with
+              the gateway's body model and a like-sized answer, nothing behind it: the HTTP
+              stack's own ceiling for the desk workload;
 * ``health``  baseline: the gateway's ``GET /health`` (no token, no engine; the audit
               middleware still records each call);
 * ``desk``    desk users cycling quote (POST) -> replace (PUT) -> cancel (DELETE) on the seeded
@@ -58,6 +61,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.desk_api import QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
 from load.bench_orders import cpu_seconds
@@ -70,7 +74,7 @@ BARE_READY = "bare http ready"
 COMP_ID, CLIENT = "FIXBRIDGE", "LOADCLIENT"
 DESKS = ("DESK_A", "DESK_B", "DESK_C")
 SYMBOL = "BTC-27DEC26-100000-C"
-PHASES = ("bare", "health", "desk", "paced")
+PHASES = ("bare", "bare-desk", "health", "desk", "paced")
 QUOTE_NAMES = ("POST /desk/rfqs/{rfq_id}/quotes", "PUT /desk/quotes/{quote_id}")
 TARGET_RATE, TARGET_P99_MS = 1_500.0, 50.0
 
@@ -198,15 +202,48 @@ def start_bare_http(work: Path, cpu: int | None = None) -> Server:
 
 
 def serve_bare_http(port: int) -> None:
-    """The baseline server: FastAPI + uvicorn exactly as the gateway runs them, one route."""
+    """The baseline server: FastAPI + uvicorn exactly as the gateway runs them, no middleware.
+
+    ``GET /health``, and the desk routes the locust desk users call, shaped like the gateway's
+    (the same ``QuoteIn`` body model, a JSON answer of a similar size) but with no token check,
+    engine, signing, audit or FIX behind them: what the HTTP stack alone costs per request of
+    the desk workload."""
+    import itertools
+
     import uvicorn
     from fastapi import FastAPI
 
     app = FastAPI()
+    ids = itertools.count(1)
 
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok"}
+
+    @app.get("/desk/rfqs")
+    async def rfqs() -> list[dict]:
+        return [
+            {"rfq": {"rfq_id": f"R{i}", "quote_req_id": f"seed-{i}"}, "state": "Open",
+             "my_quotes": []}
+            for i in range(1, 1025)
+        ]
+
+    def quote(rfq_id: str, body: QuoteIn) -> dict:
+        quote = {"quote_id": f"Q{next(ids)}", "rfq_id": rfq_id, "desk_id": "DESK"}
+        quote |= body.model_dump(mode="json")
+        return {"quote": quote, "hash": "0" * 64, "signature": "0" * 128}
+
+    @app.post("/desk/rfqs/{rfq_id}/quotes", status_code=201)
+    async def submit_quote(rfq_id: str, body: QuoteIn) -> dict:
+        return quote(rfq_id, body)
+
+    @app.put("/desk/quotes/{quote_id}")
+    async def replace_quote(quote_id: str, body: QuoteIn) -> dict:
+        return quote("R", body)
+
+    @app.delete("/desk/quotes/{quote_id}")
+    async def cancel_quote(quote_id: str) -> dict:
+        return {"quote_id": quote_id, "cancelled": True}
 
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -518,11 +555,21 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
     tokens = Tokens.generate()
     results: list[PhaseResult] = []
     phases = args.phases
-    if "bare" in phases:
-        say("phase bare: FastAPI + uvicorn alone, GET /health")
+    if {"bare", "bare-desk"} & set(phases):
         bare = start_bare_http(work, args.server_cpu)
         try:
-            results.append(run_locust("bare", bare, ["HealthUser"], args.users, args, work, {}))
+            if "bare" in phases:
+                say("phase bare: FastAPI + uvicorn alone, GET /health")
+                results.append(
+                    run_locust("bare", bare, ["HealthUser"], args.users, args, work, {})
+                )
+            if "bare-desk" in phases:
+                say("phase bare-desk: FastAPI + uvicorn alone, the desk users' routes")
+                env = {"FIXBRIDGE_DESK_TOKENS": "bare", "FIXBRIDGE_MAX_DESK_SLOTS": str(args.users),
+                       "FIXBRIDGE_CYCLE_RATE": "0"}
+                results.append(
+                    run_locust("bare-desk", bare, ["DeskUser"], args.users, args, work, env)
+                )
         finally:
             bare.stop()
     if not {"health", "desk", "paced"} & set(phases):
@@ -593,6 +640,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
     for r in results:
         title = {
             "bare": "baseline: bare FastAPI+uvicorn GET /health",
+            "bare-desk": "baseline: bare FastAPI+uvicorn, desk routes with nothing behind them",
             "health": "baseline: gateway GET /health",
             "desk": "desk quote/replace/cancel, closed loop (saturation)",
             "paced": f"desk quote/replace/cancel, offered {args.rate:,.0f} quotes/s",
@@ -605,9 +653,10 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
         for e in r.http():
             lines.append(_row(e))
         http_rate = sum(e.requests for e in r.http()) / r.seconds
-        if r.phase in ("desk", "paced"):
+        if r.phase in ("desk", "paced", "bare-desk"):
             lines.append(_row(r.quotes()))
             lines.append(f"  all HTTP requests: {http_rate:,.0f}/s")
+        if r.phase in ("desk", "paced"):
             fix_in = {e.name: e.requests for e in r.entries if e.kind == "FIX-in"}
             sent = r.entry("R QuoteRequest")
             lines.append(
