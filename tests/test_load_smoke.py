@@ -96,3 +96,16 @@ def test_locust_desk_and_fix_users_against_a_gateway(tmp_path):
     assert set(desk.cpu) == {"server", "locust", "machine"}
     text = run_locust.report(results, args)
     assert "quote submissions (POST + PUT)" in text and "target [desk]" in text
+
+
+def test_bare_desk_baseline_serves_the_desk_users_cycle(tmp_path):
+    """The baseline answers the same quote/replace/cancel cycle the desk users drive."""
+    args = run_locust.parse_args(
+        ["--users", "2", "--duration", "1", "--warmup", "1", "--phases", "bare-desk"]
+    )
+    (bare,) = run_locust.run(args, tmp_path, lambda _text: None)
+    assert bare.phase == "bare-desk" and bare.errors == {}
+    for name in (*run_locust.QUOTE_NAMES, "DELETE /desk/quotes/{quote_id}"):
+        entry = bare.entry(name)
+        assert entry is not None and entry.requests > 0 and entry.failures == 0, name
+    assert "bare-desk" in run_locust.report([bare], args)
