@@ -20,6 +20,10 @@ warm-up of each:
 * latency: ``--latency-samples`` orders one at a time; p50/p99 of order -> first ER (the
   gateway's ack, the bare acceptor's only ER: the like-for-like comparison) and order -> fill.
 
+With ``--ablation``, four more gateways run in the same rounds, each with parts left out by
+:mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of the three):
+where the time goes, measured rather than guessed. The product itself has no such switches.
+
 Targets (issue 2): gateway throughput >= 0.8x bare, gateway p50 order->first ER <= bare + 100 µs.
 On a 2-core machine client and servers share the CPUs, so absolute figures are lower than on a
 dedicated host and anything else running skews them; the gateway/bare ratios are the figures
@@ -174,15 +178,37 @@ def start_bare(work: Path, ack: bool = False) -> Server:
     return _start(name, argv, BARE_READY, work / f"{data}.stderr", port, 2 if ack else 1)
 
 
-def start_gateway(work: Path, depth: str = "1000000000") -> Server:
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "gateway, no front relay": ("--no-front",),
+    "gateway, no audit trail": ("--no-audit",),
+    "gateway, no database": ("--no-db",),
+    "gateway, none of the three": ("--no-front", "--no-audit", "--no-db"),
+}
+
+
+def start_gateway(
+    work: Path, depth: str = "1000000000", name: str = "gateway", without: tuple[str, ...] = ()
+) -> Server:
+    """``without``: switches of :mod:`load.ablated_gateway` (parts of the gateway left out)."""
     port = free_loopback_port()
-    config = work / "gateway.toml"
-    config.write_text(gateway_config(port, free_loopback_port(), work / "gateway", depth))
-    audit = work / "gateway" / "audit"
+    data = work / ("gateway" if not without else "gateway" + "".join(without))
+    config = work / f"{data.name}.toml"
+    config.write_text(gateway_config(port, free_loopback_port(), data, depth))
+    audit = data / "audit"
     if not (audit / "signing_key.pem").exists():
         generate_signing_key(audit)  # as `fixbridge audit keygen` does before a first start
-    argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)]
-    return _start("gateway", argv, GATEWAY_READY, work / "gateway.stderr", port, 2)
+    run = ["run", "--config", str(config)]
+    if not without:
+        argv = [sys.executable, "-m", "gateway.cli", *run]
+    else:
+        switches: list[str] = []
+        for switch in without:
+            switches += [switch]
+            if switch == "--no-front":  # the client connects to the engine's own port
+                port = free_loopback_port()
+                switches.append(str(port))
+        argv = [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
+    return _start(name, argv, GATEWAY_READY, work / f"{data.name}.stderr", port, 2)
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -293,6 +319,7 @@ class BenchResult:
     bare: TargetStats
     gateway: TargetStats
     bare_ack: TargetStats | None = None  # bare QuickFIX answering as the gateway does (2 ERs)
+    ablations: list[TargetStats] = field(default_factory=list)  # gateway with parts left out
 
     @property
     def throughput_ratio(self) -> float:
@@ -311,6 +338,7 @@ def run_benchmark(
     batch: int = 64,
     work_dir: Path | None = None,
     progress: Callable[[str], None] = lambda text: None,
+    ablation: bool = False,
 ) -> BenchResult:
     """Start both servers, warm them up, measure them alternately, stop them."""
     if orders < 1 or latency_samples < rounds or rounds < 1:
@@ -322,6 +350,9 @@ def run_benchmark(
         servers.append(start_bare(work))
         servers.append(start_bare(work, ack=True))
         servers.append(start_gateway(work))
+        if ablation:
+            for name, without in ABLATIONS.items():
+                servers.append(start_gateway(work, name=name, without=without))
         stats = {s.name: TargetStats(s.name, s.ers_per_order) for s in servers}
         ids = OrderIds()
         for s in servers:
@@ -345,8 +376,8 @@ def run_benchmark(
                     f"  {result.orders_per_second:,.0f} orders/s; server CPU/order "
                     f"{cpu:.0f} µs to the last fill, {drained:.0f} µs until idle"
                 )
-        bare, bare_ack, gateway = (stats[s.name] for s in servers)
-        return BenchResult(orders, latency_samples, rounds, bare, gateway, bare_ack)
+        bare, bare_ack, gateway, *ablations = (stats[s.name] for s in servers)
+        return BenchResult(orders, latency_samples, rounds, bare, gateway, bare_ack, ablations)
     finally:
         for s in reversed(servers):
             s.stop()
@@ -426,6 +457,20 @@ def report(result: BenchResult) -> str:
             f"here;\nthe gateway reaches {g.orders_per_second / a.orders_per_second:.2f}x "
             "of that, with normalisation, risk, persistence, audit and the front relay on."
         )
+    if result.ablations:
+        lines.append(
+            "where the time goes: the gateway with parts left out (load.ablated_gateway), "
+            "same run"
+        )
+        lines.append(row("", ["orders/s", "CPU µs/order", "p50 first ER"], "vs bare QuickFIX"))
+        for t in [g, *result.ablations]:
+            lines.append(row(
+                f"  {t.name}",
+                [f"{t.orders_per_second:,.0f}", f"{t.cpu_us_per_order:.0f}",
+                 f"{t.first_er_us(50):.0f} µs"],
+                f"{t.orders_per_second / b.orders_per_second:.2f}x, "
+                f"{t.first_er_us(50) - b.first_er_us(50):+.0f} µs",
+            ))
     lines.append(
         "first ER: the gateway's ack (ER New) vs the bare acceptor's only ER (its fill) -- the "
         "like-for-like round trip;\nfill ER: the gateway's second ER (the same ER for bare). "
@@ -446,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2_000, help="pipelined warm-up orders each")
     p.add_argument("--batch", type=int, default=64, help="orders per socket write when pipelining")
     p.add_argument("--work-dir", type=Path, help="keep data, logs and config here (default: temp)")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also measure the gateway without its front relay, audit trail, database, and "
+        "without all three (load.ablated_gateway): where the time goes",
+    )
     args = p.parse_args(argv)
     try:
         result = run_benchmark(
@@ -456,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch,
             args.work_dir,
             progress=lambda text: print(text, file=sys.stderr, flush=True),
+            ablation=args.ablation,
         )
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"bench_orders: {exc}", file=sys.stderr)

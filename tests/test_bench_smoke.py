@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from load.bench_orders import report, run_benchmark
+import json
+import sqlite3
+from contextlib import closing
+
+from load.bench_orders import ABLATIONS, report, run_benchmark
 from load.fastclient import OrderTemplate, field_value
 from load.stats import percentile
 
@@ -57,3 +61,43 @@ def test_benchmark_runs_both_targets_and_counts_every_report(tmp_path) -> None:
     text = report(result)
     assert "bare QuickFIX" in text and "gateway" in text and "p50 order -> first ER" in text
     assert "bare ack+fill" in text
+
+
+def _orders_and_logon_peer(data_dir) -> tuple[int, str | None]:
+    with closing(sqlite3.connect(data_dir / "fixbridge.db")) as conn:
+        (orders,) = conn.execute("SELECT count(*) FROM orders").fetchone()
+        (peer,) = conn.execute(
+            "SELECT peer FROM session_events WHERE event = 'logon'"
+        ).fetchone()
+    return orders, peer
+
+
+def _audited_fix_messages(data_dir) -> int:
+    entries = (data_dir / "audit" / "entries.jsonl").read_text().splitlines()
+    return sum(1 for line in entries if json.loads(line)["kind"] in ("fix.in", "fix.out"))
+
+
+def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:
+    result = run_benchmark(
+        orders=20, latency_samples=5, rounds=1, warmup=5, batch=8, work_dir=tmp_path,
+        ablation=True,
+    )
+    assert [t.name for t in result.ablations] == list(ABLATIONS)
+    for target in result.ablations:  # every variant still answers every order, New then fill
+        (run,) = target.throughput
+        assert (run.fills, run.execution_reports, run.acks) == (20, 40, 20), target.name
+    seen = {
+        name: (*_orders_and_logon_peer(tmp_path / ("gateway" + "".join(without))),
+               _audited_fix_messages(tmp_path / ("gateway" + "".join(without))))
+        for name, without in {"gateway": (), **ABLATIONS}.items()
+    }
+    orders = 5 + 1 + 5 + 20  # warm-up pipelined + sequential, latency, throughput
+    full_orders, full_peer, full_fix = seen["gateway"]
+    assert full_orders == orders and full_peer is not None and full_fix >= 3 * orders
+    # without the front nobody announced the peer; without the database no order is stored;
+    # without the audit trail no FIX message is in it
+    assert seen["gateway, no front relay"][1] is None and seen["gateway, no front relay"][2] > 0
+    assert seen["gateway, no database"][0] == 0 and seen["gateway, no database"][1] is not None
+    assert seen["gateway, no audit trail"][2] == 0 and seen["gateway, no audit trail"][0] == orders
+    assert seen["gateway, none of the three"] == (0, None, 0)
+    assert "where the time goes" in report(result)

@@ -1,0 +1,69 @@
+"""The gateway with parts switched off: ``bench_orders --ablation`` measures where the time goes.
+
+Each switch removes one part of the order path from a normal ``fixbridge run``, by patching this
+process before the gateway starts; the product has no such switches and never will (the audit
+trail and persistence are not optional). It lives in ``load/`` for the benchmark alone.
+
+    python -m load.ablated_gateway [--no-front ENGINE_PORT] [--no-audit] [--no-db] \\
+        -- run --config PATH
+
+* ``--no-front PORT``: QuickFIX listens on PORT and the client connects there directly, skipping
+  the front's relay (the front still listens, unused; logons need no announcement);
+* ``--no-audit``: no FIX message, order state or session event reaches the audit trail, and
+  QuickFIX logs through its own FileLog with no Python in between;
+* ``--no-db``: orders and executions are not persisted (session events still are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway import app as gateway_app
+from gateway import audit, cli, db
+from gateway.fix import engine
+from gateway.fix.application import GatewayApplication
+
+
+def _nothing(*_args, **_kwargs) -> None:
+    return None
+
+
+def ablate(engine_port: int | None, no_audit: bool, no_db: bool) -> None:
+    if engine_port is not None:
+        gateway_app.free_loopback_port = lambda: engine_port
+        init = GatewayApplication.__init__
+
+        def direct(self, *args, **kwargs) -> None:
+            init(self, *args, **kwargs)
+            self.require_front = False
+
+        GatewayApplication.__init__ = direct
+    if no_audit:
+        for name in ("fix", "orders", "session", "negotiation", "append"):
+            setattr(audit.Auditor, name, _nothing)
+
+        def acceptor(application, settings, file_log, audit_sink=None):
+            return engine.Acceptor(application, settings, file_log, None)
+
+        gateway_app.Acceptor = acceptor
+    if no_db:
+        db.Writer.order = _nothing
+        db.Writer.execution = _nothing
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ours, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (
+        argv, [])
+    p = argparse.ArgumentParser(prog="python -m load.ablated_gateway", description=__doc__)
+    p.add_argument("--no-front", type=int, metavar="ENGINE_PORT")
+    p.add_argument("--no-audit", action="store_true")
+    p.add_argument("--no-db", action="store_true")
+    args = p.parse_args(ours)
+    ablate(args.no_front, args.no_audit, args.no_db)
+    return cli.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
