@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from fixspec.messages import plain
+from fixspec.messages import field_names, plain
 
 _SCALARS = frozenset({str, int, float, bool})
-
-
-_FIELDS: dict[type, tuple[str, ...] | None] = {}
-
-
-def dataclass_fields(cls: type) -> tuple[str, ...] | None:
-    """The field names of a dataclass type (None for any other type), looked up once per type:
-    ``dataclasses.fields`` on every value was most of the cost of describing an event."""
-    try:
-        return _FIELDS[cls]
-    except KeyError:
-        names = (
-            tuple(f.name for f in dataclasses.fields(cls))
-            if dataclasses.is_dataclass(cls) else None
-        )
-        _FIELDS[cls] = names
-        return names
 
 
 def to_jsonable(value: Any) -> Any:
     if value is None or type(value) in _SCALARS:
         return value
-    names = dataclass_fields(type(value))
+    names = field_names(type(value))
     if names is not None:
         return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Enum):

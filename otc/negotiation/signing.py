@@ -12,7 +12,6 @@ The hash is SHA-256 of the canonical bytes (hex); the signature is Ed25519 over 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from fixspec.messages import field_names
 from otc.negotiation.model import Quote, SealedQuote
 
 QUOTE_SCHEMA = "fixbridge.otc.quote/1"
@@ -47,26 +47,10 @@ def canonical_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_FIELDS: dict[type, tuple[str, ...] | None] = {}
-
-
-def _fields(cls: type) -> tuple[str, ...] | None:
-    """Field names of a dataclass type (None otherwise), computed once per type."""
-    try:
-        return _FIELDS[cls]
-    except KeyError:
-        names = (
-            tuple(f.name for f in dataclasses.fields(cls))
-            if dataclasses.is_dataclass(cls) else None
-        )
-        _FIELDS[cls] = names
-        return names
-
-
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
-    names = _fields(type(value))
+    names = field_names(type(value))
     if names is not None:
         return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
