@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import selectors
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,10 +48,10 @@ from pathlib import Path
 from gateway.fix.front import free_loopback_port
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
+from load.procs import cpu_seconds, start_ready, terminate
 from load.stats import percentile
 from otc.audit import generate_signing_key
 
-ROOT = Path(__file__).resolve().parents[1]
 GATEWAY_READY = "fixbridge ready"
 COMP_ID, CLIENT, SYMBOL, PRICE = "FIXBRIDGE", "BENCH", "BTC-PERP", "65000"
 THROUGHPUT_TARGET = 0.8  # gateway orders/s >= this x bare
@@ -89,15 +87,6 @@ logout_above = 10000000
 # --- server processes ------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_idle(pid: int, quiet: float = 0.3, limit: float = 60.0) -> None:
     """Wait until the process stops using CPU (e.g. its database writer has caught up)."""
     deadline = time.monotonic() + limit
@@ -129,30 +118,13 @@ class Server:
     def stop(self) -> None:
         if self.session is not None:
             self.session.logout()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
 
 
 def _start(
     name: str, argv: list[str], ready: str, stderr_path: Path, port: int, ers: int
 ) -> Server:
-    stderr = open(stderr_path, "wb")  # noqa: SIM115 (the child owns it for its lifetime)
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    stderr.close()
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line = proc.stdout.readline() if sel.select(timeout=60) else ""
-    if ready not in line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"{name} did not start ({line!r}):\n{stderr_path.read_text()[-2000:]}")
-    return Server(name, proc, port, ers, stderr_path)
+    return Server(name, start_ready(name, argv, ready, stderr_path), port, ers, stderr_path)
 
 
 def start_bare(work: Path, ack: bool = False) -> Server:

@@ -46,7 +46,6 @@ import json
 import math
 import os
 import secrets
-import selectors
 import shutil
 import signal
 import subprocess
@@ -64,10 +63,9 @@ import httpx
 from gateway.desk_api import QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
-from load.bench_orders import cpu_seconds
+from load.procs import ROOT, cpu_seconds, start_ready, terminate
 from otc.audit import generate_signing_key
 
-ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GATEWAY_READY = "fixbridge ready"
 BARE_READY = "bare http ready"
@@ -145,14 +143,7 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, 30)
 
 
 def _pinned(cpu: int | None) -> Callable[[], None] | None:
@@ -162,24 +153,7 @@ def _pinned(cpu: int | None) -> Callable[[], None] | None:
 
 
 def _start(name: str, argv: list[str], ready: str, log: Path, cpu: int | None) -> subprocess.Popen:
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            preexec_fn=_pinned(cpu),
-        )
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line = proc.stdout.readline() if sel.select(timeout=60) else ""
-    if ready not in line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"{name} did not start ({line!r}):\n{log.read_text()[-2000:]}")
-    return proc
+    return start_ready(name, argv, ready, log, _pinned(cpu))
 
 
 def start_gateway(work: Path, tokens: Tokens, cpu: int | None = None) -> Server:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_password, hash_token
+from load.procs import terminate
 from otc.audit import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,14 +195,7 @@ class GatewayProcess:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = terminate(self.proc, 20)
         self.proc = None
         return code
 
