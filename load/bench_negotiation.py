@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fixspec.messages import Side
-from load.stats import percentile
+from load.stats import latency_header, latency_row, percentile
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
@@ -230,11 +230,7 @@ def run_benchmark(
 
 
 def _row(name: str, values: list[int]) -> str:
-    us = [v / 1_000 for v in values]
-    return (
-        f"{name:<32}{len(values):>8}{percentile(values, 50) / 1_000:>11.1f}"
-        f"{percentile(values, 99) / 1_000:>11.1f}{max(us):>11.1f}"
-    )
+    return latency_row(name, values, 32)
 
 
 def report(result: BenchResult) -> str:
@@ -243,7 +239,7 @@ def report(result: BenchResult) -> str:
     lines = [
         f"negotiation core, in process: {result.iterations} RFQs, {result.desks} desks each "
         "(firm two-way quotes, best offer lifted)",
-        f"{'path':<32}{'n':>8}{'p50 µs':>11}{'p99 µs':>11}{'max µs':>11}",
+        latency_header("path", 32),
         _row("rfq (SubmitRfq)", s.rfq),
         _row("quote (SubmitQuote, signed)", s.quote),
         _row("accept (-> TradeCaptured)", s.accept),

@@ -48,7 +48,7 @@ from gateway.config import Config
 from gateway.fix.application import CLIENT_AUDIENCES
 from gateway.fix.convert import from_fields, to_raw
 from gateway.negotiation import NegotiationService, engine_for
-from load.stats import percentile
+from load.stats import latency_header, latency_row, percentile
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
@@ -295,10 +295,7 @@ def run_benchmark(iterations: int = 5_000, warmup: int = 500, progress=None) -> 
 
 
 def _row(name: str, values: list[int]) -> str:
-    return (
-        f"{name:<40}{len(values):>7}{percentile(values, 50) / 1_000:>10.1f}"
-        f"{percentile(values, 99) / 1_000:>10.1f}{max(values) / 1_000:>10.1f}"
-    )
+    return latency_row(name, values, 40)
 
 
 def report(r: BenchResult) -> str:
@@ -310,7 +307,7 @@ def report(r: BenchResult) -> str:
         [
             f"OTC path in process: {r.iterations} RFQs, 3 desks each (firm signed two-way quotes), "
             "best offer hit by QuoteResponse",
-            f"{'step':<40}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}",
+            latency_header("step", 40),
             _row("rfq: R wire -> decode -> submit", f.rfq),
             _row("quote: submit (signed) -> S encoded", f.quote),
             _row("accept: AJ wire -> trade -> ER+AE+AI", f.accept),
