@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_password, hash_token
+from load.fixclient import fix_time
 from load.procs import terminate
 from otc.audit import generate_signing_key
 
@@ -24,6 +25,25 @@ COMPLIANCE_TOKEN = "test-compliance-token"
 CLIENT_VIEWER_TOKEN = "test-client-viewer-token"
 PASSWORD = "s3cret-pass"
 PASSWORD_HASH = hash_password(PASSWORD)
+
+
+def order_fields(
+    cl: str,
+    qty: str = "5",
+    px: str | None = "66000",
+    side: str = "1",
+    symbol: str = "BTC-PERP",
+    ord_type: str = "2",
+    tif: str | None = None,
+) -> list[tuple[int, str]]:
+    """A NewOrderSingle's body: a limit buy of BTC-PERP at 66000 unless told otherwise
+    (``px=None`` leaves the price out, as a market order has none)."""
+    fields = [(11, cl), (55, symbol), (54, side), (60, fix_time()), (38, qty), (40, ord_type)]
+    if px is not None:
+        fields.append((44, px))
+    if tif is not None:
+        fields.append((59, tif))
+    return fields
 
 
 def shared_dir() -> Path:

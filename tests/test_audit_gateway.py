@@ -11,8 +11,8 @@ import tarfile
 
 import httpx
 
-from load.fixclient import FixClient, fix_time
-from tests.harness import API_TOKEN, COMPLIANCE_TOKEN, ROOT, GatewayProcess
+from load.fixclient import FixClient
+from tests.harness import API_TOKEN, COMPLIANCE_TOKEN, ROOT, GatewayProcess, order_fields
 
 
 def fixbridge(*args: str) -> subprocess.CompletedProcess:
@@ -25,12 +25,10 @@ def test_everything_is_audited_and_the_export_verifies_and_catches_tampering(tmp
     try:
         c = FixClient("127.0.0.1", gw.fix_port, "CLIENT2", "FIXBRIDGE")
         assert c.logon().msg_type == "A"
-        c.send("D", [(11, "aud-1"), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "1"),
-                     (40, "2"), (44, "66000")])
+        c.send("D", order_fields("aud-1", qty="1"))
         c.expect("8")
         c.expect("8")
-        c.send("D", [(11, "aud-2"), (55, "BTC-PERP"), (54, "1"), (60, fix_time()),
-                     (38, "lots"), (40, "2"), (44, "1")])
+        c.send("D", order_fields("aud-2", qty="lots", px="1"))
         assert c.expect("3").get(373) == "6"  # the session layer rejects it ...
         c.logout()
         httpx.get(f"{gw.http}/orders", headers={"Authorization": f"Bearer {API_TOKEN}"})

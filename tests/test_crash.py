@@ -34,7 +34,7 @@ from gateway.recovery import read_store, recover
 from load.fixclient import FixClient, fix_time
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.venue import SimulatedVenue
-from tests.harness import ROOT, GatewayProcess
+from tests.harness import ROOT, GatewayProcess, order_fields
 
 GATEWAY = "FIXBRIDGE"
 D = Decimal
@@ -370,15 +370,7 @@ class Trader:
             side, qty, px = "2", "3", "66000"  # crosses resting buys at 66000 first
         if kind < 0.2:
             self.resting.append(cl)
-        return [
-            (11, cl),
-            (55, symbol),
-            (54, side),
-            (60, fix_time()),
-            (38, qty),
-            (40, "2"),
-            (44, px),
-        ]
+        return order_fields(cl, qty, px, side, symbol)
 
     def run(self, window: int = 20) -> None:
         """Send until stopped or disconnected, never more than ``window`` requests unanswered."""
@@ -459,18 +451,7 @@ def test_sigkill_under_load_loses_no_acknowledged_execution(tmp_path):
         keep_resting = [f"KEEPSEQ-{i}" for i in range(3)]
         for i in range(6):
             px, qty = ("55000", "2") if i < 3 else ("66000", "5")
-            keep.client.send(
-                "D",
-                [
-                    (11, f"KEEPSEQ-{i}"),
-                    (55, "BTC-PERP"),
-                    (54, "1"),
-                    (60, fix_time()),
-                    (38, qty),
-                    (40, "2"),
-                    (44, px),
-                ],
-            )
+            keep.client.send("D", order_fields(f"KEEPSEQ-{i}", qty, px))
         deadline = time.monotonic() + 10
         while len(keep.ers()) < 9:  # New for each, and a fill for the last three
             assert time.monotonic() < deadline, [e.fields for e in keep.ers()]
@@ -528,18 +509,7 @@ def test_sigkill_under_load_loses_no_acknowledged_execution(tmp_path):
             assert all(m.get(43) == "Y" for m in resent)
             assert {m.get(17) for m in resent} <= exec_ids_in(engine)
             _check_database(engine, resent)
-            client.send(
-                "D",
-                [
-                    (11, "after-restart"),
-                    (55, "BTC-PERP"),
-                    (54, "1"),
-                    (60, fix_time()),
-                    (38, "1"),
-                    (40, "2"),
-                    (44, "66000"),
-                ],
-            )
+            client.send("D", order_fields("after-restart", qty="1"))
             assert client.expect("8").get(39) == "0"
             client.logout()
         finally:

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from fixspec import messages as m
 from fixspec.instruments import parse_symbol
 from gateway import db
-from load.fixclient import FixClient, fix_time
+from load.fixclient import FixClient
 from otc.orders import Order
-from tests.harness import API_TOKEN, GatewayProcess
+from tests.harness import API_TOKEN, GatewayProcess, order_fields
 
 PG_URL = os.environ.get("FIXBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -137,8 +137,7 @@ def test_gateway_runs_on_postgresql(tmp_path, pg_url):
     try:
         c = FixClient("127.0.0.1", gw.fix_port, "CLIENT2", "FIXBRIDGE")
         assert c.logon().msg_type == "A"
-        c.send("D", [(11, "pg-1"), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "0.25"),
-                     (40, "2"), (44, "66000")])
+        c.send("D", order_fields("pg-1", qty="0.25"))
         order_id = c.expect("8").get(37)
         c.expect("8")
         c.logout()

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from load import fuzz_fix
-from load.fixclient import FixClient, fix_time
-from tests.harness import API_TOKEN, GatewayProcess
+from load.fixclient import FixClient
+from tests.harness import API_TOKEN, GatewayProcess, order_fields
 
 SEED = 20261124
 FUZZ_SESSIONS = ("FUZZ1", "FUZZ2", "FUZZ3", "FUZZ4")
@@ -94,18 +94,7 @@ class Trader:
             cl = f"good-{n}"
             with self.cond:
                 self.statuses[cl] = []
-            self.client.send(
-                "D",
-                [
-                    (11, cl),
-                    (55, "BTC-PERP"),
-                    (54, "1"),
-                    (60, fix_time()),
-                    (38, "1"),
-                    (40, "2"),
-                    (44, "66000"),
-                ],
-            )
+            self.client.send("D", order_fields(cl, qty="1"))
             with self.cond:
                 self.cond.wait_for(lambda: self.open_orders() < 4 or self.lost.is_set(), 30)
             time.sleep(0.005)

@@ -10,15 +10,7 @@ import pytest
 from load.fixclient import FixClient, fix_time
 from tests.conftest import connect
 from tests.harness import PASSWORD, GatewayProcess
-
-
-def order(cl: str, qty="5", px="66000", side="1", symbol="BTC-PERP", ord_type="2", tif=None):
-    fields = [(11, cl), (55, symbol), (54, side), (60, fix_time()), (38, qty), (40, ord_type)]
-    if px is not None:
-        fields.append((44, px))
-    if tif is not None:
-        fields.append((59, tif))
-    return fields
+from tests.harness import order_fields as order
 
 
 def er(client: FixClient):

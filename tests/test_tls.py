@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from gateway import pki
-from load.fixclient import FixClient, fix_time
-from tests.harness import ROOT, GatewayProcess, free_port
+from load.fixclient import FixClient
+from tests.harness import ROOT, GatewayProcess, free_port, order_fields
 
 
 def fixbridge(*args):
@@ -43,8 +43,7 @@ def tls_client(gw, cert_of: str, sender: str) -> FixClient:
 def test_client_certificate_logs_on_and_trades(tls_gw):
     c = tls_client(tls_gw, "CLIENT2", "CLIENT2")
     assert c.logon().msg_type == "A"
-    c.send("D", [(11, "tls-1"), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "1"),
-                 (40, "2"), (44, "66000")])
+    c.send("D", order_fields("tls-1", qty="1"))
     assert c.expect("8").get(39) == "0"
     assert c.expect("8").get(39) == "2"
     c.logout()
