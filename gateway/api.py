@@ -5,6 +5,7 @@ allow. Errors are RFC 9457 problem details. Auth failures are logged with the ca
 """
 
 
+import hmac
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Engine
 from gateway.config import ApiToken, Config, RiskSection
 from gateway.db import OrderRow, Writer
 from gateway.limits import RequestLimits
-from gateway.passwords import verify_token
+from gateway.passwords import hash_token
 
 log = logging.getLogger("fixbridge.api")
 PROBLEM = "application/problem+json"
@@ -107,7 +108,10 @@ class Auth:
     def identify(self, token: str | None) -> ApiToken | None:
         if not token:
             return None
-        return next((t for t in self.config.api.tokens if verify_token(token, t.hash)), None)
+        presented = hash_token(token)  # once, not once per configured token
+        return next(
+            (t for t in self.config.api.tokens if hmac.compare_digest(presented, t.hash)), None
+        )
 
     def fail(self, status: int, why: str, peer: str, path: str, who: str | None = None):
         log.warning("API auth failure: %s from %s for %s", why, peer, path)
@@ -124,7 +128,8 @@ class Auth:
             path = request.url.path
             if creds is None or creds.scheme.lower() != "bearer":
                 raise self.fail(401, "missing bearer token", peer, path)
-            token = self.identify(creds.credentials)
+            # AuthGate has identified this request's token already; identify it here otherwise
+            token = getattr(request.state, "token", None) or self.identify(creds.credentials)
             if token is None:
                 raise self.fail(401, "invalid bearer token", peer, path)
             request.state.actor = token.name
@@ -154,14 +159,14 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         value = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            why = "missing bearer token"
-        elif self.auth.identify(token.strip()) is None:
-            why = "invalid bearer token"
-        else:
+        scheme, _, presented = value.partition(" ")
+        token = self.auth.identify(presented.strip()) if scheme.lower() == "bearer" else None
+        if token is not None:
+            scope.setdefault("state", {})["token"] = token  # for the route's role check
             await self.app(scope, receive, send)
             return
+        bearer = scheme.lower() == "bearer" and presented
+        why = "invalid bearer token" if bearer else "missing bearer token"
         peer = scope["client"][0] if scope.get("client") else "?"
         self.auth.fail(401, why, peer, scope["path"])
         await problem(401, "Unauthorized", why, {"WWW-Authenticate": "Bearer"})(
