@@ -18,7 +18,7 @@ from fixspec import codec, rfq_codec
 from fixspec import messages as m
 from gateway.config import Config
 from gateway.db import SessionEvent, Writer
-from gateway.fix.convert import from_fields, to_raw
+from gateway.fix.convert import from_fields
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
 from otc.negotiation import events as ev
@@ -31,16 +31,15 @@ RFQ_TYPES = frozenset({"R", "AJ", "Z"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 
-def undecodable_tag(message: fix.Message) -> int | None:
-    """The first tag whose value is not valid UTF-8, if any.
+def undecodable_tag(text: str) -> int | None:
+    """The first tag of the FIX message ``text`` whose value is not valid UTF-8, if any.
 
     SWIG hands such bytes to Python as surrogate escapes, which nothing downstream can carry:
     QuickFIX refuses them on the way out, the database and the audit log refuse to store them.
     """
-    text = message.toString()
     if text.isascii():
         return None
-    for tag, value in to_raw(message).fields:
+    for tag, value in codec.RawMessage.parse(text).fields:
         try:
             value.encode()
         except UnicodeEncodeError:
@@ -157,7 +156,8 @@ class GatewayApplication(fix.Application):
         )
         if (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None):
             raise fix.UnsupportedMessageType()
-        bad = undecodable_tag(message)
+        text = message.toString()  # one copy out of QuickFIX for the check and the decode
+        bad = undecodable_tag(text)
         if bad is not None:  # QuickFIX answers Reject(3), SessionRejectReason 6, naming the tag
             raise fix.IncorrectDataFormat(bad, "value is not valid UTF-8")
         owner = sessionID.getTargetCompID().getValue()
@@ -167,7 +167,7 @@ class GatewayApplication(fix.Application):
             self._throttled(owner, msg_type, message, sessionID, verdict, throttle)
             return
         try:
-            raw = to_raw(message)
+            raw = codec.RawMessage.parse(text)
             if is_rfq:
                 self._rfq(owner, raw, sessionID)
                 return
