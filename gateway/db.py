@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -438,16 +439,13 @@ class Writer:
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
-                    cursor = conn.connection.dbapi_connection.cursor()
-                    try:
+                    with closing(conn.connection.dbapi_connection.cursor()) as cursor:
                         if orders:
                             cursor.executemany(self._order_sql, orders)
                         if execs:
                             cursor.executemany(self._exec_sql, execs)
                         if sessions:
                             cursor.executemany(self._session_sql, sessions)
-                    finally:
-                        cursor.close()
                     if trades:
                         conn.execute(self._trade_insert, trades)
                 return
@@ -462,12 +460,11 @@ class Writer:
                           (self._session_sql, sessions)):
             for row in rows:
                 try:
-                    with self.engine.begin() as conn:
-                        cursor = conn.connection.dbapi_connection.cursor()
-                        try:
-                            cursor.execute(sql, row)
-                        finally:
-                            cursor.close()
+                    with (
+                        self.engine.begin() as conn,
+                        closing(conn.connection.dbapi_connection.cursor()) as cursor,
+                    ):
+                        cursor.execute(sql, row)
                 except Exception:
                     lost += 1
                     log.critical("record not persisted after retries: %r", row, exc_info=True)
