@@ -296,7 +296,8 @@ class NegotiationEngine:
 
     def live_quotes(self, rfq_id: str) -> tuple[SealedQuote, ...]:
         """What the client sees: every Active quote on its RFQ, oldest first."""
-        self._book.rfqs[rfq_id]  # KeyError for an unknown RFQ, as before
+        if rfq_id not in self._book.rfqs:
+            raise KeyError(rfq_id)
         return tuple(self._book.quotes[q].sealed for q in self._book.active_by_rfq.get(rfq_id, ()))
 
     def desk_live_quotes(self, desk_id: str, rfq_id: str | None = None) -> tuple[SealedQuote, ...]:
