@@ -54,8 +54,8 @@ def ablate(engine_port: int | None, no_audit: bool, no_db: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ours, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (
-        argv, [])
+    split = argv.index("--") if "--" in argv else len(argv)
+    ours, rest = argv[:split], argv[split + 1 :]
     p = argparse.ArgumentParser(prog="python -m load.ablated_gateway", description=__doc__)
     p.add_argument("--no-front", type=int, metavar="ENGINE_PORT")
     p.add_argument("--no-audit", action="store_true")

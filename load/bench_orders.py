@@ -158,12 +158,17 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def gateway_dir(work: Path, without: tuple[str, ...] = ()) -> Path:
+    """Where a gateway (``without`` those parts) keeps its data, config and stderr."""
+    return work / ("gateway" + "".join(without))
+
+
 def start_gateway(
     work: Path, depth: str = "1000000000", name: str = "gateway", without: tuple[str, ...] = ()
 ) -> Server:
     """``without``: switches of :mod:`load.ablated_gateway` (parts of the gateway left out)."""
     port = free_loopback_port()
-    data = work / ("gateway" if not without else "gateway" + "".join(without))
+    data = gateway_dir(work, without)
     config = work / f"{data.name}.toml"
     config.write_text(gateway_config(port, free_loopback_port(), data, depth))
     audit = data / "audit"

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from contextlib import closing
 
-from load.bench_orders import ABLATIONS, report, run_benchmark
+from load.bench_orders import ABLATIONS, gateway_dir, report, run_benchmark
 from load.fastclient import OrderTemplate, field_value
 from load.stats import percentile
 
@@ -87,8 +87,8 @@ def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:
         (run,) = target.throughput
         assert (run.fills, run.execution_reports, run.acks) == (20, 40, 20), target.name
     seen = {
-        name: (*_orders_and_logon_peer(tmp_path / ("gateway" + "".join(without))),
-               _audited_fix_messages(tmp_path / ("gateway" + "".join(without))))
+        name: (*_orders_and_logon_peer(gateway_dir(tmp_path, without)),
+               _audited_fix_messages(gateway_dir(tmp_path, without)))
         for name, without in {"gateway": (), **ABLATIONS}.items()
     }
     orders = 5 + 1 + 5 + 20  # warm-up pipelined + sequential, latency, throughput
