@@ -28,6 +28,8 @@ ERRORS = {403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Probl
           422: {"model": Problem}}
 
 
+MAX_DESK_RFQS = 1_000  # the most RFQs one GET /desk/rfqs returns
+
 class LegPriceIn(BaseModel):
     leg_no: int = Field(ge=1)
     bid_px: Decimalish | None = None
@@ -155,7 +157,7 @@ def add_otc_routes(
         async def my_rfqs(
             token: Annotated[ApiToken, Depends(desk)],
             state: str | None = None,
-            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+            limit: Annotated[int, Query(ge=1, le=MAX_DESK_RFQS)] = 200,
         ) -> list[dict]:
             """Live RFQs routed to the caller's desk (newest first, at most ``limit``),
             optionally by state; finished ones are at GET /rfqs/{id}."""

@@ -54,6 +54,7 @@ from locust.runners import WorkerRunner
 
 from fixspec import rfq_codec
 from fixspec.messages import Side
+from gateway.desk_api import MAX_DESK_RFQS
 from load.fastclient import field_value
 from load.fixclient import FixClient
 from load.run_locust import partition
@@ -98,8 +99,11 @@ class DeskUser(FastHttpUser):
         max_slots = max(int(_env("FIXBRIDGE_MAX_DESK_SLOTS", "1")), slot + 1)
         self.headers = {"Authorization": f"Bearer {tokens[slot % len(tokens)]}"}
         self.valid_ms = int(_env("FIXBRIDGE_QUOTE_VALID_MS", "3600000"))
+        # every RFQ the API lists: the FIX user's newer RFQs must not push seeded ones out of
+        # the page, or users of one desk would split different lists and quote the same RFQs
         with self.client.get(
-            "/desk/rfqs", headers=self.headers, name=DESK_RFQS, catch_response=True
+            f"/desk/rfqs?limit={MAX_DESK_RFQS}", headers=self.headers, name=DESK_RFQS,
+            catch_response=True,
         ) as r:
             if r.status_code != 200:
                 r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -109,6 +113,9 @@ class DeskUser(FastHttpUser):
                 for v in r.json()
                 if v["rfq"]["quote_req_id"].startswith(SEED_PREFIX)
             ]
+        expected = int(_env("FIXBRIDGE_SEEDED_RFQS", "0"))
+        if expected and len(seeded) != expected:
+            raise RuntimeError(f"desk user {slot} sees {len(seeded)} of {expected} seeded RFQs")
         self.rfqs = deque(partition(seeded, slot, len(tokens), max_slots))
         if not self.rfqs:
             raise RuntimeError(f"desk user {slot} got no seeded RFQ: seed more or use fewer users")

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.desk_api import QuoteIn
+from gateway.desk_api import MAX_DESK_RFQS, QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
 from load.procs import ROOT, cpu_seconds, start_ready, terminate
@@ -525,6 +525,12 @@ def desk_slots(users: int, processes: int) -> int:
     return processes * math.ceil((users + 1) / processes)
 
 
+def seeded_per_desk(args: argparse.Namespace) -> int:
+    """RFQs seeded for the desk phases (each is routed to every desk): ``--rfqs-per-user`` for
+    each desk user of the busiest desk."""
+    return args.rfqs_per_user * math.ceil(desk_slots(args.users, args.processes) / len(DESKS))
+
+
 def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> list[PhaseResult]:
     tokens = Tokens.generate()
     results: list[PhaseResult] = []
@@ -562,9 +568,10 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
             say("phase health: the gateway's GET /health")
             results.append(run_locust("health", gw, ["HealthUser"], args.users, args, work, {}))
         if {"desk", "paced"} & set(phases):
-            count = args.rfqs_per_user * math.ceil(slots / len(DESKS))
+            count = seeded_per_desk(args)
             say(f"seeding {count} RFQs over POST /rfqs")
             seed_rfqs(gw, tokens, count, timedelta(hours=1))
+            desk_env["FIXBRIDGE_SEEDED_RFQS"] = str(count)
         for phase in ("desk", "paced"):
             if phase not in phases:
                 continue
@@ -707,6 +714,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--users and --processes must be >= 1, --duration > 0, --warmup >= 0")
     if args.rfqs_per_user < 1 or args.rate <= 0 or args.fix_rfq_rate <= 0:
         p.error("--rfqs-per-user, --rate and --fix-rfq-rate must be positive")
+    if seeded_per_desk(args) > MAX_DESK_RFQS:
+        p.error(f"--rfqs-per-user x desk users per desk must stay <= {MAX_DESK_RFQS}: each desk "
+                "user reads every seeded RFQ in one GET /desk/rfqs")
     if args.pin and (os.cpu_count() or 1) < 2:
         p.error("--pin needs two CPUs")
     args.server_cpu, args.locust_cpu = (0, 1) if args.pin else (None, None)

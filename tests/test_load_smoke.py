@@ -61,6 +61,9 @@ def test_runner_refuses_bad_arguments():
         run_locust.parse_args(["--phases", "desk,warp"])
     with pytest.raises(SystemExit):
         run_locust.parse_args(["--users", "0"])
+    with pytest.raises(SystemExit):  # more seeded RFQs than one GET /desk/rfqs can list
+        run_locust.parse_args(["--users", "16", "--rfqs-per-user", "200"])
+    assert run_locust.seeded_per_desk(run_locust.parse_args(["--users", "16"])) == 6 * 32
 
 
 def test_locust_desk_and_fix_users_against_a_gateway(tmp_path):
