@@ -21,6 +21,7 @@ from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
 from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
+from gateway.limits import MAX_WS_MESSAGE_BYTES
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
@@ -184,7 +185,11 @@ class Gateway:
                 api, host=host, port=int(port), log_level="warning", access_log=False,
                 ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
                 ssl_keyfile=str(tls.tls_key) if tls.tls_key else None,
-                ws_max_size=65_536,  # a desk stream carries no large client messages
+                # RequestLimits closes a desk stream's oversized message (over 64 KiB) with a
+                # closing handshake; uvicorn's own limit, kept as a ceiling on what it buffers,
+                # fails the connection at once, and a client still sending then gets a reset
+                # where it should read the 1009
+                ws_max_size=max(tls.max_body_bytes, MAX_WS_MESSAGE_BYTES),
             )
         )
         server.install_signal_handlers = lambda: None  # the main thread owns signals
