@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -28,6 +28,10 @@ from gateway.passwords import hash_token
 log = logging.getLogger("fixbridge.api")
 PROBLEM = "application/problem+json"
 ORDERS = OrderRow.__table__
+
+
+# Text that may reach a FIX message: no control characters (an SOH would smuggle fields in)
+FixText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class Problem(BaseModel):
@@ -72,8 +76,8 @@ class RiskView(BaseModel):
 
 
 class KillRequest(BaseModel):
-    client: str | None = None  # None: every client
-    reason: str
+    client: FixText | None = None  # None: every client
+    reason: FixText
 
 
 class RiskControl:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from fixspec.messages import Side
 from gateway import rfq_store
-from gateway.api import ApiToken, Auth, Problem
+from gateway.api import ApiToken, Auth, FixText, Problem
 from gateway.jsonable import to_jsonable
 from gateway.negotiation import NegotiationService
 from gateway.streams import CLOSE, DeskHub
@@ -47,7 +47,7 @@ class QuoteIn(BaseModel):
     firmness: Firmness = Firmness.FIRM
     valid_until: datetime | None = None
     valid_for_ms: int | None = Field(default=None, ge=1, le=3_600_000)
-    desk_quote_ref: str | None = Field(default=None, max_length=64)
+    desk_quote_ref: FixText | None = Field(default=None, max_length=64)
 
     def terms(self, now: datetime) -> c.QuoteTerms:
         if self.valid_until is not None:
@@ -72,15 +72,15 @@ class CounterAnswerIn(BaseModel):
     """New terms answer the counter with a fresh quote; no terms decline it."""
 
     quote: QuoteIn | None = None
-    text: str | None = Field(default=None, max_length=200)
+    text: FixText | None = Field(default=None, max_length=200)
 
 
 class LastLookRejectIn(BaseModel):
-    text: str | None = Field(default=None, max_length=200)
+    text: FixText | None = Field(default=None, max_length=200)
 
 
 class LegIn(BaseModel):
-    symbol: str = Field(min_length=1, max_length=64)
+    symbol: FixText = Field(min_length=1, max_length=64)
     side: Literal["buy", "sell"]
     ratio: Decimalish = Decimal(1)
     hedge: bool = False
@@ -89,8 +89,8 @@ class LegIn(BaseModel):
 class RfqIn(BaseModel):
     """An RFQ entered for a client (voice or chat); validated exactly like a FIX QuoteRequest."""
 
-    client_id: str = Field(min_length=1, max_length=64)
-    quote_req_id: str = Field(min_length=1, max_length=64)
+    client_id: FixText = Field(min_length=1, max_length=64)
+    quote_req_id: FixText = Field(min_length=1, max_length=64)
     legs: list[LegIn] = Field(min_length=1, max_length=8)
     quantity: Decimalish
     side: Literal["buy", "sell"] | None = None

@@ -137,6 +137,34 @@ def test_last_look(client, desks, decision):
         assert stats["DESK_A"]["rejected"] >= 1
 
 
+def test_desk_text_with_an_soh_is_refused_before_it_can_reach_fix(gateway, client, desks):
+    """A desk's free text ends up in the client's FIX messages (Text 58): an SOH in it would
+    smuggle fields into them. The API refuses it; the held acceptance is still there to answer."""
+    a = desks[0]
+    rfq_id = open_rfq(client, desks, "e2e-soh")
+    assert a.quote(rfq_id, bid_px="4100", offer_px="4300", firmness="last_look").status_code == 201
+    q = client.quote()
+    client.order_on(q, Side.SELL, "e2e-soh-ord")
+    assert client.next("8").get(39) == "A"
+    a.event("LastLookRequested")
+    smuggled = a.post(f"/desk/quotes/{q.quote_id}/last-look/reject", {"text": "late\x0144=1"})
+    assert smuggled.status_code == 422
+    assert smuggled.headers["content-type"].startswith("application/problem+json")
+    on_behalf = a.post("/rfqs", {"client_id": client.comp_id, "quote_req_id": "x\x0155=Y",
+                                 "legs": [{"symbol": "BTC-PERP", "side": "buy"}],
+                                 "quantity": "1"})
+    assert on_behalf.status_code == 422
+    kill = httpx.post(f"{gateway.http}/risk/kill", headers=ADMIN,
+                      json={"client": client.comp_id, "reason": "stop\x0159=1"})
+    assert kill.status_code == 422
+    r = a.post(f"/desk/quotes/{q.quote_id}/last-look/reject", {"text": "price moved"})
+    assert r.status_code == 200
+    assert client.next("AI").get(117) == q.quote_id
+    er = client.next("8")
+    assert (er.get(39), er.get(11), er.get(44)) == ("8", "e2e-soh-ord", None)
+    assert "price moved" in (er.get(58) or "")
+
+
 def test_quote_and_rfq_expiry(client, desks):
     a = desks[0]
     expire = datetime.now(UTC) + timedelta(seconds=2)
