@@ -294,7 +294,7 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
             cl_ord_id=cl_ord_id,
             exec_type=m.ExecType.REJECTED,
             ord_status=m.OrdStatus.REJECTED,
-            symbol=raw.get(55) or ("[N/A]" if raw.msg_type == "AB" else ""),
+            symbol=raw.get(55) or "[N/A]",  # ER requires a Symbol; FIX's placeholder
             side=m.Side(side) if side in ("1", "2") else m.Side.BUY,
             order_qty=order_qty,
             leaves_qty=Decimal(0),

@@ -102,7 +102,7 @@ class Gateway:
         self.policy = LogonPolicy(cfg)
         self.peers = PeerRegistry()
         self.application = GatewayApplication(
-            self.orders, self.writer, self.policy, self.peers, cfg
+            self.orders, self.writer, self.policy, self.peers, cfg, dictionary
         )
         self.application.core_observers.append(self.auditor.orders)
         self.application.session_observers.append(self.auditor.session)

@@ -9,7 +9,7 @@ What the gateway does for one RFQ, minus sockets and the audit/database sinks, o
               (engine built by ``gateway.negotiation.engine_for``; routed to three desks);
 * ``quote``   each desk's SubmitQuote (canonicalised, hashed, Ed25519-signed) and, in the
               service's sink as in ``GatewayApplication.rfq_sink``, the Quote (S) for the client:
-              ``encode_for_client`` then ``gateway.fix.convert.from_fields`` and ``toString``;
+              ``encode_for_client`` then ``gateway.fix.convert.OutboundBuilder`` and ``toString``;
 * ``accept``  the client's QuoteResponse (AJ, hit the best offer) from wire text, decoded the same
               way, submitted, and the ExecutionReport, TradeCaptureReport (AE) and the losers'
               QuoteStatusReports (AI) encoded to FIX;
@@ -46,7 +46,7 @@ from fixspec.dictionary import write_dictionary
 from fixspec.messages import Side
 from gateway.config import Config
 from gateway.fix.application import CLIENT_AUDIENCES
-from gateway.fix.convert import from_fields, to_raw
+from gateway.fix.convert import OutboundBuilder, to_raw
 from gateway.negotiation import NegotiationService, engine_for
 from load.stats import latency_header, latency_row, percentile
 from otc.negotiation import (
@@ -93,6 +93,7 @@ class FixEdge:
     def __init__(self, service: NegotiationService, dictionary: fix.DataDictionary) -> None:
         self.service = service
         self.dictionary = dictionary
+        self.build = OutboundBuilder(dictionary)
         self.answering: RawMessage | None = None
         self.sent: list[str] = []
         service.sinks.append(self.sink)
@@ -114,7 +115,7 @@ class FixEdge:
             for msg_type, fields in rfq_codec.encode_for_client(
                 event, rfq=rfq, answering=self.answering
             ):
-                self.sent.append(from_fields(msg_type, fields).toString())
+                self.sent.append(self.build(msg_type, fields).toString())
 
     def take(self) -> list[RawMessage]:
         out = [RawMessage.parse(text) for text in self.sent]

@@ -27,9 +27,10 @@ from sqlalchemy import select
 from fixspec import codec
 from fixspec import messages as m
 from fixspec.codec import RawMessage
+from fixspec.dictionary import write_dictionary
 from fixspec.instruments import parse_symbol
 from gateway import db
-from gateway.fix.convert import from_fields
+from gateway.fix.convert import OutboundBuilder
 from gateway.recovery import read_store, recover
 from load.fixclient import FixClient, fix_time
 from otc.orders import OrderManager, OrderUpdated, Send
@@ -69,12 +70,14 @@ class SessionStore:
         self.store = self.factory.create(fix.UtcTimeStamp.now(), self.session_id)
         self.owner = owner
         self.seq = 0
+        dictionary = write_dictionary(directory / "dictionary")
+        self.build = OutboundBuilder(fix.DataDictionary(str(dictionary)))
         self.header = directory / f"FIX.4.4-{GATEWAY}-{owner}.header"
         self.body = directory / f"FIX.4.4-{GATEWAY}-{owner}.body"
 
     def send(self, msg: m.OutboundMessage, extra: tuple[tuple[int, str], ...] = ()) -> None:
         msg_type, fields = codec.encode(msg)
-        message = from_fields(msg_type, [*fields, *extra])
+        message = self.build(msg_type, [*fields, *extra])
         self.seq += 1
         header = message.getHeader()
         for tag, value in (

@@ -38,7 +38,7 @@ from fixspec.rfq_codec import (
     is_rfq_message,
     reject_for_rfq,
 )
-from gateway.fix.convert import from_fields
+from gateway.fix.convert import OutboundBuilder
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
@@ -118,12 +118,14 @@ def from_client(dd: fix.DataDictionary, raw: RawMessage) -> RawMessage:
 
 
 def to_client(dd: fix.DataDictionary, outgoing: list[Outgoing]) -> list[RawMessage]:
-    """Each outgoing message must be valid as we order it and as the gateway's from_fields
+    """Each outgoing message must be valid as we order it and as the gateway's OutboundBuilder
     builds it; returns them parsed back."""
     parsed = []
+    build = OutboundBuilder(dd)
     for msg_type, fields in outgoing:
         parsed.append(through_quickfix(dd, msg_type, flatten(fields)))
-        message = from_fields(msg_type, fields)
+        message = build(msg_type, fields)
+        assert body_of(RawMessage.parse(message.toString())) == body_of(parsed[-1])
         header = message.getHeader()
         for tag, value in ((8, "FIX.4.4"), (49, "FIXBRIDGE"), (56, CLIENT), (34, "3")):
             header.setField(tag, value)
@@ -237,6 +239,17 @@ def quote_requests(draw) -> SubmitRfq:
             | st.datetimes(datetime(2026, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC))
         ),
     )
+
+
+@pytest.mark.parametrize("value", ["", "late\x0144=1"])
+def test_outbound_builder_refuses_a_value_that_cannot_travel_as_fix(dd, value: str) -> None:
+    """An empty value is not FIX; an SOH inside one would smuggle fields into the message."""
+    build = OutboundBuilder(dd)
+    party = [(448, DESK), (447, "D"), (452, "1")]
+    with pytest.raises(ValueError, match="tag 58"):
+        build("AI", [(117, "Q-1"), (297, "5"), (453, [party]), (58, value)])
+    with pytest.raises(ValueError, match="tag 448"):
+        build("AI", [(117, "Q-1"), (297, "5"), (453, [[(448, value), *party[1:]]])])
 
 
 @settings(max_examples=150, deadline=None)

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import quickfix as fix
 
@@ -18,7 +19,7 @@ from fixspec import codec, rfq_codec
 from fixspec import messages as m
 from gateway.config import Config
 from gateway.db import SessionEvent, Writer
-from gateway.fix.convert import from_fields
+from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
 from otc.negotiation import events as ev
@@ -55,6 +56,7 @@ class GatewayApplication(fix.Application):
         policy: LogonPolicy,
         peers: PeerRegistry,
         config: Config,
+        dictionary: Path,
         require_front: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -68,6 +70,7 @@ class GatewayApplication(fix.Application):
         self.lock = threading.RLock()  # the core is driven from QuickFIX's thread and the API
         self.sessions: dict[str, fix.SessionID] = {}
         self.config = config
+        self.build = OutboundBuilder(fix.DataDictionary(str(dictionary)))
         self.negotiation = None  # set by the gateway: RFQ messages go there
         self._answering = threading.local()
         # acceptances awaiting their outcome, to echo Side/ClOrdID when it comes later
@@ -251,9 +254,11 @@ class GatewayApplication(fix.Application):
 
     def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
         try:
-            fix.Session.sendToTarget(from_fields(msg_type, fields), sessionID)
+            fix.Session.sendToTarget(self.build(msg_type, fields), sessionID)
         except fix.SessionNotFound:
             log.error("session %s not found; %s not sent", owner, msg_type)
+        except ValueError as exc:  # the edges refuse such input; nothing else in the batch is lost
+            log.error("%s to %s not sent: %s", msg_type, owner, exc)
 
     def run_core(self, action):
         """Run ``action(orders)`` under the core lock and send/persist the events it returns."""
