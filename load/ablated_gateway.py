@@ -1,17 +1,21 @@
-"""The gateway with parts switched off: ``bench_orders --ablation`` measures where the time goes.
+"""The gateway with parts switched off: ``bench_orders --ablation`` and ``run_locust --ablation``
+measure where the time goes.
 
-Each switch removes one part of the order path from a normal ``fixbridge run``, by patching this
-process before the gateway starts; the product has no such switches and never will (the audit
-trail and persistence are not optional). It lives in ``load/`` for the benchmark alone.
+Each switch removes one part of the order or desk path from a normal ``fixbridge run``, by
+patching this process before the gateway starts; the product has no such switches and never will
+(the audit trail, persistence and quote signatures are not optional). It lives in ``load/`` for
+the benchmarks alone.
 
-    python -m load.ablated_gateway [--no-front ENGINE_PORT] [--no-audit] [--no-db] \\
+    python -m load.ablated_gateway [--no-front ENGINE_PORT] [--no-audit] [--no-db] [--no-sign] \\
         -- run --config PATH
 
 * ``--no-front PORT``: QuickFIX listens on PORT and the client connects there directly, skipping
   the front's relay (the front still listens, unused; logons need no announcement);
-* ``--no-audit``: no FIX message, order state or session event reaches the audit trail, and
-  QuickFIX logs through its own FileLog with no Python in between;
-* ``--no-db``: orders and executions are not persisted (session events still are).
+* ``--no-audit``: no FIX message, order state, negotiation event, API action or session event
+  reaches the audit trail, and QuickFIX logs through its own FileLog with no Python in between;
+* ``--no-db``: orders and executions are not persisted (session events still are; the desk path
+  writes nothing to the database until a trade or a finished RFQ);
+* ``--no-sign``: desk quotes are hashed but not signed (no desk keys).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def _nothing(*_args, **_kwargs) -> None:
     return None
 
 
-def ablate(engine_port: int | None, no_audit: bool, no_db: bool) -> None:
+def ablate(engine_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> None:
     if engine_port is not None:
         gateway_app.free_loopback_port = lambda: engine_port
         init = GatewayApplication.__init__
@@ -40,7 +44,7 @@ def ablate(engine_port: int | None, no_audit: bool, no_db: bool) -> None:
 
         GatewayApplication.__init__ = direct
     if no_audit:
-        for name in ("fix", "orders", "session", "negotiation", "append"):
+        for name in ("fix", "orders", "session", "negotiation", "api_action", "append"):
             setattr(audit.Auditor, name, _nothing)
 
         def acceptor(application, settings, file_log, audit_sink=None):
@@ -50,6 +54,8 @@ def ablate(engine_port: int | None, no_audit: bool, no_db: bool) -> None:
     if no_db:
         db.Writer.order = _nothing
         db.Writer.execution = _nothing
+    if no_sign:
+        gateway_app.load_desk_keys = _nothing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-front", type=int, metavar="ENGINE_PORT")
     p.add_argument("--no-audit", action="store_true")
     p.add_argument("--no-db", action="store_true")
+    p.add_argument("--no-sign", action="store_true")
     args = p.parse_args(ours)
-    ablate(args.no_front, args.no_audit, args.no_db)
+    ablate(args.no_front, args.no_audit, args.no_db, args.no_sign)
     return cli.main(rest)
 
 

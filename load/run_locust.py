@@ -2,7 +2,7 @@
 
     python -m load.run_locust [--users 16] [--duration 20] [--warmup 3] [--rate 1500]
         [--processes 1] [--rfqs-per-user 32] [--fix-rfq-rate 20] [--pin]
-        [--phases bare,bare-desk,health,desk,paced] [--work-dir DIR]
+        [--phases bare,bare-desk,health,desk,paced] [--ablation] [--work-dir DIR]
 
 Starts ``fixbridge run`` with a temporary config: three desks with bearer tokens made up for
 this run; one FIX client ``LOADCLIENT`` routed to all three, its FIX throttle and RFQ rate limit
@@ -27,6 +27,11 @@ Phases:
               QuoteStatusReport the desks' actions send it;
 * ``paced``   the same, offered ``--rate`` quote submissions/s (POST + PUT; each puts a new
               signed Quote in front of the client): latency at the target load, not at saturation.
+
+With ``--ablation``, the desk phase then runs against three more gateways, each with parts left
+out by :mod:`load.ablated_gateway` (no audit trail; quotes not signed; neither), and a last table
+compares them: where the time goes. (The desk cycle writes nothing to the database: quotes live
+in the engine until their RFQ finishes.)
 
 Reported per phase: requests/s, failures and p50/p95/p99/max latency per request kind (locust's
 histogram: whole milliseconds), "quote submissions" (POST + PUT) combined, what the FIX client
@@ -73,6 +78,8 @@ COMP_ID, CLIENT = "FIXBRIDGE", "LOADCLIENT"
 DESKS = ("DESK_A", "DESK_B", "DESK_C")
 SYMBOL = "BTC-27DEC26-100000-C"
 PHASES = ("bare", "bare-desk", "health", "desk", "paced")
+# gateways with parts left out (switches of load.ablated_gateway), for --ablation
+ABLATIONS = (("audit",), ("sign",), ("audit", "sign"))
 QUOTE_NAMES = ("POST /desk/rfqs/{rfq_id}/quotes", "PUT /desk/quotes/{quote_id}")
 TARGET_RATE, TARGET_P99_MS = 1_500.0, 50.0
 
@@ -156,16 +163,27 @@ def _start(name: str, argv: list[str], ready: str, log: Path, cpu: int | None) -
     return start_ready(name, argv, ready, log, _pinned(cpu))
 
 
-def start_gateway(work: Path, tokens: Tokens, cpu: int | None = None) -> Server:
+def start_gateway(
+    work: Path, tokens: Tokens, cpu: int | None = None, without: tuple[str, ...] = ()
+) -> Server:
+    """``fixbridge run`` with this run's config; with ``without`` (switches of
+    :mod:`load.ablated_gateway`, e.g. ``("audit",)``), the gateway with those parts left out."""
+    work.mkdir(parents=True, exist_ok=True)
     fix_port, http_port = free_port(), free_port()
     config = work / "gateway.toml"
     config.write_text(gateway_config(fix_port, http_port, work / "gateway", tokens))
     audit = work / "gateway" / "audit"
     if not (audit / "signing_key.pem").exists():
         generate_signing_key(audit)  # as `fixbridge audit keygen` does before a first start
-    argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)]
-    proc = _start("gateway", argv, GATEWAY_READY, work / "gateway.stderr", cpu)
-    return Server("gateway", proc, http_port, fix_port)
+    run = ["run", "--config", str(config)]
+    if without:
+        switches = [f"--no-{part}" for part in without]
+        argv = [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
+    else:
+        argv = [sys.executable, "-m", "gateway.cli", *run]
+    name = f"gateway without {', '.join(without)}" if without else "gateway"
+    proc = _start(name, argv, GATEWAY_READY, work / "gateway.stderr", cpu)
+    return Server(name, proc, http_port, fix_port)
 
 
 def start_bare_http(work: Path, cpu: int | None = None) -> Server:
@@ -552,9 +570,26 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
                 )
         finally:
             bare.stop()
-    if not {"health", "desk", "paced"} & set(phases):
-        return results
-    gw = start_gateway(work, tokens, args.server_cpu)
+    if {"health", "desk", "paced"} & set(phases):
+        results += gateway_phases(start_gateway(work, tokens, args.server_cpu), phases, tokens,
+                                  args, work, say)
+    for without in ABLATIONS if args.ablation else ():
+        variant = start_gateway(work / "-".join(without), tokens, args.server_cpu, without)
+        results += gateway_phases(variant, ["desk"], tokens, args, work, say)
+    return results
+
+
+def gateway_phases(
+    gw: Server,
+    phases: list[str],
+    tokens: Tokens,
+    args: argparse.Namespace,
+    work: Path,
+    say: Callable[[str], None],
+) -> list[PhaseResult]:
+    """The gateway phases among ``phases`` against ``gw``, which is stopped at the end."""
+    results: list[PhaseResult] = []
+    tag = "" if gw.name == "gateway" else "-" + gw.name.removeprefix("gateway without ")
     try:
         slots = desk_slots(args.users, args.processes)
         desk_env = {
@@ -569,7 +604,7 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
             results.append(run_locust("health", gw, ["HealthUser"], args.users, args, work, {}))
         if {"desk", "paced"} & set(phases):
             count = seeded_per_desk(args)
-            say(f"seeding {count} RFQs over POST /rfqs")
+            say(f"seeding {count} RFQs over POST /rfqs ({gw.name})")
             seed_rfqs(gw, tokens, count, timedelta(hours=1))
             desk_env["FIXBRIDGE_SEEDED_RFQS"] = str(count)
         for phase in ("desk", "paced"):
@@ -578,19 +613,20 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
             # each cycle (POST + PUT + DELETE) submits two quotes
             rate = args.rate / 2 / args.users if phase == "paced" else 0.0
             say(
-                f"phase {phase}: {args.users} desk users"
+                f"phase {phase}{tag}: {args.users} desk users"
                 + (f" offering {args.rate:,.0f} quote submissions/s" if rate else ", closed loop")
-                + f" + 1 FIX user sending {args.fix_rfq_rate:g} RFQs/s"
+                + f" + 1 FIX user sending {args.fix_rfq_rate:g} RFQs/s ({gw.name})"
             )
             env = desk_env | {"FIXBRIDGE_CYCLE_RATE": f"{rate:.6f}"}
             results.append(
-                run_locust(phase, gw, ["DeskUser", "FixRfqUser"], args.users + 1, args, work, env)
+                run_locust(phase + tag, gw, ["DeskUser", "FixRfqUser"], args.users + 1, args,
+                           work, env)
             )
             cancel_all_quotes(gw, tokens)
     finally:
         code = gw.stop()
         if code not in (0, None):
-            say(f"gateway exited {code}; see {work / 'gateway.stderr'}")
+            say(f"{gw.name} exited {code}; see its gateway.stderr in {work}")
     return results
 
 
@@ -625,7 +661,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
             "health": "baseline: gateway GET /health",
             "desk": "desk quote/replace/cancel, closed loop (saturation)",
             "paced": f"desk quote/replace/cancel, offered {args.rate:,.0f} quotes/s",
-        }[r.phase]
+        }.get(r.phase, f"desk quote/replace/cancel, closed loop, {r.target}")
         lines.append(f"\n[{r.phase}] {title}: {r.users} users, {r.seconds:.1f} s window")
         lines.append(
             f"  {'request':<34}{'n':>9}{'fail':>7}{'req/s':>10}{'p50':>7}{'p95':>7}"
@@ -634,10 +670,10 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
         for e in r.http():
             lines.append(_row(e))
         http_rate = sum(e.requests for e in r.http()) / r.seconds
-        if r.phase in ("desk", "paced", "bare-desk"):
+        if r.phase in ("paced", "bare-desk") or r.phase.startswith("desk"):
             lines.append(_row(r.quotes()))
             lines.append(f"  all HTTP requests: {http_rate:,.0f}/s")
-        if r.phase in ("desk", "paced"):
+        if r.phase == "paced" or r.phase.startswith("desk"):
             fix_in = {e.name: e.requests for e in r.entries if e.kind == "FIX-in"}
             sent = r.entry("R QuoteRequest")
             lines.append(
@@ -657,6 +693,15 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
                 lines.append(f"  {r.target} CPU per HTTP request: {per_request:.2f} ms")
         for what, n in list(r.errors.items())[:5]:
             lines.append(f"  error x{n}: {what}")
+    desk = [r for r in results if r.phase.startswith("desk") and r.cpu]
+    if len(desk) > 1:
+        lines.append("\nwhere the time goes (closed-loop desk phases; load.ablated_gateway):")
+        lines.append(f"  {'gateway':<44}{'submissions/s':>14}{'p99 ms':>8}{'CPU/request':>13}")
+        for r in desk:
+            q, http_rate = r.quotes(), sum(e.requests for e in r.http()) / r.seconds
+            per_request = 10 * r.cpu["server"] / http_rate if http_rate else math.nan
+            lines.append(f"  {r.target:<44}{q.per_second:>14,.0f}{_ms(q.percentile(99)):>8}"
+                         f"{per_request:>10.2f} ms")
     verdicts = [r for r in results if r.phase in ("desk", "paced")]
     for r in verdicts:
         q = r.quotes()
@@ -704,6 +749,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pin", action="store_true", help="server on CPU 0, locust on CPU 1")
     p.add_argument("--phases", default=",".join(PHASES), help=f"subset of {','.join(PHASES)}")
     p.add_argument("--work-dir", help="keep configs, logs and locust stats here")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="then the desk phase against gateways with parts left out (load.ablated_gateway)",
+    )
     p.add_argument("--serve-bare-http", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.phases = [x for x in args.phases.split(",") if x]
