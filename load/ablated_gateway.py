@@ -22,11 +22,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from gateway import app as gateway_app
 from gateway import audit, cli, db
 from gateway.fix import engine
 from gateway.fix.application import GatewayApplication
+
+
+def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
+    """The argv of ``fixbridge`` with ``run`` (e.g. ``run --config PATH``): the gateway itself,
+    or, with ``switches``, this module leaving those parts out."""
+    if not switches:
+        return [sys.executable, "-m", "gateway.cli", *run]
+    return [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
 
 
 def _nothing(*_args, **_kwargs) -> None:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.fix.front import free_loopback_port
+from load import ablated_gateway
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
 from load.procs import cpu_seconds, start_ready, terminate
@@ -174,17 +175,13 @@ def start_gateway(
     audit = data / "audit"
     if not (audit / "signing_key.pem").exists():
         generate_signing_key(audit)  # as `fixbridge audit keygen` does before a first start
-    run = ["run", "--config", str(config)]
-    if not without:
-        argv = [sys.executable, "-m", "gateway.cli", *run]
-    else:
-        switches: list[str] = []
-        for switch in without:
-            switches += [switch]
-            if switch == "--no-front":  # the client connects to the engine's own port
-                port = free_loopback_port()
-                switches.append(str(port))
-        argv = [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
+    switches: list[str] = []
+    for switch in without:
+        switches += [switch]
+        if switch == "--no-front":  # the client connects to the engine's own port
+            port = free_loopback_port()
+            switches.append(str(port))
+    argv = ablated_gateway.command(switches, ["run", "--config", str(config)])
     return _start(name, argv, GATEWAY_READY, work / f"{data.name}.stderr", port, 2)
 
 

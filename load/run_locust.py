@@ -68,6 +68,7 @@ import httpx
 from gateway.desk_api import MAX_DESK_RFQS, QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
+from load import ablated_gateway
 from load.procs import ROOT, cpu_seconds, start_ready, terminate
 from otc.audit import generate_signing_key
 
@@ -144,6 +145,7 @@ class Server:
     proc: subprocess.Popen
     http_port: int
     fix_port: int = 0
+    without: tuple[str, ...] = ()  # parts left out (load.ablated_gateway)
 
     @property
     def http(self) -> str:
@@ -175,15 +177,11 @@ def start_gateway(
     audit = work / "gateway" / "audit"
     if not (audit / "signing_key.pem").exists():
         generate_signing_key(audit)  # as `fixbridge audit keygen` does before a first start
-    run = ["run", "--config", str(config)]
-    if without:
-        switches = [f"--no-{part}" for part in without]
-        argv = [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
-    else:
-        argv = [sys.executable, "-m", "gateway.cli", *run]
+    switches = [f"--no-{part}" for part in without]
+    argv = ablated_gateway.command(switches, ["run", "--config", str(config)])
     name = f"gateway without {', '.join(without)}" if without else "gateway"
     proc = _start(name, argv, GATEWAY_READY, work / "gateway.stderr", cpu)
-    return Server(name, proc, http_port, fix_port)
+    return Server(name, proc, http_port, fix_port, without)
 
 
 def start_bare_http(work: Path, cpu: int | None = None) -> Server:
@@ -589,7 +587,7 @@ def gateway_phases(
 ) -> list[PhaseResult]:
     """The gateway phases among ``phases`` against ``gw``, which is stopped at the end."""
     results: list[PhaseResult] = []
-    tag = "" if gw.name == "gateway" else "-" + gw.name.removeprefix("gateway without ")
+    tag = "".join(f"-{part}" for part in gw.without)
     try:
         slots = desk_slots(args.users, args.processes)
         desk_env = {
