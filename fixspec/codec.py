@@ -335,7 +335,7 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
 
 
 def _opt(out: list[OutField], tag: int, value) -> None:
-    if value is None:
+    if value is None or value == "":  # FIX has no empty values: an empty text is no text
         return
     if isinstance(value, Decimal):
         out.append((tag, fmt_decimal(value)))

@@ -462,7 +462,7 @@ def decode_client(raw: RawMessage, client_id: str, rfqs: RfqLookup | None = None
 
 
 def _put(out: list[OutField], tag: int, value: object) -> None:
-    if value is None:
+    if value is None or value == "":  # FIX has no empty values: an empty text is no text
         return
     if isinstance(value, Decimal):
         out.append((tag, fmt_decimal(value)))

@@ -297,6 +297,12 @@ def test_encode_names_the_msgtype_and_keeps_dictionary_order() -> None:
     ]
 
 
+def test_an_empty_text_is_left_out_not_sent_empty() -> None:
+    """FIX has no empty values (the gateway's OutboundBuilder refuses one): no text, no 58."""
+    br = m.BusinessReject(ref_msg_type="D", reason=m.BusinessRejectReason.OTHER, text="")
+    assert 58 not in dict(encode(br)[1])
+
+
 # --- decode errors ----------------------------------------------------------------------
 
 NEW_ORDER = (
