@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from fixspec import messages as m
@@ -334,13 +334,16 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
 # --- outbound --------------------------------------------------------------------------
 
 
-def _opt(out: list[OutField], tag: int, value) -> None:
+def _opt(out: list[OutField], tag: int, value: object) -> None:
+    """Append ``tag`` in its FIX form, unless there is no value."""
     if value is None or value == "":  # FIX has no empty values: an empty text is no text
         return
     if isinstance(value, Decimal):
         out.append((tag, fmt_decimal(value)))
     elif isinstance(value, datetime):
         out.append((tag, fmt_time(value)))
+    elif isinstance(value, date):  # LocalMktDate
+        out.append((tag, f"{value:%Y%m%d}"))
     else:
         out.append((tag, str(value)))
 

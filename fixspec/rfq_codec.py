@@ -36,6 +36,7 @@ from fixspec.codec import (
     RawMessage,
     _dec,
     _instrument,
+    _opt,
     encode,
     flatten,
     fmt_decimal,
@@ -461,19 +462,6 @@ def decode_client(raw: RawMessage, client_id: str, rfqs: RfqLookup | None = None
 # --- outbound: building blocks ---------------------------------------------------------------
 
 
-def _put(out: list[OutField], tag: int, value: object) -> None:
-    if value is None or value == "":  # FIX has no empty values: an empty text is no text
-        return
-    if isinstance(value, Decimal):
-        out.append((tag, fmt_decimal(value)))
-    elif isinstance(value, datetime):
-        out.append((tag, fmt_time(value)))
-    elif isinstance(value, date):
-        out.append((tag, f"{value:%Y%m%d}"))
-    else:
-        out.append((tag, str(value)))
-
-
 def _parties(parties: Iterable[Party | None]) -> tuple[int, list[list[OutField]]]:
     return 453, [
         [(448, p.party_id), (447, PARTY_ID_SOURCE), (452, str(int(p.role)))]
@@ -537,15 +525,15 @@ def _status_report(
 ) -> Outgoing:
     """QuoteStatusReport (AI): QuoteID is required, so a report about no quote says NONE."""
     out: list[OutField] = []
-    _put(out, 131, quote_req_id or ctx.quote_req_id)
-    _put(out, 117, quote_id or NO_ID)
-    _put(out, 693, quote_resp_id)
+    _opt(out, 131, quote_req_id or ctx.quote_req_id)
+    _opt(out, 117, quote_id or NO_ID)
+    _opt(out, 693, quote_resp_id)
     if party is not None:
         out.append(_parties([party]))
-    _put(out, 55, ctx.symbol)
-    _put(out, 60, at)
-    _put(out, 297, status.value)
-    _put(out, 58, text)
+    _opt(out, 55, ctx.symbol)
+    _opt(out, 60, at)
+    _opt(out, 297, status.value)
+    _opt(out, 58, text)
     return "AI", out
 
 
@@ -579,9 +567,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
     entry = entries[0]
     out: list[OutField] = [(55, entry.get(55) or MULTILEG_SYMBOL)]
     if entry.get(537) in tuple(QuoteType):
-        _put(out, 537, entry.get(537))
-    _put(out, 54, _valid_side(entry))
-    _put(out, 38, _valid_decimal(entry, 38))
+        _opt(out, 537, entry.get(537))
+    _opt(out, 54, _valid_side(entry))
+    _opt(out, 38, _valid_decimal(entry, 38))
     try:
         leg_entries = groups(entry, 555, LEG_MEMBER_TAGS)
     except DecodeError:
@@ -590,9 +578,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
     for leg in leg_entries:
         if leg.get(600):
             echoed: list[OutField] = [(600, leg.get(600))]
-            _put(echoed, 623, _valid_decimal(leg, 623))
+            _opt(echoed, 623, _valid_decimal(leg, 623))
             if leg.get(624) in (Side.BUY, Side.SELL):
-                _put(echoed, 624, leg.get(624))
+                _opt(echoed, 624, leg.get(624))
             legs.append(echoed)
     if legs:
         out.append((555, legs))
@@ -601,9 +589,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
 
 def _echo_from_rfq(rfq: Rfq) -> list[OutField]:
     out: list[OutField] = [(55, _Context(rfq, None).symbol)]
-    _put(out, 537, rfq.quote_type.value)
-    _put(out, 54, rfq.side.value if rfq.side else None)
-    _put(out, 38, rfq.quantity)
+    _opt(out, 537, rfq.quote_type.value)
+    _opt(out, 54, rfq.side.value if rfq.side else None)
+    _opt(out, 38, rfq.quantity)
     if _is_package(rfq.legs):
         legs: list[list[OutField]] = [
             [(600, leg.instrument.symbol), (623, fmt_decimal(leg.ratio)), (624, leg.side.value)]
@@ -631,37 +619,37 @@ def _execution_report(er: m.ExecutionReport, extra: Iterable[OutField] = ()) -> 
 def _quote(e: ev.QuoteToClient, ctx: _Context) -> list[Outgoing]:
     q, sealed = e.sealed.quote, e.sealed
     out: list[OutField] = []
-    _put(out, 131, ctx.quote_req_id)
-    _put(out, 117, q.quote_id)
-    _put(out, 537, q.quote_type.value)
+    _opt(out, 131, ctx.quote_req_id)
+    _opt(out, 117, q.quote_id)
+    _opt(out, 537, q.quote_type.value)
     out.append(_parties([Party(q.desk_id, PartyRole.EXECUTING_FIRM)]))
     package = _is_package(q.legs)
-    _put(out, 55, MULTILEG_SYMBOL if package else q.legs[0].symbol)
-    _put(out, 167, "MLEG" if package else None)
+    _opt(out, 55, MULTILEG_SYMBOL if package else q.legs[0].symbol)
+    _opt(out, 167, "MLEG" if package else None)
     if ctx.rfq is not None:
-        _put(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
-        _put(out, 38, ctx.rfq.quantity)
+        _opt(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
+        _opt(out, 38, ctx.rfq.quantity)
     if package:
         legs: list[list[OutField]] = []
         for leg in q.legs:
             entry: list[OutField] = [(600, leg.symbol)]
-            _put(entry, 623, leg.ratio)
-            _put(entry, 624, leg.side.value)
-            _put(entry, 681, leg.bid_px)
-            _put(entry, 684, leg.offer_px)
+            _opt(entry, 623, leg.ratio)
+            _opt(entry, 624, leg.side.value)
+            _opt(entry, 681, leg.bid_px)
+            _opt(entry, 684, leg.offer_px)
             legs.append(entry)
         out.append((555, legs))
-    _put(out, 132, q.bid_px)
-    _put(out, 133, q.offer_px)
-    _put(out, 134, q.bid_size)
-    _put(out, 135, q.offer_size)
-    _put(out, 62, q.valid_until)
-    _put(out, 60, q.quoted_at)
+    _opt(out, 132, q.bid_px)
+    _opt(out, 133, q.offer_px)
+    _opt(out, 134, q.bid_size)
+    _opt(out, 135, q.offer_size)
+    _opt(out, 62, q.valid_until)
+    _opt(out, 60, q.quoted_at)
     if sealed.signature is not None:
-        _put(out, QUOTE_SIGNATURE, base64.b64encode(sealed.signature).decode("ascii"))
-    _put(out, QUOTE_HASH, sealed.quote_hash)
+        _opt(out, QUOTE_SIGNATURE, base64.b64encode(sealed.signature).decode("ascii"))
+    _opt(out, QUOTE_HASH, sealed.quote_hash)
     if sealed.signature is not None:
-        _put(out, QUOTE_SIGNER_KEY_ID, q.desk_id)  # the keyring holds one key per desk
+        _opt(out, QUOTE_SIGNER_KEY_ID, q.desk_id)  # the keyring holds one key per desk
     return [("S", out)]
 
 
@@ -832,8 +820,8 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     sent_cl_ord_id = ctx.answering.get(11) if ctx.answering is not None else None
     cl_ord_id = (sent_cl_ord_id if via_quote_response else None) or e.client_ref
     common: list[OutField] = []
-    _put(common, 693, e.client_ref if via_quote_response else None)
-    _put(common, 75, trade.trade_date)
+    _opt(common, 693, e.client_ref if via_quote_response else None)
+    _opt(common, 75, trade.trade_date)
     multileg = trade.is_multileg
     symbol = MULTILEG_SYMBOL if multileg else _leg_instrument(trade.legs[0]).symbol
 
@@ -896,14 +884,14 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
     else:
         inst = _leg_instrument(trade.legs[0])
         out += [(55, inst.symbol), (461, inst.cfi_code), (167, inst.security_type)]
-    _put(out, 32, trade.quantity)
-    _put(out, 31, trade.price)
-    _put(out, 75, trade.trade_date)
-    _put(out, 442, "3" if trade.is_multileg else "1")
+    _opt(out, 32, trade.quantity)
+    _opt(out, 31, trade.price)
+    _opt(out, 75, trade.trade_date)
+    _opt(out, 442, "3" if trade.is_multileg else "1")
     if trade.is_multileg:
         out.append(_trade_legs(trade))
-    _put(out, 60, trade.executed_at)
-    _put(out, 573, "0")
+    _opt(out, 60, trade.executed_at)
+    _opt(out, 573, "0")
     desk_side = Side.SELL if trade.side is Side.BUY else Side.BUY
     client_entry: list[OutField] = [
         (54, trade.side.value),
@@ -1006,10 +994,10 @@ def _raw(msg_type: str, fields: list[OutField]) -> RawMessage:
 
 def _instrument_details(inst: Instrument, tags: _DetailTags) -> list[OutField]:
     out: list[OutField] = [(tags.cfi, inst.cfi_code), (tags.security_type, inst.security_type)]
-    _put(out, tags.maturity_date, inst.expiry)
+    _opt(out, tags.maturity_date, inst.expiry)
     if tags.put_or_call is not None and inst.put_call is not None:
-        _put(out, tags.put_or_call, "1" if inst.put_call is PutCall.CALL else "0")
-    _put(out, tags.strike, inst.strike)
+        _opt(out, tags.put_or_call, "1" if inst.put_call is PutCall.CALL else "0")
+    _opt(out, tags.strike, inst.strike)
     return out
 
 
@@ -1025,9 +1013,9 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
         entry.append((55, inst.symbol))
         if details:
             entry += _instrument_details(inst, INSTRUMENT_DETAILS)
-    _put(entry, 537, cmd.quote_type.value)
-    _put(entry, 54, cmd.side.value if cmd.side else None)
-    _put(entry, 38, cmd.quantity)
+    _opt(entry, 537, cmd.quote_type.value)
+    _opt(entry, 54, cmd.side.value if cmd.side else None)
+    _opt(entry, 38, cmd.quantity)
     if _is_package(cmd.legs):
         legs: list[list[OutField]] = []
         for leg in cmd.legs:
@@ -1035,11 +1023,11 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
             leg_entry: list[OutField] = [(600, inst.symbol)]
             if details:
                 leg_entry += _instrument_details(inst, LEG_DETAILS)
-            _put(leg_entry, 623, leg.ratio)
-            _put(leg_entry, 624, leg.side.value)
+            _opt(leg_entry, 623, leg.ratio)
+            _opt(leg_entry, 624, leg.side.value)
             legs.append(leg_entry)
         entry.append((555, legs))
-    _put(entry, 126, cmd.expire_at)
+    _opt(entry, 126, cmd.expire_at)
     return _raw("R", [(131, cmd.quote_req_id), (146, [entry])])
 
 
@@ -1056,16 +1044,16 @@ def encode_quote_response(
         if cmd.via is not AcceptVia.QUOTE_RESPONSE:
             raise ValueError("an AcceptQuote via NEW_ORDER travels as encode_accept_order")
         out += [(693, cmd.client_ref), (117, cmd.quote_id), (694, QuoteRespType.HIT_LIFT.value)]
-        _put(out, 11, cl_ord_id)
+        _opt(out, 11, cl_ord_id)
         out += [(55, symbol), (54, cmd.side.value)]
-        _put(out, 38, cmd.quantity)
-        _put(out, 44, cmd.price)
-        _put(out, QUOTE_HASH, cmd.quote_hash)
+        _opt(out, 38, cmd.quantity)
+        _opt(out, 44, cmd.price)
+        _opt(out, QUOTE_HASH, cmd.quote_hash)
     elif isinstance(cmd, CounterQuote):
         out += [(693, cmd.quote_resp_id), (117, cmd.quote_id), (694, QuoteRespType.COUNTER.value)]
         out += [(55, symbol), (54, cmd.side.value)]
-        _put(out, 38, cmd.quantity)
-        _put(out, 133 if cmd.side is Side.BUY else 132, cmd.price)
+        _opt(out, 38, cmd.quantity)
+        _opt(out, 133 if cmd.side is Side.BUY else 132, cmd.price)
     else:
         if cmd.quote_id is None:
             raise ValueError(
@@ -1081,10 +1069,10 @@ def encode_accept_order(cmd: AcceptQuote, *, symbol: str, transact_time: datetim
     if cmd.via is not AcceptVia.NEW_ORDER:
         raise ValueError("an AcceptQuote via QUOTE_RESPONSE travels as encode_quote_response")
     out: list[OutField] = [(11, cmd.client_ref), (55, symbol), (54, cmd.side.value)]
-    _put(out, 60, transact_time)
-    _put(out, 38, cmd.quantity)
-    _put(out, 40, m.OrdType.PREVIOUSLY_QUOTED.value)
-    _put(out, 44, cmd.price)
+    _opt(out, 60, transact_time)
+    _opt(out, 38, cmd.quantity)
+    _opt(out, 40, m.OrdType.PREVIOUSLY_QUOTED.value)
+    _opt(out, 44, cmd.price)
     out += [(117, cmd.quote_id), (59, m.TimeInForce.FOK.value), (QUOTE_HASH, cmd.quote_hash)]
     return _raw("D", out)
 
