@@ -448,6 +448,16 @@ class PhaseResult:
     def http(self) -> list[Entry]:
         return [e for e in self.entries if not e.kind.startswith("FIX")]
 
+    def http_rate(self) -> float:
+        """HTTP requests/s over the measured window."""
+        return sum(e.requests for e in self.http()) / self.seconds
+
+    def server_ms_per_request(self) -> float:
+        """The server's CPU time per HTTP request, in ms (NaN without CPU figures or requests);
+        cpu["server"] is in % of one core."""
+        rate = self.http_rate()
+        return 10 * self.cpu["server"] / rate if self.cpu and rate else math.nan
+
     def quotes(self) -> Entry:
         return merge(
             "HTTP",
@@ -667,7 +677,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
         )
         for e in r.http():
             lines.append(_row(e))
-        http_rate = sum(e.requests for e in r.http()) / r.seconds
+        http_rate = r.http_rate()
         if r.phase in ("paced", "bare-desk") or r.phase.startswith("desk"):
             lines.append(_row(r.quotes()))
             lines.append(f"  all HTTP requests: {http_rate:,.0f}/s")
@@ -687,8 +697,9 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
                 f"machine {r.cpu['machine']:.0f} % of {100 * cores} %"
             )
             if http_rate > 0:
-                per_request = 10 * r.cpu["server"] / http_rate
-                lines.append(f"  {r.target} CPU per HTTP request: {per_request:.2f} ms")
+                lines.append(
+                    f"  {r.target} CPU per HTTP request: {r.server_ms_per_request():.2f} ms"
+                )
         for what, n in list(r.errors.items())[:5]:
             lines.append(f"  error x{n}: {what}")
     desk = [r for r in results if r.phase.startswith("desk") and r.cpu]
@@ -696,10 +707,9 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
         lines.append("\nwhere the time goes (closed-loop desk phases; load.ablated_gateway):")
         lines.append(f"  {'gateway':<44}{'submissions/s':>14}{'p99 ms':>8}{'CPU/request':>13}")
         for r in desk:
-            q, http_rate = r.quotes(), sum(e.requests for e in r.http()) / r.seconds
-            per_request = 10 * r.cpu["server"] / http_rate if http_rate else math.nan
+            q = r.quotes()
             lines.append(f"  {r.target:<44}{q.per_second:>14,.0f}{_ms(q.percentile(99)):>8}"
-                         f"{per_request:>10.2f} ms")
+                         f"{r.server_ms_per_request():>10.2f} ms")
     verdicts = [r for r in results if r.phase in ("desk", "paced")]
     for r in verdicts:
         q = r.quotes()
