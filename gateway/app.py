@@ -26,6 +26,7 @@ from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
 from otc.clearing.dispatcher import ClearingDispatcher
+from otc.clearing.schemas import SchemaRegistry
 from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
 from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
@@ -237,7 +238,8 @@ class Gateway:
             return
         if cfg.mode == "simulator":
             rules = SimulatorRules(max_quantity=cfg.simulator_reject_above)
-            self.simulator = ClearinghouseSimulator(rules=rules).start()
+            schemas = SchemaRegistry(cfg.schema_dir) if cfg.schema_dir else None
+            self.simulator = ClearinghouseSimulator(rules=rules, schemas=schemas).start()
             sender = HttpSender(self.simulator.url, verify=False)
             log.info("clearing to the built-in simulated clearinghouse at %s", self.simulator.url)
         elif cfg.mode == "http":

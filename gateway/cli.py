@@ -165,14 +165,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_clearing(args: argparse.Namespace) -> int:
     """Clearing messages: validate one against the official schemas; reconcile a register."""
     if args.clearing_command == "validate":
-        from otc.clearing.schemas import validate_file
+        from otc.clearing.schemas import SchemaSetError, validate_file
 
         schemas = args.schemas or (_load(args).clearing.schema_dir)
         if schemas is None:
             print("fixbridge: no schema directory: pass --schemas DIR or set "
                   "clearing.schema_dir in the config", file=sys.stderr)
             return 2
-        errors = validate_file(args.file, schemas)
+        try:
+            errors = validate_file(args.file, schemas)
+        except SchemaSetError as exc:
+            print(f"fixbridge: cannot validate {args.file}: {exc}", file=sys.stderr)
+            return 2
         for line in errors:
             print(f"{args.file}: {line}", file=sys.stderr)
         if not errors:

@@ -75,7 +75,8 @@ class ClearingSection(Strict):
     url: str = ""  # mode http: the clearinghouse base URL (POST /clearing/messages)
     verify_tls: bool = True
     drop_dir: Path | None = None  # mode file: the directory the clearinghouse picks up from
-    schema_dir: Path | None = None  # official XSD root, for `fixbridge clearing validate`
+    # official XSD root: `fixbridge clearing validate` and the built-in simulator check against it
+    schema_dir: Path | None = None
     simulator_reject_above: Decimal | None = None  # simulator rule: refuse larger quantities
     clearing_house: CompId = "CCP"  # PartyRole 21 on every submission
     clearing_firm: CompId | None = None  # PartyRole 4 (the client's clearing member)
@@ -86,6 +87,8 @@ class ClearingSection(Strict):
             raise ValueError("mode 'http' needs url = 'https://...'")
         if self.mode == "file" and self.drop_dir is None:
             raise ValueError("mode 'file' needs drop_dir")
+        if self.schema_dir is not None and not self.schema_dir.is_dir():
+            raise ValueError(f"schema_dir {str(self.schema_dir)!r} is not a directory")
         return self
 
 

@@ -9,10 +9,31 @@ import httpx
 import pytest
 
 from fixspec.messages import Side
-from tests.harness import API_TOKEN, DESK_B_TOKEN, DESK_C_TOKEN, VIEWER_TOKEN
+from tests.harness import (
+    API_TOKEN,
+    DESK_B_TOKEN,
+    DESK_C_TOKEN,
+    VIEWER_TOKEN,
+    GatewayProcess,
+    shared_dir,
+)
 from tests.otc_support import Desk, RfqClient
 
 ADMIN = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A gateway whose simulated clearinghouse validates every message against the official
+    FIXML and FpML schemas, so a trade that clears is proof its message is valid."""
+    schemas = shared_dir() / "schemas"
+    assert (schemas / "fixml-5-0-sp2").is_dir(), (
+        f"official schemas not found at {schemas}; set FIXBRIDGE_SHARED to the shared/ folder"
+    )
+    extra = f'[clearing]\nschema_dir = "{schemas}"\n'
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), extra=extra).start()
+    yield gw
+    assert gw.stop() == 0, gw.stderr()
 
 
 @pytest.fixture

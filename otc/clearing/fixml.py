@@ -298,7 +298,7 @@ def build_trade_capture_report_ack(
     if not accepted:
         ack.set("RejRsn", reject_reason)
         if reject_text:
-            ack.set("RejTxt", reject_text)
+            ack.set("Txt", reject_text)  # Text(58): FIXML 5.0 SP2 has no RejectText on this ack
     ack.set("TrdDt", fmt_date(report.trade_date))
     etree.SubElement(ack, _q("Instrmt"), Sym=report.symbol)
     return serialize(root)
@@ -314,8 +314,8 @@ def read_trade_capture_report_ack(root: etree._Element) -> ClearingAck:
     reason = None
     if not accepted:
         reason = f"RejRsn={ack.get('RejRsn', '?')}"
-        if ack.get("RejTxt"):
-            reason += f": {ack.get('RejTxt')}"
+        if ack.get("Txt"):
+            reason += f": {ack.get('Txt')}"
     trd_id = ack.get("TrdID")
     return ClearingAck(
         outcome=AckOutcome.ACCEPTED if accepted else AckOutcome.REJECTED,

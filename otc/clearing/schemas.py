@@ -56,19 +56,41 @@ _cache: dict[Path, CompiledSchema] = {}
 _cache_lock = threading.Lock()
 
 
-def _check_complete(directory: Path) -> None:
-    """Name empty or unparseable XSD files up front; lxml would only say 'Document is empty'."""
-    broken = []
-    for xsd in sorted(directory.glob("*.xsd")):
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+_REFERENCES = (f"{_XS}include", f"{_XS}import", f"{_XS}redefine")
+
+
+def _check_complete(main: Path) -> None:
+    """Follow ``main``'s includes and imports and name every file that is missing, empty or
+    unparseable; lxml would only say 'Document is empty' or fail later on an undefined type."""
+    broken: list[str] = []
+    seen = {main}
+    pending = [(main, "")]
+    while pending:
+        xsd, referrer = pending.pop()
+        where = f" (referenced by {referrer})" if referrer else ""
         try:
             if xsd.stat().st_size == 0:
-                broken.append(f"{xsd.name} is empty (0 bytes)")
+                broken.append(f"{xsd.name} is empty (0 bytes){where}")
                 continue
-            etree.parse(str(xsd), safe_parser())
+            tree = etree.parse(str(xsd), safe_parser())
+        except FileNotFoundError:
+            broken.append(f"{xsd.name} is missing{where}")
+            continue
         except (OSError, etree.XMLSyntaxError) as exc:
             broken.append(f"{xsd.name}: {exc}")
+            continue
+        for ref in tree.getroot().iter(*_REFERENCES):
+            location = ref.get("schemaLocation")
+            if not location or "://" in location:
+                continue  # a namespace import without a file, or a remote one we never fetch
+            target = (xsd.parent / location).resolve()
+            if target not in seen:
+                seen.add(target)
+                pending.append((target, xsd.name))
     if broken:
-        raise SchemaSetError(f"schema set {directory} is incomplete: " + "; ".join(broken))
+        problems = "; ".join(sorted(broken))
+        raise SchemaSetError(f"schema set {main.parent} is incomplete: {problems}")
 
 
 def compile_schema(main: Path) -> CompiledSchema:
@@ -80,7 +102,7 @@ def compile_schema(main: Path) -> CompiledSchema:
             return cached
         if not main.is_file():
             raise SchemaSetError(f"schema file not found: {main}")
-        _check_complete(main.parent)
+        _check_complete(main)
         try:
             compiled = CompiledSchema(main, etree.XMLSchema(etree.parse(str(main))))
         except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
@@ -145,15 +167,20 @@ class SchemaRegistry:
 def validate_file(path: Path | str, schema_dir: Path | str) -> list[str]:
     """Errors (with line numbers) for the FIXML or FpML message in ``path``; empty when valid.
 
-    Backs ``fixbridge clearing validate FILE``: never raises for bad input or bad schemas, so the
-    CLI can print the list and exit non-zero.
+    Backs ``fixbridge clearing validate FILE``. A bad message is reported, never raised; an
+    unusable schema set (directory or file missing, a file empty) raises
+    :class:`SchemaSetError` naming it, since then nothing can be said about the message.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return [f"cannot read {path}: {exc.strerror or exc}"]
+    registry = SchemaRegistry(schema_dir)
     try:
-        registry = SchemaRegistry(schema_dir)
-    except SchemaSetError as exc:
-        return [str(exc)]
-    return registry.validate_bytes(data)
+        doc = parse_xml(data)
+    except etree.XMLSyntaxError as exc:
+        return [f"line {exc.lineno}: not well-formed XML: {exc.msg}"]
+    namespace = etree.QName(doc).namespace or ""
+    if namespace not in _MAIN_BY_NS:
+        return [f"line {doc.sourceline}: not a FIXML or FpML message (namespace {namespace!r})"]
+    return registry.for_namespace(namespace).errors(doc)
