@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import subprocess
@@ -113,5 +114,42 @@ def test_https_api(tmp_path):
         assert r.status_code == 200
         with pytest.raises(httpx.HTTPError):  # plain HTTP is not served
             httpx.get(f"http://127.0.0.1:{gw.http_port}/health", timeout=5)
+    finally:
+        assert gw.stop() == 0
+
+
+def test_port_checks_do_not_lock_out_but_refused_certificates_do(tmp_path):
+    """A load balancer's TCP check (connect, close), a silent connection and a TLS handshake
+    that never sends a Logon are not failed logons; a handshake without a client certificate
+    is, and enough of them lock the address out."""
+    gw = GatewayProcess(tmp_path, tls_port=free_port(), max_failures=3)
+    gw.write_config()
+    assert fixbridge("certs", "init", "--config", str(gw.config_path)).returncode == 0
+    gw.start()
+    try:
+        for port in (gw.tls_port, gw.fix_port):
+            for _ in range(5):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        for _ in range(5):  # a TLS check with a valid certificate, and no Logon
+            paths = pki.PkiPaths(gw.data_dir / "certs")
+            raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
+            pki.client_context(paths, "CLIENT2").wrap_socket(
+                raw, server_hostname="127.0.0.1"
+            ).close()
+        c = tls_client(gw, "CLIENT2", "CLIENT2")
+        assert c.logon().msg_type == "A"
+        c.logout()
+        ctx = ssl.create_default_context(cafile=str(pki.PkiPaths(gw.data_dir / "certs").ca_cert))
+        for _ in range(3):  # no client certificate: a real failure, counted
+            raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
+            with contextlib.suppress(ssl.SSLError, OSError):
+                sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+                sock.sendall(b"8=FIX.4.4\x01")
+                sock.recv(100)
+            raw.close()
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            c = tls_client(gw, "CLIENT2", "CLIENT2")  # locked out: closed at accept
+            c.logon()
+        assert "not a failed logon" in gw.stderr()
     finally:
         assert gw.stop() == 0

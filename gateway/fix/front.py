@@ -168,10 +168,21 @@ class Front:
     def _serve(self, client: socket.socket, peer: Peer) -> None:
         identities: set[str] | None = None
         if self.tls is not None:
+            client.settimeout(PEEK_SECONDS)
+            if not _sends_anything(client):
+                log.info("connection from %s closed before a TLS handshake (a port check?); "
+                         "not a failed logon", peer)
+                _close(client)
+                return
             try:
-                client.settimeout(PEEK_SECONDS)
                 client = self.tls.context().wrap_socket(client, server_side=True)
                 identities = self.tls.identities(client.getpeercert(binary_form=True) or b"")
+            except (ssl.SSLEOFError, ConnectionError, TimeoutError) as exc:
+                # the peer went away mid-handshake: nothing was presented, nothing refused
+                log.info("TLS handshake with %s abandoned by the peer: %s; not a failed logon",
+                         peer, exc)
+                _close(client)
+                return
             except (OSError, ssl.SSLError, ValueError) as exc:
                 log.warning("TLS handshake with %s failed: %s", peer, exc)
                 self.on_refused(peer, "", f"TLS handshake failed: {exc}")
@@ -232,6 +243,9 @@ class Front:
             buf += data
             if match := SENDER.search(buf):
                 comp_id = match.group(1).decode("ascii", "replace")
+        if not buf:
+            log.info("%s sent nothing (a port check?); closed, not a failed logon", peer)
+            raise Refused("nothing sent")
         if not complete_frame(buf):
             # QuickFIX reads an unidentified connection's first message in a blocking loop on
             # its only socket thread: a partial one would stall every session.
@@ -306,6 +320,14 @@ class Front:
             return
         finally:
             sel.close()
+
+
+def _sends_anything(sock: socket.socket) -> bool:
+    """Whether the peer sends a first byte before closing or going quiet (left unread)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # timeout or reset
+        return False
 
 
 def complete_frame(buf: bytes) -> bool:
