@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gateway import preflight
 from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
 from gateway.passwords import hash_password, hash_token
 
@@ -41,6 +42,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway  # imports QuickFIX; keep other commands light
 
     config = _load(args)
+    found = preflight.problems(config, Path(args.config) if args.config else EXAMPLE_CONFIG)
+    for problem in found:
+        print(f"fixbridge: {problem}", file=sys.stderr)
+    if found:
+        return 2
     _setup_logging(config.gateway.data_dir, args.verbose)
     gateway = Gateway(config)
     stop = threading.Event()
@@ -48,9 +54,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         gateway.start()
-    except OSError as exc:
-        logging.getLogger("fixbridge").error("cannot start: %s", exc)
-        return 1
+    except Exception as exc:  # one line for the operator; the traceback with --verbose
+        log = logging.getLogger("fixbridge")
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())  # DB errors: the driver's
+        log.error("cannot start: %s", reason or type(exc).__name__)
+        log.debug("start-up failed", exc_info=True)
+        logging.shutdown()
+        os._exit(1)  # parts already started (QuickFIX threads) must not keep the process up
     import gc
 
     # What start-up built (config, dictionary, restored orders) leaves the collector's view,

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
 from gateway.passwords import verify_password
-from tests.harness import ROOT
+from otc.audit import generate_signing_key
+from tests.harness import ROOT, GatewayProcess, config_text, free_port
 
 
 def fixbridge(*args: str) -> subprocess.CompletedProcess:
@@ -85,3 +86,48 @@ def test_docker_example_config_is_valid():
     config = load_config(ROOT / "docker" / "fixbridge.toml.example")
     assert config.gateway.fix_listen == "0.0.0.0:9876"
     assert config.database_url.startswith("postgresql://")
+
+
+def _one_line_refusal(run: subprocess.CompletedProcess, code: int = 2) -> str:
+    """A start-up refusal: the exit code, one line on stderr, no traceback, nothing started."""
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert "fixbridge ready" not in run.stdout
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+def test_run_without_an_audit_key_names_the_command_that_makes_it(tmp_path):
+    gw = GatewayProcess(tmp_path)
+    config = gw.write_config()
+    line = _one_line_refusal(fixbridge("run", "--config", str(config)))
+    assert "audit signing key not found" in line and "fixbridge audit keygen" in line
+    assert str(gw.data_dir / "audit" / "signing_key.pem") in line
+
+
+def test_run_with_an_unusable_data_directory_names_it(tmp_path):
+    (tmp_path / "blocked").write_text("a file where the data directory should be")
+    config = tmp_path / "fixbridge.toml"
+    config.write_text(config_text(free_port(), free_port(), tmp_path / "blocked" / "data"))
+    line = _one_line_refusal(fixbridge("run", "--config", str(config)))
+    assert f"data directory {tmp_path / 'blocked' / 'data'} is not usable" in line
+
+
+def test_run_with_tls_and_no_certificates_names_the_command_that_makes_them(tmp_path):
+    gw = GatewayProcess(tmp_path, tls_port=free_port())
+    config = gw.write_config()
+    generate_signing_key(gw.data_dir / "audit")
+    line = _one_line_refusal(fixbridge("run", "--config", str(config)))
+    assert "FIX over TLS cannot start" in line and "fixbridge certs init" in line
+
+
+def test_run_with_an_unreachable_database_says_so_in_one_line(tmp_path):
+    gw = GatewayProcess(tmp_path, database_url="postgresql://fixbridge@127.0.0.1:1/none")
+    config = gw.write_config()
+    generate_signing_key(gw.data_dir / "audit")
+    run = fixbridge("run", "--config", str(config))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert " ERROR fixbridge: cannot start: " in last and "port 1 failed" in last, run.stderr
+    assert run.stderr.count(" ERROR ") == 1, run.stderr
