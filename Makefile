@@ -22,7 +22,15 @@ run: $(VENV)/.installed
 	$(BIN)/fixbridge audit keygen --if-missing $(if $(CONFIG),--config $(CONFIG))
 	$(BIN)/fixbridge run $(if $(CONFIG),--config $(CONFIG))
 
-test: $(VENV)/.installed-dev
+# Browser tests drive Debian's Chromium through its ChromeDriver; nothing is downloaded at run time.
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
+
+$(BROWSER):
+	@if [ "$$(id -u)" != 0 ]; then echo "make test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test: $(VENV)/.installed-dev $(BROWSER)
 	$(BIN)/ruff check gateway fixspec otc tests load
 	$(BIN)/pytest -q
 
