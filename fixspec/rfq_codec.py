@@ -34,9 +34,9 @@ from fixspec.codec import (
     DecodeError,
     OutField,
     RawMessage,
-    _dec,
-    _instrument,
-    _opt,
+    add_field,
+    decode_decimal,
+    decode_instrument,
     encode,
     flatten,
     fmt_decimal,
@@ -209,7 +209,7 @@ def _check_details(inst: Instrument, fields: RawMessage, tags: _DetailTags, wher
         known = value[:8] if value[6:7].isdigit() else value[:6]  # a week code is not checked
         if inst.expiry is None or known != f"{inst.expiry:%Y%m%d}"[: len(known)]:
             raise contradiction(tags.month_year, value, expiry)
-    strike = _dec(fields, tags.strike, required=False)
+    strike = decode_decimal(fields, tags.strike, required=False)
     if strike is not None and strike != inst.strike:
         fact = f"strike {fmt_decimal(inst.strike)}" if inst.strike else "no strike"
         raise contradiction(tags.strike, fields.get(tags.strike) or "", fact)
@@ -262,10 +262,10 @@ def _strategy(entry: RawMessage, leg_entries: list[RawMessage]) -> tuple[LegRequ
         )
     parsed: list[tuple[Instrument, Side, Decimal]] = []
     for n, leg in enumerate(leg_entries, start=1):
-        inst = _instrument(leg.get(600), tag=600)
+        inst = decode_instrument(leg.get(600), tag=600)
         _check_details(inst, leg, LEG_DETAILS, f"leg {n}")
         side = _side(leg, 624, "LegSide")
-        ratio = _dec(leg, 623, required=False, positive=True) or Decimal(1)
+        ratio = decode_decimal(leg, 623, required=False, positive=True) or Decimal(1)
         parsed.append((inst, side, ratio))
     hedges = hedge_flags([inst for inst, _, _ in parsed])
     return tuple(
@@ -279,7 +279,7 @@ def _check_leg_quantities(
 ) -> None:
     """LegQty(687) is optional; when given it must be the package quantity times the ratio."""
     for n, (entry, leg) in enumerate(zip(leg_entries, legs, strict=True), start=1):
-        leg_qty = _dec(entry, 687, required=False, positive=True)
+        leg_qty = decode_decimal(entry, 687, required=False, positive=True)
         if leg_qty is not None and leg_qty != quantity * leg.ratio:
             raise DecodeError(
                 f"LegQty(687) {fmt_decimal(leg_qty)} on leg {n} is not OrderQty(38) x "
@@ -303,10 +303,10 @@ def _quote_request(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> S
     elif entry.get(55) == MULTILEG_SYMBOL:
         raise DecodeError(f"Symbol(55) {MULTILEG_SYMBOL} needs the legs in NoLegs(555)", tag=55)
     else:
-        inst = _instrument(entry.get(55))
+        inst = decode_instrument(entry.get(55))
         _check_details(inst, entry, INSTRUMENT_DETAILS, "Symbol")
         legs = (LegRequest(inst.symbol, Side.BUY),)
-    quantity = _dec(entry, 38, positive=True)
+    quantity = decode_decimal(entry, 38, positive=True)
     if leg_entries:
         _check_leg_quantities(leg_entries, legs, quantity)
     quote_type_text = entry.get(537)
@@ -353,7 +353,8 @@ def _counter_price(raw: RawMessage, side: Side) -> Decimal:
             f"{own_name}({own})",
             tag=other,
         )
-    price, side_price = _dec(raw, 44, required=False), _dec(raw, own, required=False)
+    price = decode_decimal(raw, 44, required=False)
+    side_price = decode_decimal(raw, own, required=False)
     if price is not None and side_price is not None and price != side_price:
         raise DecodeError(f"Price(44) and {own_name}({own}) disagree", tag=own)
     if price is None and side_price is None:
@@ -379,13 +380,13 @@ def _quote_response(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> 
             via=AcceptVia.QUOTE_RESPONSE,
             side=_side(raw),
             quote_hash=_text(raw, QUOTE_HASH, "QuoteHash"),
-            quantity=_dec(raw, 38, required=False, positive=True),
-            price=_dec(raw, 44, required=False),
+            quantity=decode_decimal(raw, 38, required=False, positive=True),
+            price=decode_decimal(raw, 44, required=False),
         )
     if resp_type is QuoteRespType.COUNTER:
         side = _side(raw)
         price = _counter_price(raw, side)
-        quantity = _dec(raw, 38, required=False, positive=True)
+        quantity = decode_decimal(raw, 38, required=False, positive=True)
         rfq_id = _rfq_of_quote(rfqs, client_id, quote_id)
         return CounterQuote(client_id, rfq_id, quote_id, ref, side, price, quantity)
     if resp_type is QuoteRespType.PASS:
@@ -413,8 +414,8 @@ def _accept_order(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> Ac
         via=AcceptVia.NEW_ORDER,
         side=_side(raw),
         quote_hash=_text(raw, QUOTE_HASH, "QuoteHash"),
-        quantity=_dec(raw, 38, required=False, positive=True),
-        price=_dec(raw, 44, required=False),
+        quantity=decode_decimal(raw, 38, required=False, positive=True),
+        price=decode_decimal(raw, 44, required=False),
     )
 
 
@@ -479,7 +480,7 @@ def _valid_decimal(raw: RawMessage | None, tag: int) -> Decimal | None:
     if raw is None or raw.get(tag) is None:
         return None
     try:
-        return _dec(raw, tag, positive=True)
+        return decode_decimal(raw, tag, positive=True)
     except DecodeError:
         return None
 
@@ -525,15 +526,15 @@ def _status_report(
 ) -> Outgoing:
     """QuoteStatusReport (AI): QuoteID is required, so a report about no quote says NONE."""
     out: list[OutField] = []
-    _opt(out, 131, quote_req_id or ctx.quote_req_id)
-    _opt(out, 117, quote_id or NO_ID)
-    _opt(out, 693, quote_resp_id)
+    add_field(out, 131, quote_req_id or ctx.quote_req_id)
+    add_field(out, 117, quote_id or NO_ID)
+    add_field(out, 693, quote_resp_id)
     if party is not None:
         out.append(_parties([party]))
-    _opt(out, 55, ctx.symbol)
-    _opt(out, 60, at)
-    _opt(out, 297, status.value)
-    _opt(out, 58, text)
+    add_field(out, 55, ctx.symbol)
+    add_field(out, 60, at)
+    add_field(out, 297, status.value)
+    add_field(out, 58, text)
     return "AI", out
 
 
@@ -567,9 +568,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
     entry = entries[0]
     out: list[OutField] = [(55, entry.get(55) or MULTILEG_SYMBOL)]
     if entry.get(537) in tuple(QuoteType):
-        _opt(out, 537, entry.get(537))
-    _opt(out, 54, _valid_side(entry))
-    _opt(out, 38, _valid_decimal(entry, 38))
+        add_field(out, 537, entry.get(537))
+    add_field(out, 54, _valid_side(entry))
+    add_field(out, 38, _valid_decimal(entry, 38))
     try:
         leg_entries = groups(entry, 555, LEG_MEMBER_TAGS)
     except DecodeError:
@@ -578,9 +579,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
     for leg in leg_entries:
         if leg.get(600):
             echoed: list[OutField] = [(600, leg.get(600))]
-            _opt(echoed, 623, _valid_decimal(leg, 623))
+            add_field(echoed, 623, _valid_decimal(leg, 623))
             if leg.get(624) in (Side.BUY, Side.SELL):
-                _opt(echoed, 624, leg.get(624))
+                add_field(echoed, 624, leg.get(624))
             legs.append(echoed)
     if legs:
         out.append((555, legs))
@@ -589,9 +590,9 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
 
 def _echo_from_rfq(rfq: Rfq) -> list[OutField]:
     out: list[OutField] = [(55, _Context(rfq, None).symbol)]
-    _opt(out, 537, rfq.quote_type.value)
-    _opt(out, 54, rfq.side.value if rfq.side else None)
-    _opt(out, 38, rfq.quantity)
+    add_field(out, 537, rfq.quote_type.value)
+    add_field(out, 54, rfq.side.value if rfq.side else None)
+    add_field(out, 38, rfq.quantity)
     if _is_package(rfq.legs):
         legs: list[list[OutField]] = [
             [(600, leg.instrument.symbol), (623, fmt_decimal(leg.ratio)), (624, leg.side.value)]
@@ -619,37 +620,37 @@ def _execution_report(er: m.ExecutionReport, extra: Iterable[OutField] = ()) -> 
 def _quote(e: ev.QuoteToClient, ctx: _Context) -> list[Outgoing]:
     q, sealed = e.sealed.quote, e.sealed
     out: list[OutField] = []
-    _opt(out, 131, ctx.quote_req_id)
-    _opt(out, 117, q.quote_id)
-    _opt(out, 537, q.quote_type.value)
+    add_field(out, 131, ctx.quote_req_id)
+    add_field(out, 117, q.quote_id)
+    add_field(out, 537, q.quote_type.value)
     out.append(_parties([Party(q.desk_id, PartyRole.EXECUTING_FIRM)]))
     package = _is_package(q.legs)
-    _opt(out, 55, MULTILEG_SYMBOL if package else q.legs[0].symbol)
-    _opt(out, 167, "MLEG" if package else None)
+    add_field(out, 55, MULTILEG_SYMBOL if package else q.legs[0].symbol)
+    add_field(out, 167, "MLEG" if package else None)
     if ctx.rfq is not None:
-        _opt(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
-        _opt(out, 38, ctx.rfq.quantity)
+        add_field(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
+        add_field(out, 38, ctx.rfq.quantity)
     if package:
         legs: list[list[OutField]] = []
         for leg in q.legs:
             entry: list[OutField] = [(600, leg.symbol)]
-            _opt(entry, 623, leg.ratio)
-            _opt(entry, 624, leg.side.value)
-            _opt(entry, 681, leg.bid_px)
-            _opt(entry, 684, leg.offer_px)
+            add_field(entry, 623, leg.ratio)
+            add_field(entry, 624, leg.side.value)
+            add_field(entry, 681, leg.bid_px)
+            add_field(entry, 684, leg.offer_px)
             legs.append(entry)
         out.append((555, legs))
-    _opt(out, 132, q.bid_px)
-    _opt(out, 133, q.offer_px)
-    _opt(out, 134, q.bid_size)
-    _opt(out, 135, q.offer_size)
-    _opt(out, 62, q.valid_until)
-    _opt(out, 60, q.quoted_at)
+    add_field(out, 132, q.bid_px)
+    add_field(out, 133, q.offer_px)
+    add_field(out, 134, q.bid_size)
+    add_field(out, 135, q.offer_size)
+    add_field(out, 62, q.valid_until)
+    add_field(out, 60, q.quoted_at)
     if sealed.signature is not None:
-        _opt(out, QUOTE_SIGNATURE, base64.b64encode(sealed.signature).decode("ascii"))
-    _opt(out, QUOTE_HASH, sealed.quote_hash)
+        add_field(out, QUOTE_SIGNATURE, base64.b64encode(sealed.signature).decode("ascii"))
+    add_field(out, QUOTE_HASH, sealed.quote_hash)
     if sealed.signature is not None:
-        _opt(out, QUOTE_SIGNER_KEY_ID, q.desk_id)  # the keyring holds one key per desk
+        add_field(out, QUOTE_SIGNER_KEY_ID, q.desk_id)  # the keyring holds one key per desk
     return [("S", out)]
 
 
@@ -820,8 +821,8 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     sent_cl_ord_id = ctx.answering.get(11) if ctx.answering is not None else None
     cl_ord_id = (sent_cl_ord_id if via_quote_response else None) or e.client_ref
     common: list[OutField] = []
-    _opt(common, 693, e.client_ref if via_quote_response else None)
-    _opt(common, 75, trade.trade_date)
+    add_field(common, 693, e.client_ref if via_quote_response else None)
+    add_field(common, 75, trade.trade_date)
     multileg = trade.is_multileg
     symbol = MULTILEG_SYMBOL if multileg else _leg_instrument(trade.legs[0]).symbol
 
@@ -884,14 +885,14 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
     else:
         inst = _leg_instrument(trade.legs[0])
         out += [(55, inst.symbol), (461, inst.cfi_code), (167, inst.security_type)]
-    _opt(out, 32, trade.quantity)
-    _opt(out, 31, trade.price)
-    _opt(out, 75, trade.trade_date)
-    _opt(out, 442, "3" if trade.is_multileg else "1")
+    add_field(out, 32, trade.quantity)
+    add_field(out, 31, trade.price)
+    add_field(out, 75, trade.trade_date)
+    add_field(out, 442, "3" if trade.is_multileg else "1")
     if trade.is_multileg:
         out.append(_trade_legs(trade))
-    _opt(out, 60, trade.executed_at)
-    _opt(out, 573, "0")
+    add_field(out, 60, trade.executed_at)
+    add_field(out, 573, "0")
     desk_side = Side.SELL if trade.side is Side.BUY else Side.BUY
     client_entry: list[OutField] = [
         (54, trade.side.value),
@@ -994,10 +995,10 @@ def _raw(msg_type: str, fields: list[OutField]) -> RawMessage:
 
 def _instrument_details(inst: Instrument, tags: _DetailTags) -> list[OutField]:
     out: list[OutField] = [(tags.cfi, inst.cfi_code), (tags.security_type, inst.security_type)]
-    _opt(out, tags.maturity_date, inst.expiry)
+    add_field(out, tags.maturity_date, inst.expiry)
     if tags.put_or_call is not None and inst.put_call is not None:
-        _opt(out, tags.put_or_call, "1" if inst.put_call is PutCall.CALL else "0")
-    _opt(out, tags.strike, inst.strike)
+        add_field(out, tags.put_or_call, "1" if inst.put_call is PutCall.CALL else "0")
+    add_field(out, tags.strike, inst.strike)
     return out
 
 
@@ -1013,9 +1014,9 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
         entry.append((55, inst.symbol))
         if details:
             entry += _instrument_details(inst, INSTRUMENT_DETAILS)
-    _opt(entry, 537, cmd.quote_type.value)
-    _opt(entry, 54, cmd.side.value if cmd.side else None)
-    _opt(entry, 38, cmd.quantity)
+    add_field(entry, 537, cmd.quote_type.value)
+    add_field(entry, 54, cmd.side.value if cmd.side else None)
+    add_field(entry, 38, cmd.quantity)
     if _is_package(cmd.legs):
         legs: list[list[OutField]] = []
         for leg in cmd.legs:
@@ -1023,11 +1024,11 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
             leg_entry: list[OutField] = [(600, inst.symbol)]
             if details:
                 leg_entry += _instrument_details(inst, LEG_DETAILS)
-            _opt(leg_entry, 623, leg.ratio)
-            _opt(leg_entry, 624, leg.side.value)
+            add_field(leg_entry, 623, leg.ratio)
+            add_field(leg_entry, 624, leg.side.value)
             legs.append(leg_entry)
         entry.append((555, legs))
-    _opt(entry, 126, cmd.expire_at)
+    add_field(entry, 126, cmd.expire_at)
     return _raw("R", [(131, cmd.quote_req_id), (146, [entry])])
 
 
@@ -1044,16 +1045,16 @@ def encode_quote_response(
         if cmd.via is not AcceptVia.QUOTE_RESPONSE:
             raise ValueError("an AcceptQuote via NEW_ORDER travels as encode_accept_order")
         out += [(693, cmd.client_ref), (117, cmd.quote_id), (694, QuoteRespType.HIT_LIFT.value)]
-        _opt(out, 11, cl_ord_id)
+        add_field(out, 11, cl_ord_id)
         out += [(55, symbol), (54, cmd.side.value)]
-        _opt(out, 38, cmd.quantity)
-        _opt(out, 44, cmd.price)
-        _opt(out, QUOTE_HASH, cmd.quote_hash)
+        add_field(out, 38, cmd.quantity)
+        add_field(out, 44, cmd.price)
+        add_field(out, QUOTE_HASH, cmd.quote_hash)
     elif isinstance(cmd, CounterQuote):
         out += [(693, cmd.quote_resp_id), (117, cmd.quote_id), (694, QuoteRespType.COUNTER.value)]
         out += [(55, symbol), (54, cmd.side.value)]
-        _opt(out, 38, cmd.quantity)
-        _opt(out, 133 if cmd.side is Side.BUY else 132, cmd.price)
+        add_field(out, 38, cmd.quantity)
+        add_field(out, 133 if cmd.side is Side.BUY else 132, cmd.price)
     else:
         if cmd.quote_id is None:
             raise ValueError(
@@ -1069,10 +1070,10 @@ def encode_accept_order(cmd: AcceptQuote, *, symbol: str, transact_time: datetim
     if cmd.via is not AcceptVia.NEW_ORDER:
         raise ValueError("an AcceptQuote via QUOTE_RESPONSE travels as encode_quote_response")
     out: list[OutField] = [(11, cmd.client_ref), (55, symbol), (54, cmd.side.value)]
-    _opt(out, 60, transact_time)
-    _opt(out, 38, cmd.quantity)
-    _opt(out, 40, m.OrdType.PREVIOUSLY_QUOTED.value)
-    _opt(out, 44, cmd.price)
+    add_field(out, 60, transact_time)
+    add_field(out, 38, cmd.quantity)
+    add_field(out, 40, m.OrdType.PREVIOUSLY_QUOTED.value)
+    add_field(out, 44, cmd.price)
     out += [(117, cmd.quote_id), (59, m.TimeInForce.FOK.value), (QUOTE_HASH, cmd.quote_hash)]
     return _raw("D", out)
 
@@ -1133,9 +1134,9 @@ def decode_quote(raw: RawMessage) -> QuoteView:
         QuoteLegView(
             symbol=_text(leg, 600, "LegSymbol"),
             side=_side(leg, 624, "LegSide", required=False),
-            ratio=_dec(leg, 623, required=False, positive=True) or Decimal(1),
-            bid_px=_dec(leg, 681, required=False),
-            offer_px=_dec(leg, 684, required=False),
+            ratio=decode_decimal(leg, 623, required=False, positive=True) or Decimal(1),
+            bid_px=decode_decimal(leg, 681, required=False),
+            offer_px=decode_decimal(leg, 684, required=False),
         )
         for leg in groups(raw, 555, LEG_MEMBER_TAGS)
     )
@@ -1144,10 +1145,10 @@ def decode_quote(raw: RawMessage) -> QuoteView:
         quote_req_id=raw.get(131),
         quote_type=quote_type,
         symbol=_text(raw, 55, "Symbol"),
-        bid_px=_dec(raw, 132, required=False),
-        offer_px=_dec(raw, 133, required=False),
-        bid_size=_dec(raw, 134, required=False),
-        offer_size=_dec(raw, 135, required=False),
+        bid_px=decode_decimal(raw, 132, required=False),
+        offer_px=decode_decimal(raw, 133, required=False),
+        bid_size=decode_decimal(raw, 134, required=False),
+        offer_size=decode_decimal(raw, 135, required=False),
         valid_until=_timestamp(raw, 62, "ValidUntilTime"),
         transact_time=_timestamp(raw, 60, "TransactTime"),
         legs=legs,
