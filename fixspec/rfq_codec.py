@@ -46,6 +46,12 @@ from fixspec.codec import (
 )
 from fixspec.instruments import Instrument, InstrumentKind, PutCall, parse_symbol
 from fixspec.messages import Side
+from fixspec.rfq_codes import (
+    QuoteRequestRejectReason,
+    QuoteRespType,
+    QuoteStatus,
+    QuoteType,
+)
 from otc.negotiation import events as ev
 from otc.negotiation.commands import (
     AcceptQuote,
@@ -57,12 +63,6 @@ from otc.negotiation.commands import (
     SubmitRfq,
 )
 from otc.negotiation.errors import RejectReason
-from otc.negotiation.fixcodes import (
-    QuoteRequestRejectReason,
-    QuoteRespType,
-    QuoteStatus,
-    QuoteType,
-)
 from otc.negotiation.model import HEDGE_KINDS, AcceptVia, LegQuote, Rfq, RfqLeg
 from otc.negotiation.states import RfqState
 from otc.trades import Party, PartyRole, TradeCapture, TradeLeg

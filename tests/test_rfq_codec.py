@@ -38,6 +38,7 @@ from fixspec.rfq_codec import (
     is_rfq_message,
     reject_for_rfq,
 )
+from fixspec.rfq_codes import QuoteStatus
 from gateway.fix.convert import OutboundBuilder
 from otc.negotiation import (
     AcceptQuote,
@@ -57,7 +58,6 @@ from otc.negotiation import (
     verify_quote,
 )
 from otc.negotiation import events as ev
-from otc.negotiation.fixcodes import QuoteStatus
 from otc.negotiation.model import Rfq
 from tests.test_negotiation_support import (
     CLIENT,
