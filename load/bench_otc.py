@@ -40,11 +40,11 @@ from pathlib import Path
 
 import quickfix as fix
 
-from fixspec import rfq_codec
 from fixspec.codec import SOH, RawMessage
 from fixspec.dictionary import write_dictionary
 from fixspec.messages import Side
 from gateway.config import Config
+from gateway.fix import rfq_codec
 from gateway.fix.application import CLIENT_AUDIENCES
 from gateway.fix.convert import OutboundBuilder, to_raw
 from gateway.negotiation import NegotiationService, engine_for

@@ -52,9 +52,9 @@ import gevent.lock
 from locust import FastHttpUser, User, constant, constant_throughput, events, task
 from locust.runners import WorkerRunner
 
-from fixspec import rfq_codec
 from fixspec.messages import Side
 from gateway.desk_api import MAX_DESK_RFQS
+from gateway.fix import rfq_codec
 from load.fastclient import field_value
 from load.fixclient import FixClient
 from load.run_locust import partition

@@ -10,9 +10,9 @@ from decimal import Decimal
 import httpx
 from websockets.sync.client import connect as ws_connect
 
-from fixspec import rfq_codec
 from fixspec.codec import RawMessage
 from fixspec.messages import Side
+from gateway.fix import rfq_codec
 from load.fixclient import FixClient
 from otc.negotiation.commands import (
     AcceptQuote,

@@ -22,7 +22,9 @@ from fixspec.codec import DecodeError, RawMessage, decode_outbound, flatten, gro
 from fixspec.dictionary import write_dictionary
 from fixspec.instruments import format_expiry, parse_symbol
 from fixspec.messages import ExecType, OrdRejReason, OrdStatus, Side
-from fixspec.rfq_codec import (
+from fixspec.rfq_codes import QuoteStatus
+from gateway.fix.convert import OutboundBuilder
+from gateway.fix.rfq_codec import (
     LEG_MEMBER_TAGS,
     MULTILEG_SYMBOL,
     RELATED_SYM_MEMBERS,
@@ -38,8 +40,6 @@ from fixspec.rfq_codec import (
     is_rfq_message,
     reject_for_rfq,
 )
-from fixspec.rfq_codes import QuoteStatus
-from gateway.fix.convert import OutboundBuilder
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import quickfix as fix
 
-from fixspec import codec, rfq_codec
+from fixspec import codec
 from fixspec import messages as m
 from gateway.config import Config
 from gateway.db import SessionEvent, Writer
+from gateway.fix import rfq_codec
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
