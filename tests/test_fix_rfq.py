@@ -1,4 +1,4 @@
-"""FIX 4.4 <-> negotiation translation for RFQs (fixspec.rfq_codec).
+"""FIX 4.4 <-> negotiation translation for RFQs (gateway/fix/rfq_*.py).
 
 Every message the codec builds, and every client message the tests build with its helpers, is
 framed as a full FIX string and parsed and validated by QuickFIX against the assembled dictionary
@@ -24,22 +24,16 @@ from fixspec.instruments import format_expiry, parse_symbol
 from fixspec.messages import ExecType, OrdRejReason, OrdStatus, Side
 from fixspec.rfq_codes import QuoteStatus
 from gateway.fix.convert import OutboundBuilder
-from gateway.fix.rfq_codec import (
-    LEG_MEMBER_TAGS,
-    MULTILEG_SYMBOL,
-    RELATED_SYM_MEMBERS,
-    Outgoing,
-    decode_client,
+from gateway.fix.rfq_client import (
     decode_quote,
     encode_accept_order,
     encode_client_rfq,
-    encode_for_client,
     encode_quote_cancel,
     encode_quote_response,
-    hedge_flags,
-    is_rfq_message,
-    reject_for_rfq,
 )
+from gateway.fix.rfq_fields import LEG_MEMBER_TAGS, MULTILEG_SYMBOL, RELATED_SYM_MEMBERS, Outgoing
+from gateway.fix.rfq_inbound import decode_client, hedge_flags, is_rfq_message
+from gateway.fix.rfq_outbound import encode_for_client, reject_for_rfq
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
