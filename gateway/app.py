@@ -16,6 +16,8 @@ from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
 from gateway.clearing_api import add_clearing_routes
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
+from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
@@ -27,8 +29,6 @@ from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
 from otc.clearing.dispatcher import ClearingDispatcher
 from otc.clearing.schemas import SchemaRegistry
-from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
-from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
 from otc.negotiation.commands import ConfirmTrade
 from otc.orders import OrderManager, OrderUpdated

@@ -25,8 +25,11 @@ import httpx
 import pytest
 from lxml import etree
 
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
+from gateway.clearinghouse.transport import HttpSender
 from otc.clearing import fixml, fpml
 from otc.clearing.codec import compare_with_trade, parse_ack, read_submission, render
+from otc.clearing.delivery import SendResult
 from otc.clearing.model import (
     AckOutcome,
     ClearingFormat,
@@ -44,8 +47,6 @@ from otc.clearing.schemas import (
     compile_schema,
     validate_file,
 )
-from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
-from otc.clearing.transport import HttpSender, SendResult
 from otc.trades import DayCount, IrsTerms
 
 GOLDEN = Path(__file__).parent / "golden" / "clearing"

@@ -12,6 +12,7 @@ import pytest
 
 from fixspec.instruments import parse_symbol
 from fixspec.messages import Side
+from gateway.clearinghouse.simulator import ClearinghouseSimulator
 from otc.clearing.codec import render
 from otc.clearing.model import trade_economics
 from otc.clearing.recon import (
@@ -24,7 +25,6 @@ from otc.clearing.recon import (
     reconcile,
 )
 from otc.clearing.samples import all_samples
-from otc.clearing.simulator import ClearinghouseSimulator
 
 TRADES = list(all_samples().values())
 HEADER = "trade_id,clearing_trade_id,instrument,buyer,seller,quantity,price,currency\n"

@@ -7,8 +7,11 @@ Modules, each with one role:
 * :mod:`~otc.clearing.codec` - trade -> message, bytes -> ack/submission (pure).
 * :mod:`~otc.clearing.schemas` - cached XSD compilation, ``validate_file`` for the CLI.
 * :mod:`~otc.clearing.outbox` - the delivery state machine and its repository protocol (pure).
-* :mod:`~otc.clearing.transport` - file-drop and HTTP(S) senders (edge).
-* :mod:`~otc.clearing.dispatcher` - drives outbox rows through a sender (edge glue).
+* :mod:`~otc.clearing.delivery` - what a sender must do: the port the transports plug into.
+* :mod:`~otc.clearing.dispatcher` - drives outbox rows through the sender and repository it
+  is given.
 * :mod:`~otc.clearing.recon` - register file format and reconciliation.
-* :mod:`~otc.clearing.simulator` - a loopback clearinghouse for tests and the demo.
+
+The senders (file drop, HTTP(S)) and the simulated clearinghouse are adapters in
+``gateway/clearinghouse``.
 """
