@@ -16,6 +16,7 @@ from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
 from gateway.clearing_api import add_clearing_routes
+from gateway.clearinghouse.schemas import SchemaRegistry
 from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
 from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import Config, RiskSection
@@ -28,7 +29,6 @@ from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
 from otc.clearing.dispatcher import ClearingDispatcher
-from otc.clearing.schemas import SchemaRegistry
 from otc.negotiation import events as ev
 from otc.negotiation.commands import ConfirmTrade
 from otc.orders import OrderManager, OrderUpdated

@@ -165,7 +165,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_clearing(args: argparse.Namespace) -> int:
     """Clearing messages: validate one against the official schemas; reconcile a register."""
     if args.clearing_command == "validate":
-        from otc.clearing.schemas import SchemaSetError, validate_file
+        from gateway.clearinghouse.schemas import SchemaSetError, validate_file
 
         schemas = args.schemas or (_load(args).clearing.schema_dir)
         if schemas is None:

@@ -25,6 +25,15 @@ import httpx
 import pytest
 from lxml import etree
 
+from gateway.clearinghouse.schemas import (
+    FIXML_MAIN,
+    FPML_MAIN,
+    CompiledSchema,
+    SchemaRegistry,
+    SchemaSetError,
+    compile_schema,
+    validate_file,
+)
 from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
 from gateway.clearinghouse.transport import HttpSender
 from otc.clearing import fixml, fpml
@@ -38,15 +47,6 @@ from otc.clearing.model import (
     idempotency_key,
 )
 from otc.clearing.samples import all_samples, block_multileg_trade, irs_trade, option_trade
-from otc.clearing.schemas import (
-    FIXML_MAIN,
-    FPML_MAIN,
-    CompiledSchema,
-    SchemaRegistry,
-    SchemaSetError,
-    compile_schema,
-    validate_file,
-)
 from otc.trades import DayCount, IrsTerms
 
 GOLDEN = Path(__file__).parent / "golden" / "clearing"

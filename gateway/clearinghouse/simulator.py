@@ -35,13 +35,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from fixspec.messages import utcnow
+from gateway.clearinghouse.schemas import SchemaRegistry
 from gateway.clearinghouse.transport import IDEMPOTENCY_HEADER, MESSAGES_PATH
 from otc.clearing import fixml, fpml
 from otc.clearing.codec import Submission, read_submission
 from otc.clearing.fixml import TradeReportView
 from otc.clearing.model import ClearingFormatError
 from otc.clearing.recon import RegisterRow, format_register
-from otc.clearing.schemas import SchemaRegistry
 
 MAX_BODY = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
