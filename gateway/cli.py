@@ -186,7 +186,7 @@ def cmd_clearing(args: argparse.Namespace) -> int:
 
     from gateway import db
     from gateway.clearing import trade_from_record
-    from otc.clearing.recon import cmd_reconcile
+    from gateway.clearinghouse.register import cmd_reconcile
 
     config = _load(args)
     engine = db.connect(config.database_url)

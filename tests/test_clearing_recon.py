@@ -12,6 +12,7 @@ import pytest
 
 from fixspec.instruments import parse_symbol
 from fixspec.messages import Side
+from gateway.clearinghouse.register import cmd_reconcile, reconcile
 from gateway.clearinghouse.simulator import ClearinghouseSimulator
 from otc.clearing.codec import render
 from otc.clearing.model import trade_economics
@@ -19,10 +20,8 @@ from otc.clearing.recon import (
     BreakKind,
     RegisterError,
     RegisterRow,
-    cmd_reconcile,
     format_register,
     parse_register,
-    reconcile,
 )
 from otc.clearing.samples import all_samples
 

@@ -2,6 +2,8 @@
 
 * :mod:`~gateway.clearinghouse.transport` - file-drop and HTTP(S) senders, the adapters behind
   :class:`otc.clearing.delivery.ClearingSender`.
+* :mod:`~gateway.clearinghouse.register` - the trade register file and ``fixbridge clearing
+  reconcile``.
 * :mod:`~gateway.clearinghouse.schemas` - the official XSD sets, compiled once per process from
   the configured directory; ``validate_file`` for ``fixbridge clearing validate``.
 * :mod:`~gateway.clearinghouse.simulator` - a loopback clearinghouse (HTTP server thread) for

@@ -15,12 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from fixspec.messages import utcnow
+from gateway.clearinghouse.register import cmd_reconcile
 from gateway.clearinghouse.schemas import SchemaRegistry, SchemaSetError
 from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
 from gateway.clearinghouse.transport import HttpSender
 from otc.clearing.dispatcher import ClearingDispatcher, enqueue
 from otc.clearing.outbox import InMemoryOutbox, list_exceptions
-from otc.clearing.recon import cmd_reconcile
 from otc.clearing.samples import all_samples
 
 

@@ -9,7 +9,7 @@ Modules, each with one role:
 * :mod:`~otc.clearing.delivery` - what a sender must do: the port the transports plug into.
 * :mod:`~otc.clearing.dispatcher` - drives outbox rows through the sender and repository it
   is given.
-* :mod:`~otc.clearing.recon` - register file format and reconciliation.
+* :mod:`~otc.clearing.recon` - register format and reconciliation.
 
 The senders (file drop, HTTP(S)), the XSD sets read from disk and the simulated clearinghouse
 are adapters in ``gateway/clearinghouse``.
