@@ -13,7 +13,7 @@ from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
 from gateway import clearing, db, pki, recovery, rfq_store
 from gateway.api import Auth, create_api
-from gateway.audit import Auditor
+from gateway.audit.feed import Auditor
 from gateway.audit_api import add_audit_routes
 from gateway.clearing_api import add_clearing_routes
 from gateway.clearinghouse.schemas import SchemaRegistry

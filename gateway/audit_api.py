@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from gateway.api import ApiToken, Problem
-from gateway.audit import Auditor
+from gateway.audit.feed import Auditor
 from otc.audit import ExportError, build_receipt, export_bundle
 
 

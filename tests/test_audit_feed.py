@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.audit import Auditor
+from gateway.audit.feed import Auditor
 from otc.audit import generate_signing_key
 
 SOH = "\x01"

@@ -1,0 +1,9 @@
+"""The signed audit trail's I/O: the feed from every edge, the log's files and writer thread,
+the signing key on disk, compliance exports and the ``fixbridge audit`` commands.
+
+* :mod:`~gateway.audit.feed` - :class:`~gateway.audit.feed.Auditor`, what every edge of the
+  process records, queued and appended by the ``audit-feed`` thread.
+
+What an entry, a checkpoint, a proof, a bundle or a receipt *is*, and how each is checked, is
+decided in ``otc.audit`` without I/O.
+"""
