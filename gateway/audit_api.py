@@ -12,7 +12,8 @@ from starlette.background import BackgroundTask
 
 from gateway.api import ApiToken, Problem
 from gateway.audit.feed import Auditor
-from otc.audit import ExportError, build_receipt, export_bundle
+from gateway.audit.receipt import build_receipt
+from otc.audit import ExportError, export_bundle
 
 
 class ExportIn(BaseModel):

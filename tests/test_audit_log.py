@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.audit.receipt import build_receipt
 from otc.audit.canonical import CanonicalError
 from otc.audit.checkpoint import Checkpoint
 from otc.audit.entry import GENESIS_PREV_HASH, EntryError, decode_entry
@@ -27,7 +28,7 @@ from otc.audit.keys import (
 )
 from otc.audit.log import AuditLog, AuditLogClosed, AuditLogFailed, AuditLogLocked
 from otc.audit.merkle import MerkleTree
-from otc.audit.receipt import build_receipt, verify_receipt
+from otc.audit.receipt import verify_receipt
 from otc.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, RECOVERED_DIR, LogCorruptError
 
 

@@ -34,7 +34,7 @@ from otc.audit.log import (
     AuditReceipt,
     PendingAppend,
 )
-from otc.audit.receipt import Receipt, ReceiptReport, build_receipt, verify_receipt
+from otc.audit.receipt import EntryMatcher, Receipt, ReceiptReport, verify_receipt
 from otc.audit.store import LogCorruptError
 from otc.audit.verify import ExtendsReport, Problem, VerifyReport, prove_extends, verify_bundle
 
@@ -50,6 +50,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Entry",
+    "EntryMatcher",
     "EntryError",
     "ExportError",
     "ExportSummary",
@@ -62,7 +63,6 @@ __all__ = [
     "Receipt",
     "ReceiptReport",
     "VerifyReport",
-    "build_receipt",
     "canonical_json",
     "decode_entry",
     "export_bundle",
