@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from otc.audit.export import export_bundle
+from gateway.audit.export import export_bundle
 from otc.audit.keys import generate_signing_key
 from otc.audit.log import AuditLog
 from otc.audit.verify import verify_bundle

@@ -17,8 +17,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from gateway.audit.export import export_bundle
 from otc.audit.entry import decode_entry
-from otc.audit.export import export_bundle
 from otc.audit.keys import generate_signing_key
 from otc.audit.log import AuditLog
 from otc.audit.store import ENTRIES_FILE

@@ -3,6 +3,10 @@ the signing key on disk, compliance exports and the ``fixbridge audit`` commands
 
 * :mod:`~gateway.audit.feed` - :class:`~gateway.audit.feed.Auditor`, what every edge of the
   process records, queued and appended by the ``audit-feed`` thread.
+* :mod:`~gateway.audit.export` - copies a time range of the log into a bundle (directory or
+  ``.tar``).
+* :mod:`~gateway.audit.receipt` - seals the log and builds a receipt from its file.
+* :mod:`~gateway.audit.cli` - ``fixbridge audit keygen|export|verify|extends``.
 
 What an entry, a checkpoint, a proof, a bundle or a receipt *is*, and how each is checked, is
 decided in ``otc.audit`` without I/O.

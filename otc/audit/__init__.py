@@ -17,7 +17,6 @@ layout, recovery), ``log`` (the writer), ``bundle``/``export``/``verify`` (compl
 from otc.audit.canonical import CanonicalError, canonical_json, format_ts
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import Entry, EntryError, decode_entry
-from otc.audit.export import ExportError, ExportSummary, export_bundle
 from otc.audit.keys import (
     AuditKeyError,
     KeyExistsError,
@@ -52,8 +51,6 @@ __all__ = [
     "Entry",
     "EntryMatcher",
     "EntryError",
-    "ExportError",
-    "ExportSummary",
     "ExtendsReport",
     "KeyExistsError",
     "LogCorruptError",
@@ -65,7 +62,6 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "decode_entry",
-    "export_bundle",
     "format_ts",
     "generate_signing_key",
     "load_signing_key",

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
-from otc.audit.export import ExportError, export_bundle
+from gateway.audit.export import ExportError, export_bundle
 from otc.audit.keys import (
     PUBLIC_KEY_FILE,
     AuditKeyError,
