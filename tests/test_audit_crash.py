@@ -18,11 +18,11 @@ import textwrap
 from pathlib import Path
 
 from gateway.audit.export import export_bundle
+from gateway.audit.verify import verify_bundle
 from otc.audit.entry import decode_entry
 from otc.audit.keys import generate_signing_key
 from otc.audit.log import AuditLog
 from otc.audit.store import ENTRIES_FILE
-from otc.audit.verify import verify_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,6 +5,7 @@ the signing key on disk, compliance exports and the ``fixbridge audit`` commands
   process records, queued and appended by the ``audit-feed`` thread.
 * :mod:`~gateway.audit.export` - copies a time range of the log into a bundle (directory or
   ``.tar``).
+* :mod:`~gateway.audit.verify` - reads a bundle directory or ``.tar`` for the core's checks.
 * :mod:`~gateway.audit.receipt` - seals the log and builds a receipt from its file.
 * :mod:`~gateway.audit.cli` - ``fixbridge audit keygen|export|verify|extends``.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.audit.export import ExportError, export_bundle
+from gateway.audit.verify import prove_extends, verify_bundle
 from otc.audit.keys import (
     PUBLIC_KEY_FILE,
     AuditKeyError,
@@ -22,7 +23,6 @@ from otc.audit.keys import (
 )
 from otc.audit.signing import key_id as _key_id
 from otc.audit.store import LogCorruptError
-from otc.audit.verify import prove_extends, verify_bundle
 
 __all__ = ["cmd_export", "cmd_extends", "cmd_keygen", "cmd_verify", "parse_time"]
 

@@ -35,7 +35,7 @@ from otc.audit.log import (
 )
 from otc.audit.receipt import EntryMatcher, Receipt, ReceiptReport, verify_receipt
 from otc.audit.store import LogCorruptError
-from otc.audit.verify import ExtendsReport, Problem, VerifyReport, prove_extends, verify_bundle
+from otc.audit.verify import ExtendsReport, Problem, VerifyReport, check_bundle, check_extends
 
 __all__ = [
     "AuditKeyError",
@@ -61,11 +61,11 @@ __all__ = [
     "ReceiptReport",
     "VerifyReport",
     "canonical_json",
+    "check_bundle",
+    "check_extends",
     "decode_entry",
     "format_ts",
     "generate_signing_key",
     "load_signing_key",
-    "prove_extends",
-    "verify_bundle",
     "verify_receipt",
 ]
