@@ -148,7 +148,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """The signed audit log: keys, compliance export, offline verification."""
     from gateway.audit import cli as audit_cli
-    from otc.audit.keys import PRIVATE_KEY_FILE
+    from gateway.audit.keys import PRIVATE_KEY_FILE
 
     if args.audit_command in ("verify", "extends"):  # need nothing but the bundles
         if args.audit_command == "verify":

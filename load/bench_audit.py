@@ -36,9 +36,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.audit.export import export_bundle
+from gateway.audit.keys import generate_signing_key
+from gateway.audit.log import AuditLog
 from gateway.audit.verify import verify_bundle
-from otc.audit.keys import generate_signing_key
-from otc.audit.log import AuditLog
 
 APPEND_TARGET = 20_000.0
 VERIFY_TARGET = 50_000.0

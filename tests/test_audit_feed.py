@@ -7,7 +7,7 @@ import json
 import logging
 
 from gateway.audit.feed import Auditor
-from otc.audit import generate_signing_key
+from gateway.audit.keys import generate_signing_key
 
 SOH = "\x01"
 

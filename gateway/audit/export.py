@@ -22,6 +22,8 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.keys import load_signing_key
+from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, iter_lines, read_checkpoints
 from gateway.audit.verify import verify_bundle
 from otc.audit.bundle import (
     CHECKPOINTS,
@@ -34,10 +36,8 @@ from otc.audit.bundle import (
 from otc.audit.canonical import CanonicalError, canonical_bytes, format_ts
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import GENESIS_PREV_HASH, Entry, EntryError, decode_entry, entry_ts
-from otc.audit.keys import load_signing_key
 from otc.audit.merkle import MerkleTree
 from otc.audit.signing import key_id, public_key_pem, sign_document
-from otc.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, iter_lines, read_checkpoints
 
 __all__ = ["ExportError", "ExportSummary", "ProgressFn", "export_bundle"]
 

@@ -5,10 +5,10 @@ What a receipt is and how anyone checks it offline is :mod:`otc.audit.receipt`.
 
 from __future__ import annotations
 
-from otc.audit.log import AuditLog
+from gateway.audit.log import AuditLog
+from gateway.audit.store import iter_lines
 from otc.audit.receipt import EntryMatcher, Match, Receipt
 from otc.audit.signing import public_key_pem
-from otc.audit.store import iter_lines
 
 
 def build_receipt(log: AuditLog, match: Match) -> Receipt:
