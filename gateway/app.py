@@ -10,7 +10,6 @@ import time
 import uvicorn
 
 from fixspec import messages as m
-from fixspec.dictionary import write_dictionary
 from gateway import clearing, db, pki, recovery, rfq_store
 from gateway.api import Auth, create_api
 from gateway.audit.feed import Auditor
@@ -22,6 +21,7 @@ from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
+from gateway.fix.dictionary import write_dictionary
 from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.limits import MAX_WS_MESSAGE_BYTES

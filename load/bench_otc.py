@@ -41,12 +41,12 @@ from pathlib import Path
 import quickfix as fix
 
 from fixspec.codec import SOH, RawMessage
-from fixspec.dictionary import write_dictionary
 from fixspec.messages import Side
 from gateway.config import Config
 from gateway.fix import rfq_client, rfq_inbound, rfq_outbound
 from gateway.fix.application import CLIENT_AUDIENCES
 from gateway.fix.convert import OutboundBuilder, to_raw
+from gateway.fix.dictionary import write_dictionary
 from gateway.negotiation import NegotiationService, engine_for
 from load.stats import latency_header, latency_row, percentile
 from otc.negotiation import (

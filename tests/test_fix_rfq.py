@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixspec.codec import DecodeError, RawMessage, decode_outbound, flatten, groups
-from fixspec.dictionary import write_dictionary
 from fixspec.instruments import format_expiry, parse_symbol
 from fixspec.messages import ExecType, OrdRejReason, OrdStatus, Side
 from fixspec.rfq_codes import QuoteStatus
 from gateway.fix.convert import OutboundBuilder
+from gateway.fix.dictionary import write_dictionary
 from gateway.fix.rfq_client import (
     decode_quote,
     encode_accept_order,
