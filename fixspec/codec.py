@@ -97,7 +97,12 @@ def fmt_decimal(d: Decimal) -> str:
     return format(m.plain(d), "f")
 
 
-def _dec(raw: RawMessage, tag: int, *, required: bool = True, positive: bool = False):
+def decode_decimal(raw: RawMessage, tag: int, *, required: bool = True, positive: bool = False):
+    """The FIX Float in ``tag`` as a Decimal (None when absent and not ``required``).
+
+    Refuses, as a :class:`DecodeError` naming the tag, what a FIX Float may not be: an exponent,
+    blanks, infinity or NaN, more digits than :func:`fmt_decimal` can echo exactly, and with
+    ``positive`` zero or less."""
     text = raw.get(tag)
     if text is None:
         if required:
@@ -137,7 +142,10 @@ def _enum(enum_cls, raw: RawMessage, tag: int, *, required: bool = True, default
         raise DecodeError(f"unsupported value {text!r} for tag {tag}", tag=tag) from exc
 
 
-def _instrument(symbol: str | None, tag: int = 55):
+def decode_instrument(symbol: str | None, tag: int = 55):
+    """The instrument ``symbol`` names, read from ``tag`` (55 Symbol, 600 LegSymbol). A missing
+    symbol is a :class:`DecodeError` naming the tag; an unknown one is too, marked
+    ``unknown_symbol`` so the reject says UnknownSymbol."""
     if symbol is None:
         raise DecodeError(f"required tag {tag} missing", tag=tag)
     try:
@@ -152,7 +160,7 @@ def _time(raw: RawMessage, tag: int = 60) -> datetime:
 
 
 def _priced(ord_type: m.OrdType, raw: RawMessage) -> Decimal | None:
-    price = _dec(raw, 44, required=ord_type is m.OrdType.LIMIT, positive=True)
+    price = decode_decimal(raw, 44, required=ord_type is m.OrdType.LIMIT, positive=True)
     if ord_type is m.OrdType.MARKET and price is not None:
         raise DecodeError("market order must not carry Price(44)", tag=44)
     return price
@@ -191,9 +199,9 @@ def _new_order(raw: RawMessage) -> m.NewOrder:
     ord_type = _enum(m.OrdType, raw, 40)
     return m.NewOrder(
         cl_ord_id=_str(raw, 11),
-        instrument=_instrument(raw.get(55)),
+        instrument=decode_instrument(raw.get(55)),
         side=_enum(m.Side, raw, 54),
-        quantity=_dec(raw, 38, positive=True),
+        quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         price=_priced(ord_type, raw),
         time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
@@ -209,7 +217,7 @@ def _cancel(raw: RawMessage) -> m.CancelRequest:
         orig_cl_ord_id=_str(raw, 41),
         side=_enum(m.Side, raw, 54),
         symbol=_str(raw, 55),
-        quantity=_dec(raw, 38, required=False),
+        quantity=decode_decimal(raw, 38, required=False),
         order_id=raw.get(37),
         transact_time=_time(raw),
     )
@@ -220,9 +228,9 @@ def _replace(raw: RawMessage) -> m.ReplaceRequest:
     return m.ReplaceRequest(
         cl_ord_id=_str(raw, 11),
         orig_cl_ord_id=_str(raw, 41),
-        instrument=_instrument(raw.get(55)),
+        instrument=decode_instrument(raw.get(55)),
         side=_enum(m.Side, raw, 54),
-        quantity=_dec(raw, 38, positive=True),
+        quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         price=_priced(ord_type, raw),
         time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
@@ -246,20 +254,21 @@ def _multileg(raw: RawMessage) -> m.NewMultilegOrder:
     for entry in groups(raw, 555, LEG_TAGS):
         legs.append(
             m.Leg(
-                instrument=_instrument(entry.get(600), tag=600),
+                instrument=decode_instrument(entry.get(600), tag=600),
                 side=_enum(m.Side, entry, 624),
-                ratio=_dec(entry, 623, required=False, positive=True) or Decimal(1),
+                ratio=decode_decimal(entry, 623, required=False, positive=True) or Decimal(1),
             )
         )
     if len(legs) < 2:
         raise DecodeError("a multileg order needs at least two legs in NoLegs(555)", tag=555)
-    price = _dec(raw, 44, required=ord_type is m.OrdType.LIMIT)  # package price may be <= 0
+    # A package price may be <= 0.
+    price = decode_decimal(raw, 44, required=ord_type is m.OrdType.LIMIT)
     if ord_type is m.OrdType.MARKET and price is not None:
         raise DecodeError("market order must not carry Price(44)", tag=44)
     return m.NewMultilegOrder(
         cl_ord_id=_str(raw, 11),
         side=_enum(m.Side, raw, 54),
-        quantity=_dec(raw, 38, positive=True),
+        quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         legs=tuple(legs),
         price=price,
@@ -285,7 +294,7 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
     if raw.msg_type in ("D", "AB") and cl_ord_id:
         side = raw.get(54)
         try:
-            order_qty = _dec(raw, 38, required=False) or Decimal(0)
+            order_qty = decode_decimal(raw, 38, required=False) or Decimal(0)
         except DecodeError:
             order_qty = Decimal(0)
         return m.ExecutionReport(
@@ -334,8 +343,9 @@ def reject_for(raw: RawMessage, error: DecodeError) -> m.OutboundMessage:
 # --- outbound --------------------------------------------------------------------------
 
 
-def _opt(out: list[OutField], tag: int, value: object) -> None:
-    """Append ``tag`` in its FIX form, unless there is no value."""
+def add_field(out: list[OutField], tag: int, value: object) -> None:
+    """Append ``tag`` with ``value`` in its FIX form (Decimal, UTCTimestamp, LocalMktDate or
+    text); append nothing when there is no value, since FIX has no empty fields."""
     if value is None or value == "":  # FIX has no empty values: an empty text is no text
         return
     if isinstance(value, Decimal):
@@ -350,48 +360,48 @@ def _opt(out: list[OutField], tag: int, value: object) -> None:
 
 def _execution_report(er: m.ExecutionReport) -> list[OutField]:
     out: list[OutField] = []
-    _opt(out, 37, er.order_id)
-    _opt(out, 11, er.cl_ord_id)
-    _opt(out, 41, er.orig_cl_ord_id)
-    _opt(out, 17, er.exec_id)
-    _opt(out, 150, er.exec_type.value)
-    _opt(out, 39, er.ord_status.value)
-    _opt(out, 103, er.ord_rej_reason.value if er.ord_rej_reason else None)
-    _opt(out, 55, er.symbol)
-    _opt(out, 54, er.side.value)
-    _opt(out, 38, er.order_qty)
-    _opt(out, 40, er.ord_type.value if er.ord_type else None)
-    _opt(out, 44, er.price)
-    _opt(out, 59, er.time_in_force.value if er.time_in_force else None)
-    _opt(out, 32, er.last_qty)
-    _opt(out, 31, er.last_px)
-    _opt(out, 151, er.leaves_qty)
-    _opt(out, 14, er.cum_qty)
-    _opt(out, 6, er.avg_px)
-    _opt(out, 60, er.transact_time)
-    _opt(out, 58, er.text)
+    add_field(out, 37, er.order_id)
+    add_field(out, 11, er.cl_ord_id)
+    add_field(out, 41, er.orig_cl_ord_id)
+    add_field(out, 17, er.exec_id)
+    add_field(out, 150, er.exec_type.value)
+    add_field(out, 39, er.ord_status.value)
+    add_field(out, 103, er.ord_rej_reason.value if er.ord_rej_reason else None)
+    add_field(out, 55, er.symbol)
+    add_field(out, 54, er.side.value)
+    add_field(out, 38, er.order_qty)
+    add_field(out, 40, er.ord_type.value if er.ord_type else None)
+    add_field(out, 44, er.price)
+    add_field(out, 59, er.time_in_force.value if er.time_in_force else None)
+    add_field(out, 32, er.last_qty)
+    add_field(out, 31, er.last_px)
+    add_field(out, 151, er.leaves_qty)
+    add_field(out, 14, er.cum_qty)
+    add_field(out, 6, er.avg_px)
+    add_field(out, 60, er.transact_time)
+    add_field(out, 58, er.text)
     return out
 
 
 def _cancel_reject(cr: m.CancelReject) -> list[OutField]:
     out: list[OutField] = []
-    _opt(out, 37, cr.order_id)
-    _opt(out, 11, cr.cl_ord_id)
-    _opt(out, 41, cr.orig_cl_ord_id)
-    _opt(out, 39, cr.ord_status.value)
-    _opt(out, 434, cr.response_to.value)
-    _opt(out, 102, cr.reason.value)
-    _opt(out, 58, cr.text)
+    add_field(out, 37, cr.order_id)
+    add_field(out, 11, cr.cl_ord_id)
+    add_field(out, 41, cr.orig_cl_ord_id)
+    add_field(out, 39, cr.ord_status.value)
+    add_field(out, 434, cr.response_to.value)
+    add_field(out, 102, cr.reason.value)
+    add_field(out, 58, cr.text)
     return out
 
 
 def _business_reject(br: m.BusinessReject) -> list[OutField]:
     out: list[OutField] = []
-    _opt(out, 45, br.ref_seq_num)
-    _opt(out, 372, br.ref_msg_type)
-    _opt(out, 379, br.business_reject_ref_id)
-    _opt(out, 380, br.reason.value)
-    _opt(out, 58, br.text)
+    add_field(out, 45, br.ref_seq_num)
+    add_field(out, 372, br.ref_msg_type)
+    add_field(out, 379, br.business_reject_ref_id)
+    add_field(out, 380, br.reason.value)
+    add_field(out, 58, br.text)
     return out
 
 
@@ -439,14 +449,14 @@ def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
             ord_rej_reason=m.OrdRejReason(rej) if rej else None,
             symbol=raw.get(55),
             side=m.Side(raw.get(54)),
-            order_qty=_dec(raw, 38),
+            order_qty=decode_decimal(raw, 38),
             ord_type=m.OrdType(ord_type) if ord_type else None,
-            price=_dec(raw, 44, required=False),
-            last_qty=_dec(raw, 32, required=False),
-            last_px=_dec(raw, 31, required=False),
-            leaves_qty=_dec(raw, 151),
-            cum_qty=_dec(raw, 14),
-            avg_px=_dec(raw, 6),
+            price=decode_decimal(raw, 44, required=False),
+            last_qty=decode_decimal(raw, 32, required=False),
+            last_px=decode_decimal(raw, 31, required=False),
+            leaves_qty=decode_decimal(raw, 151),
+            cum_qty=decode_decimal(raw, 14),
+            avg_px=decode_decimal(raw, 6),
             transact_time=parse_time(raw.get(60)),
             text=raw.get(58),
             time_in_force=m.TimeInForce(raw.get(59)) if raw.get(59) else None,
@@ -478,61 +488,61 @@ def encode_inbound(msg: m.InboundOrderMessage) -> RawMessage:
     out: list[OutField] = []
     if isinstance(msg, m.NewOrder):
         msg_type = "D"
-        _opt(out, 1, msg.account)
-        _opt(out, 11, msg.cl_ord_id)
-        _opt(out, 55, msg.instrument.symbol)
-        _opt(out, 54, msg.side.value)
-        _opt(out, 60, msg.transact_time)
-        _opt(out, 38, msg.quantity)
-        _opt(out, 40, msg.ord_type.value)
-        _opt(out, 44, msg.price)
-        _opt(out, 59, msg.time_in_force.value)
-        _opt(out, 117, msg.quote_id)
+        add_field(out, 1, msg.account)
+        add_field(out, 11, msg.cl_ord_id)
+        add_field(out, 55, msg.instrument.symbol)
+        add_field(out, 54, msg.side.value)
+        add_field(out, 60, msg.transact_time)
+        add_field(out, 38, msg.quantity)
+        add_field(out, 40, msg.ord_type.value)
+        add_field(out, 44, msg.price)
+        add_field(out, 59, msg.time_in_force.value)
+        add_field(out, 117, msg.quote_id)
     elif isinstance(msg, m.CancelRequest):
         msg_type = "F"
-        _opt(out, 37, msg.order_id)
-        _opt(out, 41, msg.orig_cl_ord_id)
-        _opt(out, 11, msg.cl_ord_id)
-        _opt(out, 55, msg.symbol)
-        _opt(out, 54, msg.side.value)
-        _opt(out, 60, msg.transact_time)
-        _opt(out, 38, msg.quantity)
+        add_field(out, 37, msg.order_id)
+        add_field(out, 41, msg.orig_cl_ord_id)
+        add_field(out, 11, msg.cl_ord_id)
+        add_field(out, 55, msg.symbol)
+        add_field(out, 54, msg.side.value)
+        add_field(out, 60, msg.transact_time)
+        add_field(out, 38, msg.quantity)
     elif isinstance(msg, m.ReplaceRequest):
         msg_type = "G"
-        _opt(out, 37, msg.order_id)
-        _opt(out, 41, msg.orig_cl_ord_id)
-        _opt(out, 11, msg.cl_ord_id)
-        _opt(out, 55, msg.instrument.symbol)
-        _opt(out, 54, msg.side.value)
-        _opt(out, 60, msg.transact_time)
-        _opt(out, 38, msg.quantity)
-        _opt(out, 40, msg.ord_type.value)
-        _opt(out, 44, msg.price)
-        _opt(out, 59, msg.time_in_force.value)
+        add_field(out, 37, msg.order_id)
+        add_field(out, 41, msg.orig_cl_ord_id)
+        add_field(out, 11, msg.cl_ord_id)
+        add_field(out, 55, msg.instrument.symbol)
+        add_field(out, 54, msg.side.value)
+        add_field(out, 60, msg.transact_time)
+        add_field(out, 38, msg.quantity)
+        add_field(out, 40, msg.ord_type.value)
+        add_field(out, 44, msg.price)
+        add_field(out, 59, msg.time_in_force.value)
     elif isinstance(msg, m.StatusRequest):
         msg_type = "H"
-        _opt(out, 37, msg.order_id)
-        _opt(out, 11, msg.cl_ord_id)
-        _opt(out, 55, msg.symbol)
-        _opt(out, 54, msg.side.value)
+        add_field(out, 37, msg.order_id)
+        add_field(out, 11, msg.cl_ord_id)
+        add_field(out, 55, msg.symbol)
+        add_field(out, 54, msg.side.value)
     elif isinstance(msg, m.NewMultilegOrder):
         msg_type = "AB"
-        _opt(out, 1, msg.account)
-        _opt(out, 11, msg.cl_ord_id)
-        _opt(out, 54, msg.side.value)
+        add_field(out, 1, msg.account)
+        add_field(out, 11, msg.cl_ord_id)
+        add_field(out, 54, msg.side.value)
         legs: list[list[OutField]] = []
         for leg in msg.legs:
             entry: list[OutField] = []
-            _opt(entry, 600, leg.instrument.symbol)
-            _opt(entry, 623, leg.ratio)
-            _opt(entry, 624, leg.side.value)
+            add_field(entry, 600, leg.instrument.symbol)
+            add_field(entry, 623, leg.ratio)
+            add_field(entry, 624, leg.side.value)
             legs.append(entry)
         out.append((555, legs))
-        _opt(out, 60, msg.transact_time)
-        _opt(out, 38, msg.quantity)
-        _opt(out, 40, msg.ord_type.value)
-        _opt(out, 44, msg.price)
-        _opt(out, 59, msg.time_in_force.value)
+        add_field(out, 60, msg.transact_time)
+        add_field(out, 38, msg.quantity)
+        add_field(out, 40, msg.ord_type.value)
+        add_field(out, 44, msg.price)
+        add_field(out, 59, msg.time_in_force.value)
     else:  # pragma: no cover - exhaustive over the union
         raise TypeError(type(msg))
     return RawMessage(msg_type, ((35, msg_type), *flatten(out)))

@@ -10,15 +10,18 @@ import time
 import uvicorn
 
 from fixspec import messages as m
-from fixspec.dictionary import write_dictionary
 from gateway import clearing, db, pki, recovery, rfq_store
 from gateway.api import Auth, create_api
-from gateway.audit import Auditor
+from gateway.audit.feed import Auditor
 from gateway.audit_api import add_audit_routes
 from gateway.clearing_api import add_clearing_routes
+from gateway.clearinghouse.schemas import SchemaRegistry
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
+from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
 from gateway.fix.application import GatewayApplication
+from gateway.fix.dictionary import write_dictionary
 from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.limits import MAX_WS_MESSAGE_BYTES
@@ -26,9 +29,6 @@ from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
 from otc.clearing.dispatcher import ClearingDispatcher
-from otc.clearing.schemas import SchemaRegistry
-from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
-from otc.clearing.transport import FileDropSender, HttpSender
 from otc.negotiation import events as ev
 from otc.negotiation.commands import ConfirmTrade
 from otc.orders import OrderManager, OrderUpdated

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from gateway.api import ApiToken, Problem
-from gateway.audit import Auditor
-from otc.audit import ExportError, build_receipt, export_bundle
+from gateway.audit.export import ExportError, export_bundle
+from gateway.audit.feed import Auditor
+from gateway.audit.receipt import build_receipt
 
 
 class ExportIn(BaseModel):

@@ -157,8 +157,8 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """The signed audit log: keys, compliance export, offline verification."""
-    from otc.audit import cli as audit_cli
-    from otc.audit.keys import PRIVATE_KEY_FILE
+    from gateway.audit import cli as audit_cli
+    from gateway.audit.keys import PRIVATE_KEY_FILE
 
     if args.audit_command in ("verify", "extends"):  # need nothing but the bundles
         if args.audit_command == "verify":
@@ -175,7 +175,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_clearing(args: argparse.Namespace) -> int:
     """Clearing messages: validate one against the official schemas; reconcile a register."""
     if args.clearing_command == "validate":
-        from otc.clearing.schemas import SchemaSetError, validate_file
+        from gateway.clearinghouse.schemas import SchemaSetError, validate_file
 
         schemas = args.schemas or (_load(args).clearing.schema_dir)
         if schemas is None:
@@ -196,7 +196,7 @@ def cmd_clearing(args: argparse.Namespace) -> int:
 
     from gateway import db
     from gateway.clearing import trade_from_record
-    from otc.clearing.recon import cmd_reconcile
+    from gateway.clearinghouse.register import cmd_reconcile
 
     config = _load(args)
     engine = db.connect(config.database_url)

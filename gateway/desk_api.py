@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket, WebSocket
 from pydantic import BaseModel, Field
 
 from fixspec.messages import Side
+from fixspec.rfq_codes import QuoteType
 from gateway import rfq_store
 from gateway.api import ApiToken, Auth, FixText, Problem
 from gateway.jsonable import to_jsonable
@@ -20,7 +21,6 @@ from gateway.streams import CLOSE, DeskHub
 from otc.negotiation import commands as c
 from otc.negotiation import events as ev
 from otc.negotiation.errors import http_status
-from otc.negotiation.fixcodes import QuoteType
 from otc.negotiation.model import Firmness
 
 Decimalish = Annotated[Decimal, Field(allow_inf_nan=False)]

@@ -25,7 +25,8 @@ import sys
 from collections.abc import Sequence
 
 from gateway import app as gateway_app
-from gateway import audit, cli, db
+from gateway import cli, db
+from gateway.audit import feed as audit
 from gateway.fix import engine
 from gateway.fix.application import GatewayApplication
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import quickfix as fix
 import quickfix44 as fix44
 
-from fixspec.dictionary import stock_dictionary_path
+from gateway.fix.dictionary import stock_dictionary_path
 
 READY = "bare acceptor ready"
 

@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from otc.audit.export import export_bundle
-from otc.audit.keys import generate_signing_key
-from otc.audit.log import AuditLog
-from otc.audit.verify import verify_bundle
+from gateway.audit.export import export_bundle
+from gateway.audit.keys import generate_signing_key
+from gateway.audit.log import AuditLog
+from gateway.audit.verify import verify_bundle
 
 APPEND_TARGET = 20_000.0
 VERIFY_TARGET = 50_000.0

@@ -45,13 +45,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.keys import generate_signing_key
 from gateway.fix.front import free_loopback_port
 from load import ablated_gateway
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
 from load.procs import cpu_seconds, start_ready, terminate
 from load.stats import percentile
-from otc.audit import generate_signing_key
 
 GATEWAY_READY = "fixbridge ready"
 COMP_ID, CLIENT, SYMBOL, PRICE = "FIXBRIDGE", "BENCH", "BTC-PERP", "65000"

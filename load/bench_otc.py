@@ -5,7 +5,7 @@
 What the gateway does for one RFQ, minus sockets and the audit/database sinks, on one thread:
 
 * ``rfq``     the client's QuoteRequest (R) from wire text: QuickFIX parses it with the gateway's
-              dictionary, ``to_raw``, ``rfq_codec.decode_client``, ``NegotiationService.submit``
+              dictionary, ``to_raw``, ``rfq_inbound.decode_client``, ``NegotiationService.submit``
               (engine built by ``gateway.negotiation.engine_for``; routed to three desks);
 * ``quote``   each desk's SubmitQuote (canonicalised, hashed, Ed25519-signed) and, in the
               service's sink as in ``GatewayApplication.rfq_sink``, the Quote (S) for the client:
@@ -40,13 +40,13 @@ from pathlib import Path
 
 import quickfix as fix
 
-from fixspec import rfq_codec
 from fixspec.codec import SOH, RawMessage
-from fixspec.dictionary import write_dictionary
 from fixspec.messages import Side
 from gateway.config import Config
+from gateway.fix import rfq_client, rfq_inbound, rfq_outbound
 from gateway.fix.application import CLIENT_AUDIENCES
 from gateway.fix.convert import OutboundBuilder, to_raw
+from gateway.fix.dictionary import write_dictionary
 from gateway.negotiation import NegotiationService, engine_for
 from load.stats import latency_header, latency_row, percentile
 from otc.negotiation import (
@@ -100,7 +100,7 @@ class FixEdge:
 
     def receive(self, text: str) -> list[ev.Event]:
         raw = to_raw(fix.Message(text, self.dictionary, False))
-        command = rfq_codec.decode_client(raw, CLIENT, self.service)
+        command = rfq_inbound.decode_client(raw, CLIENT, self.service)
         self.answering = raw
         try:
             return self.service.submit(command)
@@ -112,7 +112,7 @@ class FixEdge:
             if event.audience not in CLIENT_AUDIENCES:
                 continue
             rfq = self.service.rfq_record(ev.rfq_id_of(event))
-            for msg_type, fields in rfq_codec.encode_for_client(
+            for msg_type, fields in rfq_outbound.encode_for_client(
                 event, rfq=rfq, answering=self.answering
             ):
                 self.sent.append(self.build(msg_type, fields).toString())
@@ -196,7 +196,7 @@ class FixDriver:
     def step(self, n: int) -> None:
         edge, times, watch = self.edge, self.times, Stopwatch()
         rfq = SubmitRfq(CLIENT, f"QR-{n}", (LegRequest(SYMBOL, Side.BUY),), QTY)
-        text = wire(rfq_codec.encode_client_rfq(rfq), self._next_seq())
+        text = wire(rfq_client.encode_client_rfq(rfq), self._next_seq())
         with watch:
             events = edge.receive(text)
         times.rfq.append(watch.last)
@@ -207,12 +207,12 @@ class FixDriver:
             with watch:
                 edge.service.submit(cmd)
             times.quote.append(watch.last)
-        quotes = [rfq_codec.decode_quote(m) for m in edge.take() if m.msg_type == "S"]
+        quotes = [rfq_client.decode_quote(m) for m in edge.take() if m.msg_type == "S"]
         if len(quotes) != len(DESKS):
             raise RuntimeError(f"RFQ {n}: the client got {len(quotes)} quotes, not {len(DESKS)}")
         best = min(quotes, key=lambda q: q.offer_px or Decimal("Infinity"))
         hit = _hit(n, best.quote_id, best.quote_hash or "")
-        order = rfq_codec.encode_quote_response(hit, symbol=best.symbol, cl_ord_id=f"CL-{n}")
+        order = rfq_client.encode_quote_response(hit, symbol=best.symbol, cl_ord_id=f"CL-{n}")
         text = wire(order, self._next_seq())
         with watch:
             events = edge.receive(text)

@@ -52,9 +52,9 @@ import gevent.lock
 from locust import FastHttpUser, User, constant, constant_throughput, events, task
 from locust.runners import WorkerRunner
 
-from fixspec import rfq_codec
 from fixspec.messages import Side
 from gateway.desk_api import MAX_DESK_RFQS
+from gateway.fix import rfq_client
 from load.fastclient import field_value
 from load.fixclient import FixClient
 from load.run_locust import partition
@@ -195,7 +195,7 @@ class FixRfqUser(User):
             Decimal(10),
             expire_at=datetime.now(UTC) + timedelta(minutes=10),
         )
-        raw = rfq_codec.encode_client_rfq(cmd)
+        raw = rfq_client.encode_client_rfq(cmd)
         t0 = time.perf_counter()
         exc = None
         try:

@@ -65,12 +65,12 @@ from pathlib import Path
 
 import httpx
 
+from gateway.audit.keys import generate_signing_key
 from gateway.desk_api import MAX_DESK_RFQS, QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_token
 from load import ablated_gateway
 from load.procs import ROOT, cpu_seconds, start_ready, terminate
-from otc.audit import generate_signing_key
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GATEWAY_READY = "fixbridge ready"

@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.keys import generate_signing_key
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.passwords import hash_password, hash_token
 from load.fixclient import fix_time
 from load.procs import terminate
-from otc.audit import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-admin-token"

@@ -10,9 +10,9 @@ from decimal import Decimal
 import httpx
 from websockets.sync.client import connect as ws_connect
 
-from fixspec import rfq_codec
 from fixspec.codec import RawMessage
 from fixspec.messages import Side
+from gateway.fix import rfq_client
 from load.fixclient import FixClient
 from otc.negotiation.commands import (
     AcceptQuote,
@@ -44,7 +44,7 @@ class RfqClient:
         requests = tuple(
             LegRequest(sym, s, D(ratios[i]) if ratios else D(1)) for i, (sym, s) in enumerate(legs)
         )
-        self.send(rfq_codec.encode_client_rfq(SubmitRfq(
+        self.send(rfq_client.encode_client_rfq(SubmitRfq(
             self.comp_id, req_id, requests, D(qty), side=side, multileg=len(legs) > 1,
             expire_at=expire_at)))
 
@@ -57,29 +57,29 @@ class RfqClient:
             assert msg.msg_type in types, f"expected {types}, got {msg.fields}"
             return msg
 
-    def quote(self, timeout: float = 10) -> rfq_codec.QuoteView:
-        return rfq_codec.decode_quote(self.next("S", timeout=timeout))
+    def quote(self, timeout: float = 10) -> rfq_client.QuoteView:
+        return rfq_client.decode_quote(self.next("S", timeout=timeout))
 
-    def hit(self, q: rfq_codec.QuoteView, side: Side, resp_id: str, cl_ord_id: str | None = None,
+    def hit(self, q: rfq_client.QuoteView, side: Side, resp_id: str, cl_ord_id: str | None = None,
             qty: str | None = None) -> None:
-        self.send(rfq_codec.encode_quote_response(
+        self.send(rfq_client.encode_quote_response(
             AcceptQuote(self.comp_id, q.quote_id, resp_id, AcceptVia.QUOTE_RESPONSE, side,
                         q.quote_hash, D(qty) if qty else None),
             symbol=q.symbol, cl_ord_id=cl_ord_id or f"cl-{resp_id}"))
 
-    def order_on(self, q: rfq_codec.QuoteView, side: Side, cl_ord_id: str) -> None:
-        self.send(rfq_codec.encode_accept_order(
+    def order_on(self, q: rfq_client.QuoteView, side: Side, cl_ord_id: str) -> None:
+        self.send(rfq_client.encode_accept_order(
             AcceptQuote(self.comp_id, q.quote_id, cl_ord_id, AcceptVia.NEW_ORDER, side,
                         q.quote_hash),
             symbol=q.symbol, transact_time=datetime.now(UTC)))
 
-    def counter(self, q: rfq_codec.QuoteView, side: Side, price: str, resp_id: str) -> None:
-        self.send(rfq_codec.encode_quote_response(
+    def counter(self, q: rfq_client.QuoteView, side: Side, price: str, resp_id: str) -> None:
+        self.send(rfq_client.encode_quote_response(
             CounterQuote(self.comp_id, "?", q.quote_id, resp_id, side, D(price)),
             symbol=q.symbol))
 
-    def pass_on(self, q: rfq_codec.QuoteView, resp_id: str) -> None:
-        self.send(rfq_codec.encode_quote_response(
+    def pass_on(self, q: rfq_client.QuoteView, resp_id: str) -> None:
+        self.send(rfq_client.encode_quote_response(
             ClientPass(self.comp_id, "?", resp_id, q.quote_id), symbol=q.symbol))
 
     def close(self) -> None:

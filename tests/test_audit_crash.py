@@ -17,19 +17,19 @@ import sys
 import textwrap
 from pathlib import Path
 
+from gateway.audit.export import export_bundle
+from gateway.audit.keys import generate_signing_key
+from gateway.audit.log import AuditLog
+from gateway.audit.store import ENTRIES_FILE
+from gateway.audit.verify import verify_bundle
 from otc.audit.entry import decode_entry
-from otc.audit.export import export_bundle
-from otc.audit.keys import generate_signing_key
-from otc.audit.log import AuditLog
-from otc.audit.store import ENTRIES_FILE
-from otc.audit.verify import verify_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent(
     """
     import collections, os, sys, threading
-    from otc.audit.log import AuditLog
+    from gateway.audit.log import AuditLog
 
     log = AuditLog.open(sys.argv[1], checkpoint_every=500)
     out = threading.Lock()

@@ -17,16 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.audit.cli import cmd_export, cmd_extends, cmd_keygen, cmd_verify, parse_time
+from gateway.audit.export import ExportError, export_bundle
+from gateway.audit.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, generate_signing_key
+from gateway.audit.log import AuditLog
+from gateway.audit.store import ENTRIES_FILE
+from gateway.audit.verify import prove_extends, verify_bundle
 from otc.audit.bundle import CHECKPOINTS, ENTRIES, MANIFEST, PROOFS, PUBLIC_KEY
 from otc.audit.canonical import canonical_bytes, parse_ts
-from otc.audit.cli import cmd_export, cmd_extends, cmd_keygen, cmd_verify, parse_time
 from otc.audit.entry import decode_entry, entry_ts
-from otc.audit.export import ExportError, export_bundle
-from otc.audit.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, generate_signing_key
-from otc.audit.log import AuditLog
 from otc.audit.signing import public_key_pem, sign_document
-from otc.audit.store import ENTRIES_FILE
-from otc.audit.verify import prove_extends, verify_bundle
 
 START = 1_714_560_000_000_000  # 2024-05-01T10:40:00Z in microseconds
 

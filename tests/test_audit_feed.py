@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.audit import Auditor
-from otc.audit import generate_signing_key
+from gateway.audit.feed import Auditor
+from gateway.audit.keys import generate_signing_key
 
 SOH = "\x01"
 

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from otc.audit.canonical import CanonicalError
-from otc.audit.checkpoint import Checkpoint
-from otc.audit.entry import GENESIS_PREV_HASH, EntryError, decode_entry
-from otc.audit.keys import (
+from gateway.audit.keys import (
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     AuditKeyError,
@@ -25,10 +22,14 @@ from otc.audit.keys import (
     generate_signing_key,
     load_signing_key,
 )
-from otc.audit.log import AuditLog, AuditLogClosed, AuditLogFailed, AuditLogLocked
+from gateway.audit.log import AuditLog, AuditLogClosed, AuditLogFailed, AuditLogLocked
+from gateway.audit.receipt import build_receipt
+from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, RECOVERED_DIR, LogCorruptError
+from otc.audit.canonical import CanonicalError
+from otc.audit.checkpoint import Checkpoint
+from otc.audit.entry import GENESIS_PREV_HASH, EntryError, decode_entry
 from otc.audit.merkle import MerkleTree
-from otc.audit.receipt import build_receipt, verify_receipt
-from otc.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, RECOVERED_DIR, LogCorruptError
+from otc.audit.receipt import verify_receipt
 
 
 def fake_clock(start: int = 1_714_560_000_000_000, step: int = 1_000):

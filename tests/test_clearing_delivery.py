@@ -21,8 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, DropMode, SimulatorRules
+from gateway.clearinghouse.transport import FileDropSender, HttpSender, tls_context
 from otc.clearing import fixml
 from otc.clearing.codec import parse_ack, read_submission, render
+from otc.clearing.delivery import SendResult
 from otc.clearing.dispatcher import ClearingDispatcher, enqueue
 from otc.clearing.model import OutgoingMessage
 from otc.clearing.outbox import (
@@ -33,8 +36,6 @@ from otc.clearing.outbox import (
     list_exceptions,
 )
 from otc.clearing.samples import all_samples, future_trade, irs_trade, option_trade
-from otc.clearing.simulator import ClearinghouseSimulator, DropMode, SimulatorRules
-from otc.clearing.transport import FileDropSender, HttpSender, SendResult, tls_context
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 POLICY = RetryPolicy(

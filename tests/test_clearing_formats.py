@@ -25,17 +25,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from otc.clearing import fixml, fpml
-from otc.clearing.codec import compare_with_trade, parse_ack, read_submission, render
-from otc.clearing.model import (
-    AckOutcome,
-    ClearingFormat,
-    ClearingFormatError,
-    format_for,
-    idempotency_key,
-)
-from otc.clearing.samples import all_samples, block_multileg_trade, irs_trade, option_trade
-from otc.clearing.schemas import (
+from gateway.clearinghouse.schemas import (
     FIXML_MAIN,
     FPML_MAIN,
     CompiledSchema,
@@ -44,8 +34,19 @@ from otc.clearing.schemas import (
     compile_schema,
     validate_file,
 )
-from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
-from otc.clearing.transport import HttpSender, SendResult
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
+from gateway.clearinghouse.transport import HttpSender
+from otc.clearing import fixml, fpml
+from otc.clearing.codec import compare_with_trade, parse_ack, read_submission, render
+from otc.clearing.delivery import SendResult
+from otc.clearing.model import (
+    AckOutcome,
+    ClearingFormat,
+    ClearingFormatError,
+    format_for,
+    idempotency_key,
+)
+from otc.clearing.samples import all_samples, block_multileg_trade, irs_trade, option_trade
 from otc.trades import DayCount, IrsTerms
 
 GOLDEN = Path(__file__).parent / "golden" / "clearing"

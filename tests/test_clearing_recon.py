@@ -12,19 +12,18 @@ import pytest
 
 from fixspec.instruments import parse_symbol
 from fixspec.messages import Side
+from gateway.clearinghouse.register import cmd_reconcile, reconcile
+from gateway.clearinghouse.simulator import ClearinghouseSimulator
 from otc.clearing.codec import render
 from otc.clearing.model import trade_economics
 from otc.clearing.recon import (
     BreakKind,
     RegisterError,
     RegisterRow,
-    cmd_reconcile,
     format_register,
     parse_register,
-    reconcile,
 )
 from otc.clearing.samples import all_samples
-from otc.clearing.simulator import ClearinghouseSimulator
 
 TRADES = list(all_samples().values())
 HEADER = "trade_id,clearing_trade_id,instrument,buyer,seller,quantity,price,currency\n"

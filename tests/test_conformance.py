@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from otc.audit import generate_signing_key
+from gateway.audit.keys import generate_signing_key
 from tests.harness import ROOT, shared_dir
 
 

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from fixspec import codec
 from fixspec import messages as m
 from fixspec.codec import RawMessage
-from fixspec.dictionary import write_dictionary
 from fixspec.instruments import parse_symbol
 from gateway import db
 from gateway.fix.convert import OutboundBuilder
+from gateway.fix.dictionary import write_dictionary
 from gateway.recovery import read_store, recover
 from load.fixclient import FixClient, fix_time
 from otc.orders import OrderManager, OrderUpdated, Send

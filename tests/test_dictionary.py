@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 
-from fixspec.dictionary import (
-    CUSTOM_FIELDS,
-    CUSTOM_TAGS,
-    DictionaryError,
-    assemble,
-    stock_dictionary_path,
-    write_dictionary,
-)
+from fixspec.dictionary import CUSTOM_FIELDS, CUSTOM_TAGS, DictionaryError
+from gateway.fix.dictionary import assemble, stock_dictionary_path, write_dictionary
 
 SOH = "\x01"
 

@@ -26,7 +26,7 @@ def test_bench_otc_drives_every_path_through_fix_to_a_trade():
 
 
 def test_wire_text_is_a_valid_fix_frame():
-    raw = bench_otc.rfq_codec.encode_quote_cancel("QR-1")
+    raw = bench_otc.rfq_client.encode_quote_cancel("QR-1")
     text = bench_otc.wire(raw, 7)
     body_start = text.index("35=")
     checksum_at = text.rindex("10=")

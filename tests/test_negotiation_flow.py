@@ -11,6 +11,7 @@ import pytest
 
 from fixspec.instruments import InstrumentKind
 from fixspec.messages import OrdRejReason, Side
+from fixspec.rfq_codes import QuoteRequestRejectReason
 from otc.negotiation import (
     AcceptVia,
     AnswerCounter,
@@ -63,7 +64,6 @@ from otc.negotiation.events import (
     RfqWithdrawn,
     TradeCaptured,
 )
-from otc.negotiation.fixcodes import QuoteRequestRejectReason
 from tests.test_negotiation_support import (
     CLIENT,
     DESKS,

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from fixspec.messages import OrdRejReason, Side
+from fixspec.rfq_codes import QuoteRequestRejectReason
 from otc.negotiation import (
     AcceptVia,
     CancelQuote,
@@ -39,7 +40,6 @@ from otc.negotiation.events import (
     QuoteRequestRejected,
     TradeCaptured,
 )
-from otc.negotiation.fixcodes import QuoteRequestRejectReason
 from tests.test_negotiation_support import (
     CLIENT,
     DESKS,

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import quickfix as fix
 
-from fixspec import codec, rfq_codec
+from fixspec import codec
 from fixspec import messages as m
 from gateway.config import Config
 from gateway.db import SessionEvent, Writer
+from gateway.fix import rfq_inbound, rfq_outbound
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
@@ -218,9 +219,9 @@ class GatewayApplication(fix.Application):
 
     def _rfq(self, owner: str, raw: codec.RawMessage, sessionID: fix.SessionID) -> None:
         try:
-            command = rfq_codec.decode_client(raw, owner, self.negotiation)
+            command = rfq_inbound.decode_client(raw, owner, self.negotiation)
         except codec.DecodeError as exc:
-            for msg_type, fields in rfq_codec.reject_for_rfq(raw, exc):
+            for msg_type, fields in rfq_outbound.reject_for_rfq(raw, exc):
                 self._send_fields(owner, msg_type, fields, sessionID)
             return
         if raw.msg_type in ("AJ", "D"):  # an acceptance may be answered later (last look)
@@ -248,7 +249,7 @@ class GatewayApplication(fix.Application):
                 answered = self._acceptances.get((event.client_id, ref), answering)
                 if isinstance(event, ev.TradeCaptured | ev.AcceptanceRejected):
                     self._acceptances.pop((event.client_id, ref), None)
-            out = rfq_codec.encode_for_client(event, rfq=rfq, answering=answered)
+            out = rfq_outbound.encode_for_client(event, rfq=rfq, answering=answered)
             for msg_type, fields in out:
                 self._send_fields(event.client_id, msg_type, fields, session_id)
 

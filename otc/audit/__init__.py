@@ -1,75 +1,44 @@
 """Signed, tamper-evident audit log: hash-chained entries, RFC 6962 Merkle checkpoints, exports.
 
-Typical use (the gateway wires these in)::
+This package says what the audit trail *is* and how anyone checks it, on bytes and values:
+``canonical`` (canonical JSON), ``entry`` (the entry record and its hash chain), ``merkle``
+(RFC 6962 trees and proofs), ``signing``/``checkpoint`` (Ed25519 signed tree heads), ``bundle``
+(the layout of a compliance export), ``verify`` (checking a bundle, and one bundle extending
+another) and ``receipt`` (per-RFQ receipts and their offline check).
 
-    log = AuditLog.open("var/audit")                       # key from `fixbridge audit keygen`
+The files are the gateway's (``gateway/audit``): the writer thread that appends and fsyncs
+(``log``), the directory and its crash recovery (``store``), the key files (``keys``), exports,
+reading a bundle for verification, and the ``fixbridge audit`` commands. Typical use::
+
+    log = AuditLog.open("var/audit")                       # gateway.audit.log
     log.append("fix.in", actor="session:CLIENT1", payload={"raw": msg, "msg_type": "R"})
-    receipt = build_receipt(log, {"rfq_id": "R-1"})       # GET /rfqs/{id}/receipt
-    export_bundle("var/audit", "audit-2024-05.tar", frm, to)
-    verify_bundle("audit-2024-05.tar")                     # offline, needs only the bundle
-
-Modules: ``canonical`` (canonical JSON), ``entry`` (entry record), ``merkle`` (RFC 6962 trees
-and proofs), ``signing``/``checkpoint`` (Ed25519), ``keys`` (key files), ``store`` (directory
-layout, recovery), ``log`` (the writer), ``bundle``/``export``/``verify`` (compliance bundles),
-``receipt`` (per-RFQ receipts), ``cli`` (command functions).
+    receipt = build_receipt(log, {"rfq_id": "R-1"})       # gateway.audit.receipt
+    export_bundle("var/audit", "audit-2024-05.tar", frm, to)   # gateway.audit.export
+    verify_bundle("audit-2024-05.tar")                     # gateway.audit.verify: check_bundle
 """
 
 from otc.audit.canonical import CanonicalError, canonical_json, format_ts
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import Entry, EntryError, decode_entry
-from otc.audit.export import ExportError, ExportSummary, export_bundle
-from otc.audit.keys import (
-    AuditKeyError,
-    KeyExistsError,
-    MissingKeyError,
-    generate_signing_key,
-    load_signing_key,
-)
-from otc.audit.log import (
-    AuditLog,
-    AuditLogClosed,
-    AuditLogError,
-    AuditLogFailed,
-    AuditLogLocked,
-    AuditReceipt,
-    PendingAppend,
-)
-from otc.audit.receipt import Receipt, ReceiptReport, build_receipt, verify_receipt
-from otc.audit.store import LogCorruptError
-from otc.audit.verify import ExtendsReport, Problem, VerifyReport, prove_extends, verify_bundle
+from otc.audit.receipt import EntryMatcher, Receipt, ReceiptReport, verify_receipt
+from otc.audit.verify import ExtendsReport, Problem, VerifyReport, check_bundle, check_extends
 
 __all__ = [
-    "AuditKeyError",
-    "AuditLog",
-    "AuditLogClosed",
-    "AuditLogError",
-    "AuditLogFailed",
-    "AuditLogLocked",
-    "AuditReceipt",
     "CanonicalError",
     "Checkpoint",
     "CheckpointError",
     "Entry",
     "EntryError",
-    "ExportError",
-    "ExportSummary",
+    "EntryMatcher",
     "ExtendsReport",
-    "KeyExistsError",
-    "LogCorruptError",
-    "MissingKeyError",
-    "PendingAppend",
     "Problem",
     "Receipt",
     "ReceiptReport",
     "VerifyReport",
-    "build_receipt",
     "canonical_json",
+    "check_bundle",
+    "check_extends",
     "decode_entry",
-    "export_bundle",
     "format_ts",
-    "generate_signing_key",
-    "load_signing_key",
-    "prove_extends",
-    "verify_bundle",
     "verify_receipt",
 ]

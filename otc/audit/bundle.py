@@ -1,4 +1,4 @@
-"""Layout of a compliance export bundle and read access to one (directory or ``.tar``).
+"""Layout of a compliance export bundle, and the read access its verification needs.
 
 A bundle is a directory, or the same files in an uncompressed ``.tar`` (chosen by the output
 name ending in ``.tar``)::
@@ -29,10 +29,7 @@ made when the entries were written, not merely against the exporter's manifest s
 
 from __future__ import annotations
 
-import os
-import tarfile
-from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 __all__ = [
     "BUNDLE_FILES",
@@ -43,7 +40,7 @@ __all__ = [
     "PROOFS",
     "PUBLIC_KEY",
     "BundleError",
-    "BundleReader",
+    "BundleFiles",
 ]
 
 MANIFEST = "manifest.json"
@@ -59,48 +56,11 @@ class BundleError(Exception):
     """A bundle cannot be opened or lacks a file."""
 
 
-class BundleReader:
-    """Uniform access to the files of a bundle directory or ``.tar``."""
+class BundleFiles(Protocol):
+    """Read access to the files of one bundle, wherever they are kept (the gateway reads a
+    directory or a ``.tar``). Both methods raise :class:`BundleError` for a file the bundle
+    lacks; ``open`` gives a binary file that is read line by line."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self._tar: tarfile.TarFile | None = None
-        if self.path.is_dir():
-            return
-        if not self.path.exists():
-            raise BundleError(f"bundle {self.path} does not exist")
-        try:
-            self._tar = tarfile.open(self.path, "r:")  # noqa: SIM115 - closed by close()
-        except (tarfile.TarError, OSError) as exc:
-            raise BundleError(
-                f"{self.path} is neither a bundle directory nor a tar: {exc}"
-            ) from None
+    def open(self, name: str) -> BinaryIO: ...
 
-    def open(self, name: str) -> BinaryIO:
-        if self._tar is None:
-            try:
-                return (self.path / name).open("rb")
-            except FileNotFoundError:
-                raise BundleError(f"bundle {self.path} has no {name}") from None
-        try:
-            member = self._tar.getmember(name)
-        except KeyError:
-            raise BundleError(f"bundle {self.path} has no {name}") from None
-        f = self._tar.extractfile(member) if member.isfile() else None
-        if f is None:
-            raise BundleError(f"{name} in {self.path} is not a regular file")
-        return f
-
-    def read(self, name: str) -> bytes:
-        with self.open(name) as f:
-            return f.read()
-
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-
-    def __enter__(self) -> BundleReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def read(self, name: str) -> bytes: ...

@@ -6,9 +6,10 @@ checkpoint, that checkpoint and the public key. Anyone can check it offline with
 :func:`verify_receipt`; pin the key with ``expected_key_id``, since a receipt made with another
 key proves nothing about *this* log.
 
-A receipt is complete only with respect to the log at the checkpoint's size: building one first
-seals everything appended so far (:meth:`AuditLog.checkpoint`), then scans the sealed lines.
-The scan is linear in the log; a cheap byte pre-filter skips lines that cannot match.
+A receipt is complete only with respect to the log at the checkpoint's size: building one
+(``gateway.audit.receipt.build_receipt``) first seals everything appended so far, then scans
+the sealed lines with an :class:`EntryMatcher`. The scan is linear in the log; a cheap byte
+pre-filter skips lines that cannot match.
 
 JSON shape (``Receipt.to_json``)::
 
@@ -19,25 +20,23 @@ JSON shape (``Receipt.to_json``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from otc.audit.canonical import canonical_json, normalise
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import Entry, EntryError, decode_entry
-from otc.audit.log import AuditLog
 from otc.audit.merkle import ProofError, verify_inclusion
-from otc.audit.signing import SignatureError, key_id, public_key_from_pem, public_key_pem
-from otc.audit.store import iter_lines
+from otc.audit.signing import SignatureError, key_id, public_key_from_pem
 from otc.audit.verify import Problem
 
 __all__ = [
     "RECEIPT_TYPE",
+    "EntryMatcher",
     "Receipt",
     "ReceiptItem",
     "ReceiptReport",
-    "build_receipt",
     "verify_receipt",
 ]
 
@@ -83,29 +82,34 @@ def _payload_matcher(where: Mapping[str, Any]) -> tuple[list[bytes], Callable[[E
     return needles, matches
 
 
-def build_receipt(log: AuditLog, match: Match) -> Receipt:
-    """Entries whose payload has every ``key: value`` of ``match`` (top-level payload keys,
-    e.g. ``{"rfq_id": "R-1"}``), or for which ``match(entry)`` is true, with inclusion proofs
-    against a checkpoint covering everything appended before this call."""
-    if callable(match):
-        needles: list[bytes] = []
-        matches = match
-    else:
-        needles, matches = _payload_matcher(match)
-    checkpoint = log.checkpoint()
-    items = []
-    with log.entries_path.open("rb") as f:
-        for seq, line in enumerate(iter_lines(f, checkpoint.size)):
-            if not all(needle in line for needle in needles):
+class EntryMatcher:
+    """The entries a receipt holds: those whose payload has every ``key: value`` of ``match``
+    (top-level payload keys, e.g. ``{"rfq_id": "R-1"}``), or for which ``match(entry)`` is
+    true. A bad ``match`` is refused here, before anything is read or sealed."""
+
+    def __init__(self, match: Match) -> None:
+        if callable(match):
+            self._needles: list[bytes] = []
+            self._matches = match
+        else:
+            self._needles, self._matches = _payload_matcher(match)
+
+    def select(
+        self, lines: Iterable[bytes], proof: Callable[[int], list[bytes]], source: object
+    ) -> tuple[ReceiptItem, ...]:
+        """The matching lines among ``lines`` (line i is entry seq i), each with ``proof(seq)``,
+        its inclusion proof; ``source`` names where the lines come from in an error."""
+        items = []
+        for seq, line in enumerate(lines):
+            if not all(needle in line for needle in self._needles):
                 continue
             try:
                 entry = decode_entry(line)
             except EntryError as exc:
-                raise EntryError(f"{log.entries_path} line {seq + 1}: {exc}") from None
-            if matches(entry):
-                proof = log.inclusion_proof(seq, checkpoint.size)
-                items.append(ReceiptItem(seq, line.decode(), tuple(h.hex() for h in proof)))
-    return Receipt(checkpoint, public_key_pem(log.public_key).decode(), tuple(items))
+                raise EntryError(f"{source} line {seq + 1}: {exc}") from None
+            if self._matches(entry):
+                items.append(ReceiptItem(seq, line.decode(), tuple(h.hex() for h in proof(seq))))
+        return tuple(items)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,14 @@
 """Offline verification of export bundles and of one bundle extending another.
 
-:func:`verify_bundle` needs nothing but the bundle. It checks, in this order: the manifest's
-signature (by the bundle's public key, optionally pinned with ``expected_key_id``), the hashes
-of the small files, every checkpoint's signature, then streams the entries: each line must be
-canonical, have the expected sequence number, a correct payload hash, a timestamp inside the
-exported range and a ``prev_hash`` equal to the previous entry's hash; prefix, anchor, entries,
-successor and suffix are folded into an RFC 6962 compact range whose root must equal every
-included checkpoint's signed root. Finally the entries file's hash is compared with the
-manifest.
+:func:`check_bundle` needs nothing but the bundle's files, handed to it as
+:class:`~otc.audit.bundle.BundleFiles` (``gateway.audit.verify`` reads them from a directory or
+a ``.tar``). It checks, in this order: the manifest's signature (by the bundle's public key,
+optionally pinned with ``expected_key_id``), the hashes of the small files, every checkpoint's
+signature, then streams the entries: each line must be canonical, have the expected sequence
+number, a correct payload hash, a timestamp inside the exported range and a ``prev_hash`` equal
+to the previous entry's hash; prefix, anchor, entries, successor and suffix are folded into an
+RFC 6962 compact range whose root must equal every included checkpoint's signed root. Finally
+the entries file's hash is compared with the manifest.
 
 Locating the first bad entry: a change to entry *k* breaks the link *k -> k+1*, while a
 change to *k+1*'s own ``prev_hash`` breaks the same link; the two are told apart by whether
@@ -19,8 +20,6 @@ sequence number at the first affected line; truncation as a torn last line or a 
 from __future__ import annotations
 
 import json
-import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -36,14 +35,14 @@ from otc.audit.bundle import (
     PROOFS,
     PUBLIC_KEY,
     BundleError,
-    BundleReader,
+    BundleFiles,
 )
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import GENESIS_PREV_HASH, Entry, EntryError, decode_entry
 from otc.audit.merkle import CompactRange, ProofError, verify_consistency
 from otc.audit.signing import SignatureError, key_id, public_key_from_pem, verify_document
 
-__all__ = ["ExtendsReport", "Problem", "VerifyReport", "prove_extends", "verify_bundle"]
+__all__ = ["ExtendsReport", "Problem", "VerifyReport", "check_bundle", "check_extends"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,28 +104,28 @@ def _fail(file: str, line: int | None, seq: int | None, message: str) -> _Fail:
     return _Fail(Problem(file, line, seq, message))
 
 
-def verify_bundle(path: str | os.PathLike[str], expected_key_id: str | None = None) -> VerifyReport:
-    """Verify a bundle (directory or .tar); the report's ``problem`` names the first bad item."""
-    return _verify(path, expected_key_id, frozenset())
-
-
-def _verify(
-    path: str | os.PathLike[str], expected_key_id: str | None, want: frozenset[int]
+def check_bundle(
+    files: BundleFiles,
+    report: VerifyReport,
+    expected_key_id: str | None = None,
+    want: frozenset[int] = frozenset(),
 ) -> VerifyReport:
-    report = VerifyReport(path=str(path))
+    """Verify the bundle ``files`` reads, filling in ``report`` (whose ``path`` names the bundle
+    in problems): ``ok``, or the ``problem`` naming the first bad item. The root of every tree
+    size in ``want`` that the entry stream passes through is kept in ``report.roots``."""
+    path = report.path
     try:
-        with BundleReader(path) as bundle:
-            _Verifier(bundle, report, expected_key_id, want).run()
+        _Verifier(files, report, expected_key_id, want).run()
         report.ok = True
     except _Fail as failure:
         report.problem = failure.problem
     except BundleError as exc:
-        report.problem = Problem(str(path), None, None, str(exc))
+        report.problem = Problem(path, None, None, str(exc))
     except OSError as exc:
-        report.problem = Problem(str(path), None, None, f"cannot read bundle: {exc}")
-    except (ValueError, TypeError, KeyError, AttributeError, tarfile.TarError) as exc:
+        report.problem = Problem(path, None, None, f"cannot read bundle: {exc}")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # Structures the checks above did not anticipate: still a verdict, never a crash.
-        report.problem = Problem(str(path), None, None, f"malformed bundle: {exc!r}")
+        report.problem = Problem(path, None, None, f"malformed bundle: {exc!r}")
     return report
 
 
@@ -174,7 +173,7 @@ class _Element:
 class _Verifier:
     def __init__(
         self,
-        bundle: BundleReader,
+        bundle: BundleFiles,
         report: VerifyReport,
         expected_key_id: str | None,
         want: frozenset[int],
@@ -518,23 +517,17 @@ class ExtendsReport:
         return ("OK: " if self.ok else "FAILED: ") + self.message
 
 
-def prove_extends(
-    old_bundle: str | os.PathLike[str],
-    new_bundle: str | os.PathLike[str],
-    expected_key_id: str | None = None,
-) -> ExtendsReport:
-    """Check that the log in ``new_bundle`` is an append-only extension of ``old_bundle``'s.
+def check_extends(old: VerifyReport, new: VerifyReport, old_name: str) -> ExtendsReport:
+    """Whether the log in bundle ``new`` is an append-only extension of bundle ``old``'s.
 
-    Both bundles are verified in full. The old bundle's final signed checkpoint (size m) must
-    then be reproduced inside the new one: either m lies in the new bundle's verified stream
-    (its root is recomputed from the new entries), or the new bundle carries a consistency
-    proof from exactly that checkpoint (``export_bundle(..., extends=old_bundle)``).
+    ``old`` must have verified; ``new`` is its verification with ``old``'s key pinned and the
+    old final checkpoint's size in ``want``. That checkpoint (size m) must be reproduced inside
+    the new bundle: either m lies in the new bundle's verified stream (its root is recomputed
+    from the new entries), or the new bundle carries a consistency proof from exactly that
+    checkpoint (an export made with ``extends=`` the old bundle, named ``old_name``).
     """
-    old = verify_bundle(old_bundle, expected_key_id)
-    if not old.ok or old.final_checkpoint is None:
-        return ExtendsReport(False, f"old bundle does not verify: {old.problem}")
+    assert old.final_checkpoint is not None
     m, old_root = old.final_checkpoint.size, old.final_checkpoint.root
-    new = _verify(new_bundle, old.key_id, frozenset({m}))
     if not new.ok or new.final_checkpoint is None:
         return ExtendsReport(False, f"new bundle does not verify: {new.problem}", m)
     n = new.final_checkpoint.size
@@ -558,7 +551,7 @@ def prove_extends(
     return ExtendsReport(
         False,
         f"the new bundle neither covers tree size {m} nor proves consistency from it; "
-        f"re-export with extends={os.fspath(old_bundle)!r}",
+        f"re-export with extends={old_name!r}",
         m,
         n,
     )

@@ -5,10 +5,12 @@ Modules, each with one role:
 * :mod:`~otc.clearing.model` - value types, idempotency key, economics for reconciliation.
 * :mod:`~otc.clearing.fixml`, :mod:`~otc.clearing.fpml` - build and read the wire formats.
 * :mod:`~otc.clearing.codec` - trade -> message, bytes -> ack/submission (pure).
-* :mod:`~otc.clearing.schemas` - cached XSD compilation, ``validate_file`` for the CLI.
 * :mod:`~otc.clearing.outbox` - the delivery state machine and its repository protocol (pure).
-* :mod:`~otc.clearing.transport` - file-drop and HTTP(S) senders (edge).
-* :mod:`~otc.clearing.dispatcher` - drives outbox rows through a sender (edge glue).
-* :mod:`~otc.clearing.recon` - register file format and reconciliation.
-* :mod:`~otc.clearing.simulator` - a loopback clearinghouse for tests and the demo.
+* :mod:`~otc.clearing.delivery` - what a sender must do: the port the transports plug into.
+* :mod:`~otc.clearing.dispatcher` - drives outbox rows through the sender and repository it
+  is given.
+* :mod:`~otc.clearing.recon` - register format and reconciliation.
+
+The senders (file drop, HTTP(S)), the XSD sets read from disk and the simulated clearinghouse
+are adapters in ``gateway/clearinghouse``.
 """

@@ -9,8 +9,8 @@ from __future__ import annotations
 from lxml import etree
 
 from otc.clearing import fixml, fpml
-from otc.clearing.fixml import TradeReportView
-from otc.clearing.fpml import ClearingRequestView
+from otc.clearing.fixml import FIXML_NS, TradeReportView
+from otc.clearing.fpml import FPML_NS, ClearingRequestView
 from otc.clearing.model import (
     ClearingAck,
     ClearingFormat,
@@ -21,10 +21,19 @@ from otc.clearing.model import (
     idempotency_key,
     trade_economics,
 )
-from otc.clearing.schemas import FIXML_NS, FPML_NS, parse_xml
 from otc.trades import TradeCapture
 
 Submission = TradeReportView | ClearingRequestView
+
+
+def safe_parser() -> etree.XMLParser:
+    """A parser for untrusted XML: no DTDs, no entity expansion, no network."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse untrusted bytes; raises :class:`etree.XMLSyntaxError` naming line and cause."""
+    return etree.fromstring(data, safe_parser())
 
 
 def render(trade: TradeCapture, version: int = 1) -> OutgoingMessage:

@@ -1,4 +1,4 @@
-"""Drives outbox rows through a sender: the only place where the state machine meets I/O.
+"""Drives outbox rows through a sender: where the state machine meets the ports that do I/O.
 
 Each step persists the claim (PENDING -> SENT) before sending, so a crash mid-send leaves a
 SENT row whose ack deadline expires into UNKNOWN, which is resolved by a status query, never by
@@ -15,6 +15,7 @@ from datetime import datetime
 from fixspec.messages import utcnow
 from otc.clearing import outbox
 from otc.clearing.codec import render
+from otc.clearing.delivery import ClearingSender, SendResult
 from otc.clearing.model import ClearingAck
 from otc.clearing.outbox import (
     ClearingMessage,
@@ -23,7 +24,6 @@ from otc.clearing.outbox import (
     RetryPolicy,
     StaleMessage,
 )
-from otc.clearing.transport import ClearingSender, SendResult
 from otc.trades import TradeCapture
 
 

@@ -35,9 +35,9 @@ from otc.clearing.model import (
     parse_date,
     parse_decimal,
 )
-from otc.clearing.schemas import FIXML_NS
 from otc.trades import Party, TradeCapture
 
+FIXML_NS = "http://www.fixprotocol.org/FIXML-5-0-SP2"
 FIXML_VERSION = "FIX.5.0SP2"
 _NSMAP = {None: FIXML_NS}
 _PUT_CALL = {PutCall.PUT: "0", PutCall.CALL: "1"}  # PutOrCall(201)

@@ -32,9 +32,9 @@ from otc.clearing.model import (
     parse_date,
     parse_decimal,
 )
-from otc.clearing.schemas import FPML_NS
 from otc.trades import DayCount, FxOptionTerms, IrsTerms, OptionStyle, Party, TradeCapture
 
+FPML_NS = "http://www.fpml.org/FpML-5/confirmation"
 FPML_VERSION = "5-10"
 PARTY_ID_SCHEME = "urn:fixbridge:party-id"
 TRADE_ID_SCHEME = "urn:fixbridge:trade-id"

@@ -1,6 +1,7 @@
 """Reconcile our trades with a clearinghouse trade register.
 
-Register file: UTF-8 CSV with this exact header (one row per submitted trade or package)::
+Register: UTF-8 CSV with this exact header (one row per submitted trade or package); the file
+itself is read by ``gateway.clearinghouse.register``::
 
     trade_id,clearing_trade_id,instrument,buyer,seller,quantity,price,currency
 
@@ -19,17 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from pathlib import Path
-from typing import TextIO
 
 from otc.clearing.codec import economics_breaks
-from otc.clearing.model import ClearingFormatError, Economics, fmt_decimal, trade_economics
-from otc.trades import TradeCapture
+from otc.clearing.model import Economics, fmt_decimal
 
 REGISTER_COLUMNS = (
     "trade_id",
@@ -124,14 +121,6 @@ def parse_register(text: str) -> list[RegisterRow]:
     return rows
 
 
-def read_register(path: Path | str) -> list[RegisterRow]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegisterError(f"cannot read register {path}: {exc}") from exc
-    return parse_register(text)
-
-
 class BreakKind(StrEnum):
     MISSING_THEIRS = "missing_theirs"
     MISSING_OURS = "missing_ours"
@@ -180,22 +169,3 @@ def reconcile_rows(ours: Iterable[Economics], theirs: Iterable[RegisterRow]) -> 
         else:
             matched.append(trade_id)
     return ReconReport(tuple(matched), tuple(breaks))
-
-
-def reconcile(our_trades: Iterable[TradeCapture], register_path: Path | str) -> ReconReport:
-    """Compare our trades with the register file; raises :class:`RegisterError` if unreadable."""
-    return reconcile_rows((trade_economics(t) for t in our_trades), read_register(register_path))
-
-
-def cmd_reconcile(
-    our_trades: Iterable[TradeCapture], register_path: Path | str, out: TextIO | None = None
-) -> int:
-    """CLI body: prints the report; exit 0 clean, 1 breaks, 2 unreadable input."""
-    out = out or sys.stdout
-    try:
-        report = reconcile(our_trades, register_path)
-    except (RegisterError, ClearingFormatError) as exc:
-        out.write(f"error: {exc}\n")
-        return 2
-    out.write(report.render())
-    return 0 if report.clean else 1

@@ -7,6 +7,7 @@ Wire it with :class:`NegotiationEngine`: build commands from FIX / HTTP input, c
 RFQ's history is persisted.
 """
 
+from fixspec.rfq_codes import QuoteRequestRejectReason, QuoteRespType, QuoteStatus, QuoteType
 from otc.negotiation.commands import (
     AcceptQuote,
     AnswerCounter,
@@ -44,7 +45,6 @@ from otc.negotiation.errors import (
     quote_status,
 )
 from otc.negotiation.events import REJECTIONS, Audience, Event, LastLookOutcome
-from otc.negotiation.fixcodes import QuoteRequestRejectReason, QuoteRespType, QuoteStatus, QuoteType
 from otc.negotiation.ids import IdKind, sequential_ids
 from otc.negotiation.model import (
     Acceptance,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from fixspec.messages import Side
-from otc.negotiation.fixcodes import QuoteType
+from fixspec.rfq_codes import QuoteType
 from otc.negotiation.model import Acceptance, Quote, Rfq, flip
 from otc.trades import Party, PartyRole, TradeCapture, TradeLeg
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from fixspec.messages import Side
-from otc.negotiation.fixcodes import QuoteType
+from fixspec.rfq_codes import QuoteType
 from otc.negotiation.model import AcceptVia, Firmness
 
 # --- client ---------------------------------------------------------------------------------

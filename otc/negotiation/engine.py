@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fixspec.rfq_codes import QuoteStatus, QuoteType
 from otc.negotiation.book import (
     Book,
     ClientRef,
@@ -99,7 +100,6 @@ from otc.negotiation.events import (
     RfqWithdrawn,
     TradeCaptured,
 )
-from otc.negotiation.fixcodes import QuoteStatus, QuoteType
 from otc.negotiation.ids import IdFactory, IdKind, sequential_ids
 from otc.negotiation.model import (
     Acceptance,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from fixspec.messages import OrdRejReason
-from otc.negotiation.fixcodes import QuoteRequestRejectReason, QuoteStatus
+from fixspec.rfq_codes import QuoteRequestRejectReason, QuoteStatus
 
 
 class RejectReason(StrEnum):

@@ -15,8 +15,8 @@ from enum import StrEnum
 from typing import ClassVar
 
 from fixspec.messages import OrdRejReason, Side
+from fixspec.rfq_codes import QuoteRequestRejectReason, QuoteStatus
 from otc.negotiation.errors import RejectReason
-from otc.negotiation.fixcodes import QuoteRequestRejectReason, QuoteStatus
 from otc.negotiation.model import AcceptVia, Counter, Rfq, SealedQuote
 from otc.negotiation.states import QuoteState, RfqState
 from otc.trades import TradeCapture

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from fixspec.instruments import Instrument, InstrumentKind
 from fixspec.messages import Side
-from otc.negotiation.fixcodes import QuoteType
+from fixspec.rfq_codes import QuoteType
 
 HEDGE_KINDS = frozenset({InstrumentKind.FUTURE, InstrumentKind.PERPETUAL})
 """A hedge leg offsets delta, so it must be a linear instrument."""

@@ -18,10 +18,10 @@ from decimal import Decimal
 
 from fixspec.instruments import InstrumentError, parse_symbol
 from fixspec.messages import Side
+from fixspec.rfq_codes import QuoteType
 from otc.negotiation.commands import CounterQuote, LegPrice, LegRequest, QuoteTerms, SubmitRfq
 from otc.negotiation.errors import NegotiationError
 from otc.negotiation.errors import RejectReason as R
-from otc.negotiation.fixcodes import QuoteType
 from otc.negotiation.model import (
     HEDGE_KINDS,
     Firmness,

@@ -4,7 +4,7 @@ Layout of an audit data directory::
 
     entries.jsonl        one canonical entry per line, line i (0-based) is seq i
     checkpoints.jsonl    one signed checkpoint per line, sizes strictly increasing
-    signing_key.pem      Ed25519 private key (0600)      } see otc.audit.keys
+    signing_key.pem      Ed25519 private key (0600)      } see gateway.audit.keys
     signing_key.pub.pem  public key                       }
     LOCK                 flock()ed by the one process that appends
     recovered/           torn tails cut off during recovery, kept for forensics

@@ -1,4 +1,5 @@
-"""Compiled FIXML / FpML schemas, cached per directory, and file validation for the CLI.
+"""Compiled FIXML / FpML schemas, read from disk and cached per file, and file validation for
+the CLI.
 
 Compiling the FIXML set takes seconds, so each main XSD is compiled once per process and shared.
 Where the schemas live is always passed in (a setting): nothing here knows about ``../shared``.
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from lxml import etree
 
-FIXML_NS = "http://www.fixprotocol.org/FIXML-5-0-SP2"
-FPML_NS = "http://www.fpml.org/FpML-5/confirmation"
+from otc.clearing.codec import parse_xml, safe_parser
+from otc.clearing.fixml import FIXML_NS
+from otc.clearing.fpml import FPML_NS
+
 FIXML_MAIN = "fixml-main-5-0-SP2.xsd"
 FPML_MAIN = "fpml-main-5-10.xsd"
 _MAIN_BY_NS = {FIXML_NS: FIXML_MAIN, FPML_NS: FPML_MAIN}
@@ -24,16 +27,6 @@ _MAIN_BY_NS = {FIXML_NS: FIXML_MAIN, FPML_NS: FPML_MAIN}
 
 class SchemaSetError(RuntimeError):
     """A schema directory that cannot be used: missing, incomplete or not compilable."""
-
-
-def safe_parser() -> etree.XMLParser:
-    """A parser for untrusted XML: no DTDs, no entity expansion, no network."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
-def parse_xml(data: bytes) -> etree._Element:
-    """Parse untrusted bytes; raises :class:`etree.XMLSyntaxError` naming line and cause."""
-    return etree.fromstring(data, safe_parser())
 
 
 @dataclass

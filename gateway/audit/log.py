@@ -20,7 +20,7 @@ opening a log re-hashes its file once.
 
 An I/O error in the writer fail-stops the log: waiters and later appends get
 :class:`AuditLogFailed`; the gateway must not carry on without its audit trail. Reopening runs
-recovery (see :mod:`otc.audit.store`).
+recovery (see :mod:`gateway.audit.store`).
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gateway.audit.keys import load_signing_key
+from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, LOCK_FILE, RecoveredLog, recover
 from otc.audit.canonical import CanonicalError, canonical_pair, parse_ts, ts_from_micros
 from otc.audit.checkpoint import Checkpoint, sign_checkpoint
 from otc.audit.entry import encode_entry, entry_head
-from otc.audit.keys import load_signing_key
 from otc.audit.merkle import MerkleTree
 from otc.audit.signing import key_id
-from otc.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, LOCK_FILE, RecoveredLog, recover
 
 __all__ = [
     "AuditLog",
@@ -57,7 +57,7 @@ __all__ = [
     "PendingAppend",
 ]
 
-_log = logging.getLogger("otc.audit")
+_log = logging.getLogger("otc.audit")  # the name it had in otc/, which log filters may use
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -1,7 +1,10 @@
-"""FIX 4.4 code sets the negotiation core speaks in, so the edges can copy them onto the wire.
+"""FIX 4.4 code sets of the quoting messages: QuoteRequest (R), Quote (S), QuoteResponse (AJ),
+QuoteRequestReject (AG) and QuoteStatusReport (AI).
 
-These live here (not in ``fixspec.messages``) only because this package may not edit fixspec; they
-are plain FIX 4.4 enumerations and could move there unchanged.
+They sit beside :mod:`fixspec.messages` (whose enumerations serve the order messages) because
+both sides use them: the RFQ adapter in ``gateway/fix`` reads and writes them, and the
+negotiation core speaks them as it speaks ``OrdRejReason``: an RFQ is indicative or tradeable
+(QuoteType), and the events it emits carry the status and reject codes the client will see.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Rules (:class:`SimulatorRules`) reject quantities above a limit or listed instru
 can drop the first N answers (the message IS processed; the reply is withheld until the
 client gives up, or the connection is cut) to exercise timeout handling.
 
-Run standalone: ``python -m otc.clearing.simulator --port 8787 [--schemas DIR]``.
+Run standalone: ``python -m gateway.clearinghouse.simulator --port 8787 [--schemas DIR]``.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from fixspec.messages import utcnow
+from gateway.clearinghouse.schemas import SchemaRegistry
+from gateway.clearinghouse.transport import IDEMPOTENCY_HEADER, MESSAGES_PATH
 from otc.clearing import fixml, fpml
 from otc.clearing.codec import Submission, read_submission
 from otc.clearing.fixml import TradeReportView
 from otc.clearing.model import ClearingFormatError
 from otc.clearing.recon import RegisterRow, format_register
-from otc.clearing.schemas import SchemaRegistry
-from otc.clearing.transport import IDEMPOTENCY_HEADER, MESSAGES_PATH
 
 MAX_BODY = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -22,6 +22,9 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.keys import load_signing_key
+from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, iter_lines, read_checkpoints
+from gateway.audit.verify import verify_bundle
 from otc.audit.bundle import (
     CHECKPOINTS,
     ENTRIES,
@@ -33,10 +36,8 @@ from otc.audit.bundle import (
 from otc.audit.canonical import CanonicalError, canonical_bytes, format_ts
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import GENESIS_PREV_HASH, Entry, EntryError, decode_entry, entry_ts
-from otc.audit.keys import load_signing_key
 from otc.audit.merkle import MerkleTree
 from otc.audit.signing import key_id, public_key_pem, sign_document
-from otc.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, iter_lines, read_checkpoints
 
 __all__ = ["ExportError", "ExportSummary", "ProgressFn", "export_bundle"]
 
@@ -76,7 +77,7 @@ def export_bundle(
     not exist yet and appears atomically (built under a temporary name, then renamed).
     ``extends`` names an earlier bundle of the same log: its final checkpoint is checked against
     this log and a consistency proof to this bundle's final checkpoint is included, so
-    :func:`otc.audit.verify.prove_extends` works even when the ranges do not overlap.
+    :func:`gateway.audit.verify.prove_extends` works even when the ranges do not overlap.
     """
     directory = Path(log_dir)
     out = Path(out_path)
@@ -117,8 +118,6 @@ def export_bundle(
 
 
 def _old_checkpoint(extends: str | os.PathLike[str], expected_key: str) -> Checkpoint:
-    from otc.audit.verify import verify_bundle  # verify imports export's siblings only
-
     report = verify_bundle(extends, expected_key_id=expected_key)
     if not report.ok or report.final_checkpoint is None:
         raise ExportError(f"cannot extend {extends}: it does not verify: {report.problem}")

@@ -1,4 +1,4 @@
-"""FIX 4.4 <-> negotiation translation for RFQs (fixspec.rfq_codec).
+"""FIX 4.4 <-> negotiation translation for RFQs (gateway/fix/rfq_*.py).
 
 Every message the codec builds, and every client message the tests build with its helpers, is
 framed as a full FIX string and parsed and validated by QuickFIX against the assembled dictionary
@@ -19,26 +19,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixspec.codec import DecodeError, RawMessage, decode_outbound, flatten, groups
-from fixspec.dictionary import write_dictionary
 from fixspec.instruments import format_expiry, parse_symbol
 from fixspec.messages import ExecType, OrdRejReason, OrdStatus, Side
-from fixspec.rfq_codec import (
-    LEG_MEMBER_TAGS,
-    MULTILEG_SYMBOL,
-    RELATED_SYM_MEMBERS,
-    Outgoing,
-    decode_client,
+from fixspec.rfq_codes import QuoteStatus
+from gateway.fix.convert import OutboundBuilder
+from gateway.fix.dictionary import write_dictionary
+from gateway.fix.rfq_client import (
     decode_quote,
     encode_accept_order,
     encode_client_rfq,
-    encode_for_client,
     encode_quote_cancel,
     encode_quote_response,
-    hedge_flags,
-    is_rfq_message,
-    reject_for_rfq,
 )
-from gateway.fix.convert import OutboundBuilder
+from gateway.fix.rfq_fields import LEG_MEMBER_TAGS, MULTILEG_SYMBOL, RELATED_SYM_MEMBERS, Outgoing
+from gateway.fix.rfq_inbound import decode_client, hedge_flags, is_rfq_message
+from gateway.fix.rfq_outbound import encode_for_client, reject_for_rfq
 from otc.negotiation import (
     AcceptQuote,
     AcceptVia,
@@ -57,7 +52,6 @@ from otc.negotiation import (
     verify_quote,
 )
 from otc.negotiation import events as ev
-from otc.negotiation.fixcodes import QuoteStatus
 from otc.negotiation.model import Rfq
 from tests.test_negotiation_support import (
     CLIENT,

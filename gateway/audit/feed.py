@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.log import AuditLog
 from gateway.jsonable import event_json, to_jsonable
-from otc.audit import AuditLog
 from otc.negotiation import events as ev
 from otc.orders import OrderUpdated
 

@@ -1,6 +1,6 @@
 """Senders: the edge that moves a rendered clearing message to a clearinghouse.
 
-Two adapters behind :class:`ClearingSender`:
+Two adapters behind :class:`~otc.clearing.delivery.ClearingSender`:
 
 * :class:`FileDropSender` writes ``<key>.xml`` into a drop directory: temp file in the same
   directory, fsync, ``os.link`` to the final name (atomic, and fails instead of overwriting),
@@ -20,47 +20,17 @@ import contextlib
 import os
 import ssl
 import tempfile
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 
 from otc.clearing.codec import parse_ack
-from otc.clearing.model import ClearingAck, ClearingFormatError, OutgoingMessage
+from otc.clearing.delivery import SendOutcome, SendResult, StatusResult
+from otc.clearing.model import ClearingFormatError, OutgoingMessage
 from otc.clearing.outbox import StatusAnswer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MESSAGES_PATH = "/clearing/messages"
-
-
-class SendResult(StrEnum):
-    ANSWERED = "answered"  # synchronous ack or reject in ``ack``
-    DELIVERED = "delivered"  # handed over; the answer comes later
-    TRANSPORT_ERROR = "transport_error"  # certainly not received: retry with backoff
-    UNKNOWN = "unknown"  # may have been received: ask before resending
-    INVALID = "invalid"  # the receiver refused the message itself: do not retry
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    result: SendResult
-    ack: ClearingAck | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StatusResult:
-    answer: StatusAnswer
-    ack: ClearingAck | None = None
-    detail: str = ""
-
-
-class ClearingSender(Protocol):
-    def send(self, msg: OutgoingMessage) -> SendOutcome: ...
-
-    def query_status(self, key: str) -> StatusResult: ...
 
 
 # --- file drop ------------------------------------------------------------------------------

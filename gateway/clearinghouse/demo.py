@@ -1,7 +1,8 @@
 """End-to-end clearing demo: sample trades -> outbox -> simulated CCP over HTTP -> recon.
 
-Run: ``python -m otc.clearing.demo [--schemas DIR]``. Uses an ephemeral loopback port and an
-in-memory outbox; prints each message's final state, the exceptions list and the recon report.
+Run: ``python -m gateway.clearinghouse.demo [--schemas DIR]``. Uses an ephemeral loopback port
+and an in-memory outbox; prints each message's final state, the exceptions list and the recon
+report.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from fixspec.messages import utcnow
+from gateway.clearinghouse.register import cmd_reconcile
+from gateway.clearinghouse.schemas import SchemaRegistry, SchemaSetError
+from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
+from gateway.clearinghouse.transport import HttpSender
 from otc.clearing.dispatcher import ClearingDispatcher, enqueue
 from otc.clearing.outbox import InMemoryOutbox, list_exceptions
-from otc.clearing.recon import cmd_reconcile
 from otc.clearing.samples import all_samples
-from otc.clearing.schemas import SchemaRegistry, SchemaSetError
-from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
-from otc.clearing.transport import HttpSender
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,16 +13,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
-from otc.audit.export import ExportError, export_bundle
-from otc.audit.keys import (
+from gateway.audit.export import ExportError, export_bundle
+from gateway.audit.keys import (
     PUBLIC_KEY_FILE,
     AuditKeyError,
     generate_signing_key,
     load_public_key,
 )
+from gateway.audit.store import LogCorruptError
+from gateway.audit.verify import prove_extends, verify_bundle
 from otc.audit.signing import key_id as _key_id
-from otc.audit.store import LogCorruptError
-from otc.audit.verify import prove_extends, verify_bundle
 
 __all__ = ["cmd_export", "cmd_extends", "cmd_keygen", "cmd_verify", "parse_time"]
 
