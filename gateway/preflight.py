@@ -31,7 +31,7 @@ def _data_dir(config: Config, config_path: Path) -> str | None:
 
 
 def _audit_key(config: Config, config_path: Path) -> str | None:
-    from otc.audit.keys import AuditKeyError, load_signing_key
+    from gateway.audit.keys import AuditKeyError, load_signing_key
 
     try:
         load_signing_key(config.gateway.data_dir / "audit")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.audit.keys import generate_signing_key
 from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
 from gateway.passwords import verify_password
-from otc.audit import generate_signing_key
 from tests.harness import ROOT, GatewayProcess, config_text, free_port
 
 
