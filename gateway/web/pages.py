@@ -45,17 +45,18 @@ def content_security_policy(host: str | None) -> str:
 
 
 @cache
-def _asset(name: str) -> tuple[bytes, str] | None:
-    """A file of STATIC by its bare name (no directories) with its content type, or None."""
-    media_type = TYPES.get(Path(name).suffix)
-    path = STATIC / name
-    if media_type is None or "/" in name or name.startswith(".") or not path.is_file():
-        return None
-    return path.read_bytes(), media_type
+def _assets() -> dict[str, tuple[bytes, str]]:
+    """Every servable file of STATIC by name, with its content type, read once. A lookup of
+    any other name misses without being remembered (an anonymous caller can ask for many)."""
+    return {
+        path.name: (path.read_bytes(), TYPES[path.suffix])
+        for path in STATIC.iterdir()
+        if path.suffix in TYPES and path.is_file() and not path.name.startswith(".")
+    }
 
 
 def _serve(request: Request, name: str) -> Response:
-    found = _asset(name)
+    found = _assets().get(name)
     if found is None:
         raise HTTPException(404, f"no asset {name!r}")
     body, media_type = found
@@ -71,12 +72,12 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.api_route(ASSETS + "{name}", methods=["GET", "HEAD"])
-def asset(name: str, request: Request) -> Response:
+async def asset(name: str, request: Request) -> Response:  # in memory: no thread hop
     return _serve(request, name)
 
 
 def _page(name: str):
-    def page(request: Request) -> Response:
+    async def page(request: Request) -> Response:
         return _serve(request, name)
 
     return page

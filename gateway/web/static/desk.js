@@ -148,7 +148,7 @@ function onStreamState(s, state, info) {
     );
     checkToken(s);
   }
-  renderLog();
+  render();
 }
 
 /** A stream that cannot connect may mean the token was withdrawn: ask the API. */
@@ -760,7 +760,19 @@ function tick() {
   }
 }
 
+/** Draw the page once the events already waiting have been applied: a burst of stream
+ *  messages (each its own task, queued before this one) costs one redraw. */
+let renderQueued = false;
 function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    renderNow();
+  }, 0);
+}
+
+function renderNow() {
   const focused = document.activeElement?.id;
   renderRfqs();
   renderDetail();
