@@ -24,6 +24,7 @@ from gateway.config import ApiToken, Config, RiskSection
 from gateway.db import OrderRow, Writer
 from gateway.limits import RequestLimits
 from gateway.passwords import hash_token
+from gateway.web import pages
 
 log = logging.getLogger("fixbridge.api")
 PROBLEM = "application/problem+json"
@@ -159,7 +160,9 @@ class AuthGate:
         self.auth = auth
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+        if scope["type"] != "http" or (  # pages and their assets are static: no token
+            scope["path"].startswith(OPEN_PATHS) or pages.is_public(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         value = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
@@ -250,6 +253,8 @@ def create_api(
     def health() -> dict:
         """Liveness: the process is up and serving HTTP. Needs no token."""
         return {"status": "ok"}
+
+    app.include_router(pages.router)  # the desk blotter page and its assets: no token to load
 
     viewer = ("admin", "client-viewer", "compliance")
 

@@ -3,6 +3,8 @@ trades and negotiation histories are read back. Desks see only RFQs routed to th
 
 
 import asyncio
+import base64
+import binascii
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +31,27 @@ ERRORS = {403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Probl
 
 
 MAX_DESK_RFQS = 1_000  # the most RFQs one GET /desk/rfqs returns
+
+# A browser cannot set headers on a WebSocket, so it offers its token as a subprotocol,
+# ``fixbridge.bearer.<base64url(token), unpadded>``, next to ``fixbridge.desk.v1``: the stream
+# answers with the latter and never echoes the token. Unlike ``?token=``, it stays out of URLs
+# and so out of access logs and browser history.
+STREAM_SUBPROTOCOL = "fixbridge.desk.v1"
+BEARER_SUBPROTOCOL = "fixbridge.bearer."
+
+
+def subprotocol_token(offered: list[str]) -> str | None:
+    """The bearer token offered as a ``fixbridge.bearer.`` subprotocol ('' if it does not
+    decode), or None when none is offered."""
+    for protocol in offered:
+        if protocol.startswith(BEARER_SUBPROTOCOL):
+            raw = protocol[len(BEARER_SUBPROTOCOL):]
+            try:
+                return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+    return None
+
 
 class LegPriceIn(BaseModel):
     leg_no: int = Field(ge=1)
@@ -152,6 +175,11 @@ def add_otc_routes(
 
         def quote_out(event: ev.QuoteAcknowledged) -> dict:
             return to_jsonable(event.sealed) | {"signature": (event.sealed.signature or b"").hex()}
+
+        @app.get("/desk/me", tags=["desk"])
+        async def whoami(token: Annotated[ApiToken, Depends(desk)]) -> dict:
+            """The caller's desk and token name: what a desk screen shows as signed in."""
+            return {"desk_id": token.desk_id, "token_name": token.name}
 
         @app.get("/desk/rfqs", tags=["desk"])
         async def my_rfqs(
@@ -329,9 +357,16 @@ def add_otc_routes(
         @app.websocket("/desk/stream")
         async def stream(ws: WebSocket, token: str | None = None) -> None:
             """Desk events as JSON: new RFQs, counters, last-look requests, done-away, cover,
-            withdrawals. Authenticate with ``Authorization: Bearer`` or ``?token=``."""
+            withdrawals. Authenticate with ``Authorization: Bearer``; a browser, which cannot
+            set that header, offers the subprotocols ``fixbridge.desk.v1`` and
+            ``fixbridge.bearer.<base64url(token)>`` instead. ``?token=`` also works but puts the
+            token in URLs, and so in logs."""
             header = ws.headers.get("authorization", "")
-            presented = header[7:] if header.lower().startswith("bearer ") else token
+            offered = list(ws.scope.get("subprotocols") or ())
+            presented = (header[7:] if header.lower().startswith("bearer ")
+                         else subprotocol_token(offered))
+            if presented is None:
+                presented = token
             who = auth.identify(presented)
             peer = ws.client.host if ws.client else "?"
             if who is None or who.role != "desk":
@@ -339,7 +374,8 @@ def add_otc_routes(
                           "/desk/stream", who.name if who else None)
                 await ws.close(code=1008)
                 return
-            await ws.accept()
+            await ws.accept(
+                subprotocol=STREAM_SUBPROTOCOL if STREAM_SUBPROTOCOL in offered else None)
             queue = hub.subscribe(who.desk_id)
             try:
                 while True:

@@ -1,0 +1,1 @@
+"""Browser pages the gateway serves itself: plain HTML, CSS and JS, no CDN and no build step."""

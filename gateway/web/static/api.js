@@ -1,0 +1,118 @@
+// The gateway's public desk API, called with the desk's bearer token. Bodies go out as JSON
+// with prices as the strings the user typed; answers come back with prices as strings.
+
+export class ApiError extends Error {
+  constructor(status, title, detail) {
+    super(detail ? `${status} ${title}: ${detail}` : `${status} ${title}`);
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+  }
+}
+
+/** No answer at all: the gateway is down or unreachable. */
+export class NetworkError extends Error {}
+
+export class DeskApi {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async call(method, path, body) {
+    const headers = { Authorization: `Bearer ${this.token}`, Accept: "application/json" };
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new NetworkError(`gateway unreachable (${err.message})`);
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      throw new ApiError(response.status, data?.title ?? response.statusText, data?.detail ?? "");
+    }
+    return data;
+  }
+
+  me() {
+    return this.call("GET", "/desk/me");
+  }
+
+  rfqs() {
+    return this.call("GET", "/desk/rfqs?limit=1000");
+  }
+
+  rfq(rfqId) {
+    return this.call("GET", `/desk/rfqs/${encodeURIComponent(rfqId)}`);
+  }
+
+  /** The RFQ with this desk's part of its negotiation history (counters, last-look holds). */
+  history(rfqId) {
+    return this.call("GET", `/rfqs/${encodeURIComponent(rfqId)}`);
+  }
+
+  quote(rfqId, body) {
+    return this.call("POST", `/desk/rfqs/${encodeURIComponent(rfqId)}/quotes`, body);
+  }
+
+  /** Quote several RFQs; one outcome per item, in order: {rfqId, ok, quote} or {rfqId, ok,
+   *  error}. Partial success is normal. One POST per RFQ for now: a batch route can replace
+   *  this loop without its callers changing. */
+  async quoteMany(items) {
+    const settled = await Promise.allSettled(
+      items.map(({ rfqId, body }) => this.quote(rfqId, body)),
+    );
+    return settled.map((outcome, i) =>
+      outcome.status === "fulfilled"
+        ? { rfqId: items[i].rfqId, ok: true, quote: outcome.value }
+        : { rfqId: items[i].rfqId, ok: false, error: outcome.reason },
+    );
+  }
+
+  replace(quoteId, body) {
+    return this.call("PUT", `/desk/quotes/${encodeURIComponent(quoteId)}`, body);
+  }
+
+  cancel(quoteId) {
+    return this.call("DELETE", `/desk/quotes/${encodeURIComponent(quoteId)}`);
+  }
+
+  cancelAll() {
+    return this.call("DELETE", "/desk/quotes");
+  }
+
+  pass(rfqId) {
+    return this.call("POST", `/desk/rfqs/${encodeURIComponent(rfqId)}/pass`);
+  }
+
+  /** New terms answer the counter with a new quote; null terms decline it. */
+  answerCounter(counterId, quote, text) {
+    const body = quote ? { quote } : { text: text || null };
+    return this.call("POST", `/desk/counters/${encodeURIComponent(counterId)}/answer`, body);
+  }
+
+  confirmLastLook(quoteId) {
+    return this.call("POST", `/desk/quotes/${encodeURIComponent(quoteId)}/last-look/confirm`);
+  }
+
+  rejectLastLook(quoteId, text) {
+    return this.call("POST", `/desk/quotes/${encodeURIComponent(quoteId)}/last-look/reject`,
+      { text: text || null });
+  }
+
+  trades(limit = 50) {
+    return this.call("GET", `/trades?limit=${limit}`);
+  }
+}
