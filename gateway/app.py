@@ -11,7 +11,7 @@ import uvicorn
 
 from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import clearing, db, pki, recovery, rfq_store
+from gateway import clearing, db, recovery, rfq_store
 from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
@@ -25,6 +25,8 @@ from gateway.limits import MAX_WS_MESSAGE_BYTES
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.streams import DeskHub
+from gateway.tls.context import CertBinding, ContextCache
+from gateway.tls.files import PkiPaths
 from otc.clearing.dispatcher import ClearingDispatcher
 from otc.clearing.schemas import SchemaRegistry
 from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
@@ -47,30 +49,6 @@ def _limits(section) -> RiskLimits:
         price_band=section.price_band,
         credit_limit=section.credit_limit,
     )
-
-
-class CertBinding:
-    """The TLS listener's rule: a client certificate may log on only as the CompID bound to it
-    (the session's ``cert_identity``, by default the CompID itself, as CN or SAN)."""
-
-    def __init__(self, config: Config, contexts: pki.ContextCache) -> None:
-        self.config = config
-        self.contexts = contexts
-
-    def context(self):
-        return self.contexts.get()
-
-    def identities(self, der: bytes) -> set[str]:
-        return pki.cert_identities(der)
-
-    def refuse(self, comp_id: str, identities: set[str]) -> str | None:
-        session = self.config.session(comp_id)
-        if session is None:
-            return f"unknown CompID {comp_id}"
-        expected = session.cert_identity or comp_id
-        if expected not in identities:
-            return f"certificate {sorted(identities)} is not bound to CompID {comp_id}"
-        return None
 
 
 class Gateway:
@@ -140,7 +118,7 @@ class Gateway:
             self.fronts.append(Front((host, int(port)), engine_port, self.peers, self._admit))
         if cfg.tls.enabled:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
-            binding = CertBinding(cfg, pki.ContextCache(pki.PkiPaths(cfg.certs_dir)))
+            binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.fronts.append(
                 Front((host, int(port)), engine_port, self.peers, self._admit, binding,
                       on_refused=self._tls_refused)

@@ -117,7 +117,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_certs(args: argparse.Namespace) -> int:
     """Development PKI for FIX over TLS; files go to <data_dir>/certs (keys mode 0600)."""
-    from gateway import pki
+    from gateway.tls import devca
+    from gateway.tls.files import PkiError, serial_hex
 
     config = _load(args)
     certs_dir = config.certs_dir
@@ -125,21 +126,21 @@ def cmd_certs(args: argparse.Namespace) -> int:
         if args.certs_command == "init":
             names = sorted({"localhost", "127.0.0.1",
                             config.tls.fix_listen.rpartition(":")[0]} - {"0.0.0.0", ""})
-            paths = pki.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
-                                     exist_ok=args.exist_ok)
+            paths = devca.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
+                                       exist_ok=args.exist_ok)
             print(f"development CA, server and client certificates in {paths.certs_dir}")
         elif args.certs_command == "issue":
             if config.session(args.comp_id) is None:
                 print(f"fixbridge: no session {args.comp_id!r} in the configuration",
                       file=sys.stderr)
                 return 2
-            print(pki.issue_client(certs_dir, args.comp_id))
+            print(devca.issue_client(certs_dir, args.comp_id))
         elif args.certs_command == "revoke":
-            serials = pki.revoke(certs_dir, args.comp_id, args.reason)
-            print(f"revoked {args.comp_id}: serials {', '.join(map(pki.serial_hex, serials))}")
+            serials = devca.revoke(certs_dir, args.comp_id, args.reason)
+            print(f"revoked {args.comp_id}: serials {', '.join(map(serial_hex, serials))}")
         elif args.certs_command == "crl":
-            print(pki.renew_crl(certs_dir))
-    except pki.PkiError as exc:
+            print(devca.renew_crl(certs_dir))
+    except PkiError as exc:
         print(f"fixbridge: {exc}", file=sys.stderr)
         return 1
     return 0
