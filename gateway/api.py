@@ -17,17 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from gateway.config import ApiToken, Config, RiskSection
-from gateway.db import OrderRow, Writer
 from gateway.limits import RequestLimits
 from gateway.passwords import hash_token
+from gateway.store.orders import OrderReader
 
 log = logging.getLogger("fixbridge.api")
 PROBLEM = "application/problem+json"
-ORDERS = OrderRow.__table__
 
 
 # Text that may reach a FIX message: no control characters (an SOH would smuggle fields in)
@@ -208,8 +205,7 @@ class AuditActions:
 
 def create_api(
     config: Config,
-    engine: Engine,
-    writer: Writer,
+    orders: OrderReader,
     sessions: Callable[[], list[dict]],
     risk: RiskControl | None = None,
     auth: Auth | None = None,
@@ -266,14 +262,7 @@ def create_api(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[OrderView]:
         """Orders, newest first; filter by client CompID (owner) and OrdStatus code."""
-        writer.flush()
-        stmt = select(ORDERS).order_by(ORDERS.c.created_at.desc()).limit(limit)
-        if owner:
-            stmt = stmt.where(ORDERS.c.owner == owner)
-        if status:
-            stmt = stmt.where(ORDERS.c.status == status)
-        with engine.connect() as conn:
-            return [OrderView.model_validate(dict(r)) for r in conn.execute(stmt).mappings()]
+        return [OrderView.model_validate(r) for r in orders.orders(owner, status, limit)]
 
     @app.get(
         "/orders/{order_id}",
@@ -283,13 +272,10 @@ def create_api(
     )
     def get_order(order_id: str, token: Annotated[ApiToken, Depends(caller(*viewer))]):
         """One order by our OrderID(37)."""
-        writer.flush()
-        stmt = select(ORDERS).where(ORDERS.c.order_id == order_id)
-        with engine.connect() as conn:
-            row = conn.execute(stmt).mappings().first()
+        row = orders.order(order_id)
         if row is None:
             return problem(404, "Not Found", f"no order {order_id!r}")
-        return OrderView.model_validate(dict(row))
+        return OrderView.model_validate(row)
 
     if risk is not None:
         _risk_routes(app, caller, risk, config)

@@ -11,7 +11,7 @@ import uvicorn
 
 from fixspec import messages as m
 from fixspec.dictionary import write_dictionary
-from gateway import clearing, db, recovery, rfq_store
+from gateway import clearing, recovery
 from gateway.api import Auth, create_api
 from gateway.audit import Auditor
 from gateway.audit_api import add_audit_routes
@@ -24,6 +24,14 @@ from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.limits import MAX_WS_MESSAGE_BYTES
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
+from gateway.store import orders as order_store
+from gateway.store.clearing import SqlOutbox, message_view
+from gateway.store.connect import connect
+from gateway.store.orders import OrderReader
+from gateway.store.rfqs import RfqArchive
+from gateway.store.sessions import SessionEvent
+from gateway.store.trades import TradeReader, TradesWithClearing, capture
+from gateway.store.writer import Writer
 from gateway.streams import DeskHub
 from gateway.tls.context import CertBinding, ContextCache
 from gateway.tls.files import PkiPaths
@@ -65,9 +73,9 @@ class Gateway:
         data.mkdir(parents=True, exist_ok=True)
         dictionary = write_dictionary(data)
         self.auditor = Auditor(data / "audit")
-        self.engine = db.connect(cfg.database_url)
-        self.writer = db.Writer(self.engine)
-        recovery.recover(self.engine, data / "store")  # ERs sent but not yet committed
+        self.database = connect(cfg.database_url)
+        self.writer = Writer(self.database)
+        recovery.recover(self.database, data / "store")  # ERs sent but not yet committed
 
         venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
         risk = RiskCheck(
@@ -75,8 +83,8 @@ class Gateway:
             per_client={s.comp_id: _limits(s.risk) for s in cfg.sessions if s.risk},
         )
         self.orders = OrderManager(venue, risk)
-        self.orders.restore(db.load_orders(self.engine), [])
-        self.orders.set_exec_seq(db.last_exec_seq(self.engine))
+        self.orders.restore(order_store.load_orders(self.database), [])
+        self.orders.set_exec_seq(order_store.last_exec_seq(self.database))
 
         self.policy = LogonPolicy(cfg)
         self.peers = PeerRegistry()
@@ -98,9 +106,8 @@ class Gateway:
             self.orders.risk, self.orders.halt_reason, self.orders.exposure,
             rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
         )
-        self.negotiation.archive_sink = lambda view, history: rfq_store.save(
-            self.engine, view, history, m.utcnow()
-        )
+        self.rfq_archive = RfqArchive(self.database)
+        self.negotiation.archive_sink = self.rfq_archive.save
         self.application.negotiation = self.negotiation
         self._start_clearing()
         self.negotiation.start()
@@ -140,7 +147,7 @@ class Gateway:
     def _tls_refused(self, peer: Peer, comp_id: str, why: str) -> None:
         self.policy.record_failure(peer.host, time.monotonic())
         self.writer.session_event(
-            db.SessionEvent(comp_id or "?", "tls_refused", str(peer), why, m.utcnow())
+            SessionEvent(comp_id or "?", "tls_refused", str(peer), why, m.utcnow())
         )
         self.auditor.session(comp_id or "?", "tls_refused", str(peer), why)
 
@@ -148,13 +155,13 @@ class Gateway:
         host, _, port = self.config.gateway.http_listen.rpartition(":")
         otc_routes = add_otc_routes(
             self.negotiation, self.hub, self.auth,
-            clearing.TradesWithClearing(db.TradeReader(self.engine, self.writer),
-                                        self.clearing_repo),
-            archive=lambda rfq_id: rfq_store.load(self.engine, rfq_id),
+            TradesWithClearing(TradeReader(self.database, self.writer), self.clearing_repo),
+            archive=self.rfq_archive.load,
         )
         audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
         api = create_api(
-            self.config, self.engine, self.writer, self.session_views, self, self.auth,
+            self.config, OrderReader(self.database, self.writer), self.session_views, self,
+            self.auth,
             extra_routes=[otc_routes, audit_routes, add_clearing_routes(self.clearing_repo)],
             on_action=self.auditor.api_action,
         )
@@ -201,7 +208,7 @@ class Gateway:
                     clearing_firm=(Party(cfg.clearing_firm, PartyRole.CLEARING_FIRM)
                                    if cfg.clearing_firm else None),
                 )
-                clearing.capture(self.engine, trade, event.at, clear=cfg.mode != "off")
+                capture(self.database, trade, event.at, clear=cfg.mode != "off")
                 # stored with its clearing message: the RFQ may now be Confirmed (and archived)
                 self.negotiation.defer(ConfirmTrade(trade.trade_id))
                 with self.application.lock:  # the trade now uses the client's credit
@@ -209,7 +216,7 @@ class Gateway:
 
     def _start_clearing(self) -> None:
         cfg = self.config.clearing
-        self.clearing_repo = clearing.SqlOutbox(self.engine)
+        self.clearing_repo = SqlOutbox(self.database)
         self.simulator = None
         self.clearing_worker = None
         if cfg.mode == "off":
@@ -230,7 +237,7 @@ class Gateway:
         self.clearing_worker.start()
 
     def _clearing_changed(self, msg) -> None:
-        self.auditor.admin("clearing.state", "clearing", clearing.message_view(msg))
+        self.auditor.admin("clearing.state", "clearing", message_view(msg))
 
     def _auth_failed(self, **details) -> None:
         """Every API authentication or role failure (already logged by the API)."""
@@ -283,5 +290,5 @@ class Gateway:
             front.stop()
         self.writer.close()
         self.auditor.close()
-        self.engine.dispose()
+        self.database.dispose()
         log.info("stopped")

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from gateway.api import ApiToken
-from gateway.clearing import SqlOutbox, exceptions_view, message_view
+from gateway.store.clearing import SqlOutbox, exceptions_view, message_view
 from otc.clearing.outbox import ClearingState
 
 

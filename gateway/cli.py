@@ -183,17 +183,14 @@ def cmd_clearing(args: argparse.Namespace) -> int:
         if not errors:
             print(f"{args.file}: valid")
         return 1 if errors else 0
-    from sqlalchemy import select
-
-    from gateway import db
-    from gateway.clearing import trade_from_record
+    from gateway.store.connect import connect
+    from gateway.store.trades import trade_from_record, trade_records
     from otc.clearing.recon import cmd_reconcile
 
     config = _load(args)
-    engine = db.connect(config.database_url)
-    with engine.connect() as conn:
-        records = conn.execute(select(db.TradeRow.__table__.c.record)).scalars().all()
-    engine.dispose()
+    database = connect(config.database_url)
+    records = trade_records(database)
+    database.dispose()
     return cmd_reconcile([trade_from_record(r) for r in records], args.register)
 
 

@@ -12,10 +12,10 @@ from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket, WebSocket
 from pydantic import BaseModel, Field
 
 from fixspec.messages import Side
-from gateway import rfq_store
 from gateway.api import ApiToken, Auth, FixText, Problem
 from gateway.jsonable import to_jsonable
 from gateway.negotiation import NegotiationService
+from gateway.store.rfqs import record_of
 from gateway.streams import CLOSE, DeskHub
 from otc.negotiation import commands as c
 from otc.negotiation import events as ev
@@ -283,7 +283,7 @@ def add_otc_routes(
             live or, once finished, from the archive."""
             def live(engine):
                 try:
-                    return rfq_store.record_of(engine.rfq(rfq_id), engine.history(rfq_id))
+                    return record_of(engine.rfq(rfq_id), engine.history(rfq_id))
                 except KeyError:
                     return None
 

@@ -25,9 +25,10 @@ import sys
 from collections.abc import Sequence
 
 from gateway import app as gateway_app
-from gateway import audit, cli, db
+from gateway import audit, cli
 from gateway.fix import engine
 from gateway.fix.application import GatewayApplication
+from gateway.store import writer as db
 
 
 def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:

@@ -30,12 +30,15 @@ from schemathesis import GenerationMode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from gateway import db
 from gateway.api import Auth, create_api
 from gateway.config import Config
 from gateway.desk_api import add_otc_routes
 from gateway.limits import MAX_BODY_BYTES, MAX_WS_QUEUED, RequestLimits
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
+from gateway.store.connect import connect
+from gateway.store.orders import OrderReader
+from gateway.store.trades import TradeReader
+from gateway.store.writer import Writer
 from gateway.streams import DeskHub
 from tests.harness import API_TOKEN, VIEWER_TOKEN, GatewayProcess, config_text, free_port
 
@@ -230,8 +233,8 @@ class InProcessApi:
     def __init__(self, tmp: Path) -> None:
         raw = tomllib.loads(config_text(free_port(), free_port(), tmp / "data"))
         self.config = Config.model_validate(raw)
-        self.engine = db.connect(f"sqlite:///{tmp / 'api.db'}")
-        self.writer = db.Writer(self.engine)
+        self.database = connect(f"sqlite:///{tmp / 'api.db'}")
+        self.writer = Writer(self.database)
         self.hub = DeskHub()
         auth = Auth(self.config)
         keyring = load_desk_keys(tmp / "desk-keys", self.config.otc.desks)
@@ -239,14 +242,13 @@ class InProcessApi:
         self.service.start()
         app = create_api(
             self.config,
-            self.engine,
-            self.writer,
+            OrderReader(self.database, self.writer),
             lambda: [],
             None,
             auth,
             extra_routes=[
                 add_otc_routes(
-                    self.service, self.hub, auth, db.TradeReader(self.engine, self.writer)
+                    self.service, self.hub, auth, TradeReader(self.database, self.writer)
                 )
             ],
         )
@@ -269,7 +271,7 @@ class InProcessApi:
         self.thread.join(10)
         self.service.stop()
         self.writer.close()
-        self.engine.dispose()
+        self.database.dispose()
 
 
 @pytest.fixture(scope="module")

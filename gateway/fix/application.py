@@ -18,10 +18,11 @@ import quickfix as fix
 from fixspec import codec, rfq_codec
 from fixspec import messages as m
 from gateway.config import Config
-from gateway.db import SessionEvent, Writer
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
+from gateway.store.sessions import SessionEvent
+from gateway.store.writer import Writer
 from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
