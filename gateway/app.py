@@ -18,8 +18,8 @@ from gateway.audit_api import add_audit_routes
 from gateway.clearing_api import add_clearing_routes
 from gateway.config import Config, RiskSection
 from gateway.desk_api import add_otc_routes
+from gateway.fix.acceptor import Acceptor, session_settings, session_status
 from gateway.fix.application import GatewayApplication
-from gateway.fix.engine import Acceptor, session_settings, session_status
 from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
 from gateway.limits import MAX_WS_MESSAGE_BYTES
 from gateway.logon import LogonPolicy
@@ -112,8 +112,8 @@ class Gateway:
         self._start_clearing()
         self.negotiation.start()
         self.auth = Auth(cfg, on_failure=self._auth_failed)
-        engine_port = free_loopback_port()
-        settings = session_settings(cfg, engine_port, dictionary)
+        acceptor_port = free_loopback_port()
+        settings = session_settings(cfg, acceptor_port, dictionary)
         self.acceptor = Acceptor(
             self.application, settings, cfg.gateway.fix_message_log, self.auditor.fix
         )
@@ -122,12 +122,12 @@ class Gateway:
         self.fronts: list[Front] = []
         if cfg.gateway.fix_plain:
             host, _, port = cfg.gateway.fix_listen.rpartition(":")
-            self.fronts.append(Front((host, int(port)), engine_port, self.peers, self._admit))
+            self.fronts.append(Front((host, int(port)), acceptor_port, self.peers, self._admit))
         if cfg.tls.enabled:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
             binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.fronts.append(
-                Front((host, int(port)), engine_port, self.peers, self._admit, binding,
+                Front((host, int(port)), acceptor_port, self.peers, self._admit, binding,
                       on_refused=self._tls_refused)
             )
         for front in self.fronts:

@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     gateway.stop()
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.engine.Acceptor.logout_all
+    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ PENDING = frozenset({m.ExecType.PENDING_CANCEL, m.ExecType.PENDING_REPLACE})
 
 @dataclass(frozen=True, slots=True)
 class StoredReport:
-    """An ExecutionReport the engine sent, as read back from its store."""
+    """An ExecutionReport the acceptor sent, as read back from its store."""
 
     owner: str  # the client's CompID: TargetCompID(56) of the message we sent
     store_seq: int

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from gateway import app as gateway_app
 from gateway import audit, cli
-from gateway.fix import engine
+from gateway.fix import acceptor
 from gateway.fix.application import GatewayApplication
 from gateway.store import writer as db
 
@@ -43,9 +43,9 @@ def _nothing(*_args, **_kwargs) -> None:
     return None
 
 
-def ablate(engine_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> None:
-    if engine_port is not None:
-        gateway_app.free_loopback_port = lambda: engine_port
+def ablate(acceptor_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> None:
+    if acceptor_port is not None:
+        gateway_app.free_loopback_port = lambda: acceptor_port
         init = GatewayApplication.__init__
 
         def direct(self, *args, **kwargs) -> None:
@@ -57,10 +57,10 @@ def ablate(engine_port: int | None, no_audit: bool, no_db: bool, no_sign: bool =
         for name in ("fix", "orders", "session", "negotiation", "api_action", "append"):
             setattr(audit.Auditor, name, _nothing)
 
-        def acceptor(application, settings, file_log, audit_sink=None):
-            return engine.Acceptor(application, settings, file_log, None)
+        def unaudited(application, settings, file_log, audit_sink=None):
+            return acceptor.Acceptor(application, settings, file_log, None)
 
-        gateway_app.Acceptor = acceptor
+        gateway_app.Acceptor = unaudited
     if no_db:
         db.Writer.order = _nothing
         db.Writer.execution = _nothing

@@ -119,7 +119,7 @@ class GatewayApplication(fix.Application):
             if message.getHeader().getField(35) != "A":
                 return
             reason, comp_id, peer = self._check_logon(message, sessionID)
-        except Exception:  # never let a bug become an engine error
+        except Exception:  # never let a bug become a QuickFIX error
             log.exception("logon check failed")
             raise fix.RejectLogon("logon could not be processed") from None
         if reason is not None:

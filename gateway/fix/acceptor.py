@@ -11,12 +11,12 @@ from gateway.config import Config
 from gateway.fix.auditlog import AuditingLogFactory
 
 
-def session_settings(config: Config, engine_port: int, dictionary: Path) -> fix.SessionSettings:
+def session_settings(config: Config, acceptor_port: int, dictionary: Path) -> fix.SessionSettings:
     data = config.gateway.data_dir
     defaults = fix.Dictionary()
     for key, value in {
         "ConnectionType": "acceptor",
-        "SocketAcceptPort": str(engine_port),
+        "SocketAcceptPort": str(acceptor_port),
         "SocketReuseAddress": "Y",
         "SocketNodelay": "Y",
         "SenderCompID": config.gateway.comp_id,
@@ -29,7 +29,7 @@ def session_settings(config: Config, engine_port: int, dictionary: Path) -> fix.
         "PersistMessages": "Y",
         "CheckLatency": "Y",
         "MaxLatency": "120",
-        "AllowedRemoteAddresses": "127.0.0.1",  # only the front reaches the engine's port
+        "AllowedRemoteAddresses": "127.0.0.1",  # only the front reaches the acceptor's port
     }.items():
         defaults.setString(key, value)
     settings = fix.SessionSettings()
@@ -75,10 +75,10 @@ class Acceptor:
     def logout_all(self, reason: str, timeout: float = 5.0) -> bool:
         """Send every logged-on session a Logout and wait for the sessions to end.
 
-        This is our whole shutdown of the engine. QuickFIX 1.16's ``Acceptor.stop`` races its own
+        This is our whole shutdown of the acceptor. QuickFIX 1.16's ``Acceptor.stop`` races its own
         thread (both close and delete the socket server: a use-after-free we have seen crash the
         process), so we never call it: the process exits once the sessions are logged out. The
-        FileStore and FileLog flush every write, so nothing the engine recorded is lost.
+        FileStore and FileLog flush every write, so nothing the acceptor recorded is lost.
         """
         for session_id in self.acceptor.getSessions():
             session = fix.Session.lookupSession(session_id)
