@@ -1,5 +1,6 @@
 """The clearing worker: a thread that runs the outbox dispatcher, which delivers captured
-trades' clearing messages, retries them and applies the clearinghouse's answers.
+trades' clearing messages, retries them and applies the clearinghouse's answers; and its wiring
+from ``[clearing]``.
 
 The outbox state machine, renderers and senders live in ``otc.clearing``; the outbox table in
 :mod:`gateway.store.clearing`.
@@ -9,6 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config import ClearingSection
+from gateway.store.clearing import SqlOutbox, message_view
+from otc.clearing.dispatcher import ClearingDispatcher
+from otc.clearing.outbox import ClearingMessage
+from otc.clearing.schemas import SchemaRegistry
+from otc.clearing.simulator import ClearinghouseSimulator, SimulatorRules
+from otc.clearing.transport import FileDropSender, HttpSender
 
 log = logging.getLogger("fixbridge.clearing")
 
@@ -16,7 +27,12 @@ log = logging.getLogger("fixbridge.clearing")
 class ClearingWorker:
     """Runs the dispatcher every ``interval`` seconds on its own thread."""
 
-    def __init__(self, dispatcher, interval: float = 0.2, on_change=None) -> None:
+    def __init__(
+        self,
+        dispatcher: ClearingDispatcher,
+        interval: float = 0.2,
+        on_change: Callable[[ClearingMessage], None] | None = None,
+    ) -> None:
         self.dispatcher = dispatcher
         self.interval = interval
         self.on_change = on_change or (lambda msg: None)
@@ -37,3 +53,50 @@ class ClearingWorker:
                     self.on_change(msg)
             except Exception:  # keep delivering; the failure is logged and retried next tick
                 log.exception("clearing dispatcher pass failed")
+
+
+class Clearing:
+    """Clearing as ``[clearing] mode`` asks: nothing (``off``: trades are stored, not sent), or a
+    worker delivering the outbox to the built-in simulated clearinghouse (started here), an HTTP
+    endpoint or a drop directory. Every change of a message's state is audited."""
+
+    def __init__(
+        self,
+        config: ClearingSection,
+        outbox: SqlOutbox,
+        audit: Callable[[str, str, dict[str, Any]], None],
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.audit = audit
+        self.simulator: ClearinghouseSimulator | None = None
+        self.worker: ClearingWorker | None = None
+
+    def start(self) -> None:
+        cfg = self.config
+        if cfg.mode == "off":
+            return
+        if cfg.mode == "simulator":
+            rules = SimulatorRules(max_quantity=cfg.simulator_reject_above)
+            schemas = SchemaRegistry(cfg.schema_dir) if cfg.schema_dir else None
+            self.simulator = ClearinghouseSimulator(rules=rules, schemas=schemas).start()
+            sender: HttpSender | FileDropSender = HttpSender(self.simulator.url, verify=False)
+            log.info("clearing to the built-in simulated clearinghouse at %s", self.simulator.url)
+        elif cfg.mode == "http":
+            sender = HttpSender(cfg.url, verify=cfg.verify_tls)
+        else:
+            assert cfg.drop_dir is not None  # the configuration requires it for mode "file"
+            sender = FileDropSender(cfg.drop_dir)
+        self.worker = ClearingWorker(
+            ClearingDispatcher(self.outbox, sender), on_change=self._changed
+        )
+        self.worker.start()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+
+    def _changed(self, msg: ClearingMessage) -> None:
+        self.audit("clearing.state", "clearing", message_view(msg))

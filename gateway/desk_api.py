@@ -137,18 +137,17 @@ def add_otc_routes(
             return service.clock()
 
         def desk_rfq(token: ApiToken, rfq_id: str):
-            def find(engine):
-                try:
-                    return engine.rfq(rfq_id)
-                except KeyError:
-                    return None
-
-            view = service.query(find)
-            if view is None:
+            found = service.desk_rfq(token.desk_id, rfq_id)
+            if found is None:
                 raise HTTPException(404, f"no RFQ {rfq_id!r}")
+            view, mine = found
             if token.role == "desk" and token.desk_id not in view.desk_ids:
                 raise HTTPException(403, f"RFQ {rfq_id} is not routed to desk {token.desk_id}")
-            return view
+            return view, mine
+
+        def desk_rfq_out(view, mine) -> dict:
+            return {"rfq": to_jsonable(view.rfq), "state": view.state.value,
+                    "my_quotes": [to_jsonable(q) for q in mine]}
 
         def quote_out(event: ev.QuoteAcknowledged) -> dict:
             return to_jsonable(event.sealed) | {"signature": (event.sealed.signature or b"").hex()}
@@ -161,27 +160,13 @@ def add_otc_routes(
         ) -> list[dict]:
             """Live RFQs routed to the caller's desk (newest first, at most ``limit``),
             optionally by state; finished ones are at GET /rfqs/{id}."""
-            def collect(engine):
-                out = []
-                for rfq_id in reversed(list(service.rfqs_by_desk.get(token.desk_id, {}))):
-                    if len(out) >= limit:
-                        break
-                    view = engine.rfq(rfq_id)
-                    if state is None or view.state.value == state:
-                        out.append({"rfq": to_jsonable(view.rfq), "state": view.state.value,
-                                    "my_quotes": [to_jsonable(q) for q in
-                                                  engine.desk_live_quotes(token.desk_id, rfq_id)]})
-                return out
-
-            return service.query(collect)
+            return [desk_rfq_out(view, mine)
+                    for view, mine in service.desk_rfqs(token.desk_id, state, limit)]
 
         @app.get("/desk/rfqs/{rfq_id}", tags=["desk"], responses=ERRORS)
         async def my_rfq(rfq_id: str, token: Annotated[ApiToken, Depends(desk)]) -> dict:
             """One RFQ routed to the caller's desk, with the desk's own live quotes only."""
-            view = desk_rfq(token, rfq_id)
-            mine = service.query(lambda e: e.desk_live_quotes(token.desk_id, rfq_id))
-            return {"rfq": to_jsonable(view.rfq), "state": view.state.value,
-                    "my_quotes": [to_jsonable(q) for q in mine]}
+            return desk_rfq_out(*desk_rfq(token, rfq_id))
 
         @app.post("/desk/rfqs/{rfq_id}/quotes", tags=["desk"], status_code=201, responses=ERRORS)
         async def submit_quote(rfq_id: str, body: QuoteIn,
@@ -281,13 +266,8 @@ def add_otc_routes(
         def get_rfq(rfq_id: str, token: Annotated[ApiToken, Depends(reader)]) -> dict:
             """The RFQ with its whole negotiation history (a desk sees only its own part),
             live or, once finished, from the archive."""
-            def live(engine):
-                try:
-                    return record_of(engine.rfq(rfq_id), engine.history(rfq_id))
-                except KeyError:
-                    return None
-
-            record = service.query(live) or archive(rfq_id)
+            live = service.rfq_history(rfq_id)
+            record = record_of(*live) if live is not None else archive(rfq_id)
             if record is None:
                 raise HTTPException(404, f"no RFQ {rfq_id!r}")
             if token.role == "desk":
@@ -321,10 +301,10 @@ def add_otc_routes(
         async def public_key(desk_id: str, token: Annotated[ApiToken, Depends(
                 caller("admin", "compliance", "desk", "client-viewer"))]) -> dict:
             """The desk's Ed25519 public key (PEM): anyone may verify its quote signatures."""
-            keyring = service.engine.keyring
-            if keyring is None or desk_id not in keyring:
+            pem = service.public_key_pem(desk_id)
+            if pem is None:
                 raise HTTPException(404, f"no desk {desk_id!r}")
-            return {"desk_id": desk_id, "public_key_pem": keyring.public_key_pem(desk_id).decode()}
+            return {"desk_id": desk_id, "public_key_pem": pem.decode()}
 
         @app.websocket("/desk/stream")
         async def stream(ws: WebSocket, token: str | None = None) -> None:

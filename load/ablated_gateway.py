@@ -1,13 +1,13 @@
-"""The gateway with parts switched off: ``bench_orders --ablation`` and ``run_locust --ablation``
+"""The gateway with parts left out: ``bench_orders --ablation`` and ``run_locust --ablation``
 measure where the time goes.
 
 Each switch removes one part of the order or desk path from a normal ``fixbridge run``, by
-patching this process before the gateway starts; the product has no such switches and never will
-(the audit trail, persistence and quote signatures are not optional). It lives in ``load/`` for
-the benchmarks alone.
+building the gateway with other parts (``gateway.app.Parts``); the product has no such switches
+and never will (the audit trail, persistence and quote signatures are not optional). It lives in
+``load/`` for the benchmarks alone.
 
-    python -m load.ablated_gateway [--no-front ENGINE_PORT] [--no-audit] [--no-db] [--no-sign] \\
-        -- run --config PATH
+    python -m load.ablated_gateway [--no-front ACCEPTOR_PORT] [--no-audit] [--no-db] \\
+        [--no-sign] -- run --config PATH
 
 * ``--no-front PORT``: QuickFIX listens on PORT and the client connects there directly, skipping
   the front's relay (the front still listens, unused; logons need no announcement);
@@ -21,14 +21,23 @@ the benchmarks alone.
 from __future__ import annotations
 
 import argparse
+import gc
+import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from gateway import app as gateway_app
-from gateway import audit, cli
-from gateway.fix import acceptor
-from gateway.fix.application import GatewayApplication
-from gateway.store import writer as db
+from fixspec import messages as m
+from gateway.app import Gateway, Parts
+from gateway.audit import Auditor
+from gateway.cli import parser as fixbridge_parser
+from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
+from gateway.store.writer import Writer
+from otc.orders import Order
 
 
 def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
@@ -39,33 +48,95 @@ def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
 
 
-def _nothing(*_args, **_kwargs) -> None:
+class UnauditedAuditor(Auditor):
+    """Appends nothing: every sink the gateway wires to the audit trail does nothing."""
+
+    def fix(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def orders(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def session(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def negotiation(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def api_action(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def append(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class OrdersNotStored(Writer):
+    """Persists session events (and trades) only: order snapshots and executions are dropped."""
+
+    def order(self, order: Order) -> None:
+        return None
+
+    def execution(self, owner: str, er: m.ExecutionReport) -> None:
+        return None
+
+
+def no_desk_keys(*_args: Any) -> None:
     return None
 
 
-def ablate(acceptor_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> None:
-    if acceptor_port is not None:
-        gateway_app.free_loopback_port = lambda: acceptor_port
-        init = GatewayApplication.__init__
+def parts(acceptor_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> Parts:
+    """The gateway's parts with those named left out."""
+    defaults = Parts()
+    return Parts(
+        auditor=UnauditedAuditor if no_audit else defaults.auditor,
+        audit_fix_messages=not no_audit,
+        writer=OrdersNotStored if no_db else defaults.writer,
+        desk_keys=no_desk_keys if no_sign else defaults.desk_keys,
+        acceptor_port=acceptor_port,
+    )
 
-        def direct(self, *args, **kwargs) -> None:
-            init(self, *args, **kwargs)
-            self.require_front = False
 
-        GatewayApplication.__init__ = direct
-    if no_audit:
-        for name in ("fix", "orders", "session", "negotiation", "api_action", "append"):
-            setattr(audit.Auditor, name, _nothing)
-
-        def unaudited(application, settings, file_log, audit_sink=None):
-            return acceptor.Acceptor(application, settings, file_log, None)
-
-        gateway_app.Acceptor = unaudited
-    if no_db:
-        db.Writer.order = _nothing
-        db.Writer.execution = _nothing
-    if no_sign:
-        gateway_app.load_desk_keys = _nothing
+def run(argv: list[str], gateway_parts: Parts) -> int:
+    """``fixbridge run`` (``gateway.cli.cmd_run``, same arguments and ready line) with other
+    parts; the ready line is what the benchmarks wait for."""
+    args = fixbridge_parser().parse_args(argv)
+    if args.command != "run":
+        print("load.ablated_gateway: only `run` takes parts out", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(Path(args.config) if args.config else EXAMPLE_CONFIG)
+    except ConfigError as exc:
+        print(f"fixbridge: configuration error\n{exc}", file=sys.stderr)
+        return 2
+    if args.data_dir:
+        config = config.with_data_dir(Path(args.data_dir))
+    data_dir = config.gateway.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(sys.stderr),
+                  logging.FileHandler(data_dir / "fixbridge.log")],
+    )
+    gateway = Gateway(config, gateway_parts)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        gateway.start()
+    except OSError as exc:
+        logging.getLogger("fixbridge").error("cannot start: %s", exc)
+        return 1
+    gc.freeze()  # as fixbridge run does: the same collector settings for a fair comparison
+    gc.set_threshold(50_000, 20, 50)
+    print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
+          f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
+    stop.wait()
+    gateway.stop()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     ours, rest = argv[:split], argv[split + 1 :]
     p = argparse.ArgumentParser(prog="python -m load.ablated_gateway", description=__doc__)
-    p.add_argument("--no-front", type=int, metavar="ENGINE_PORT")
+    p.add_argument("--no-front", type=int, metavar="ACCEPTOR_PORT")
     p.add_argument("--no-audit", action="store_true")
     p.add_argument("--no-db", action="store_true")
     p.add_argument("--no-sign", action="store_true")
     args = p.parse_args(ours)
-    ablate(args.no_front, args.no_audit, args.no_db, args.no_sign)
-    return cli.main(rest)
+    return run(rest, parts(args.no_front, args.no_audit, args.no_db, args.no_sign))
 
 
 if __name__ == "__main__":
