@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy.engine import Engine
 
 from fixspec.dictionary import write_dictionary
 from gateway import recovery
-from gateway.api import Auth, create_api
 from gateway.audit import Auditor
-from gateway.audit_api import add_audit_routes
 from gateway.clearing import Clearing
-from gateway.clearing_api import add_clearing_routes
 from gateway.config import Config
-from gateway.desk_api import add_otc_routes
 from gateway.fix.acceptor import Acceptor, SessionViews, session_settings
 from gateway.fix.application import GatewayApplication
 from gateway.fix.front import Front, PeerRegistry, free_loopback_port
-from gateway.limits import MAX_WS_MESSAGE_BYTES
+from gateway.http.app import create_app
+from gateway.http.security import Auth
+from gateway.http.server import HttpServer
+from gateway.http.services import ApiServices
+from gateway.http.streams import DeskHub
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.risk_control import RiskControl, risk_limits
@@ -40,7 +38,6 @@ from gateway.store.orders import OrderReader, last_exec_seq, load_orders
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradeReader, TradesWithClearing
 from gateway.store.writer import Writer
-from gateway.streams import DeskHub
 from gateway.tls.context import CertBinding, ContextCache
 from gateway.tls.files import PkiPaths
 from gateway.trade_capture import TradeBooking
@@ -80,7 +77,7 @@ class Gateway:
         self.config = config
         self.parts = parts or Parts()
         self.started = threading.Event()
-        self._server: uvicorn.Server | None = None
+        self.http: HttpServer | None = None
 
     def start(self) -> None:
         cfg, parts = self.config, self.parts
@@ -103,7 +100,7 @@ class Gateway:
         core_lock = threading.RLock()  # QuickFIX's thread, the API and trade booking share it
 
         self.peers = PeerRegistry()
-        self.hub = DeskHub()
+        self.desk_hub = DeskHub()
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
         # The FIX application and the negotiation need each other: RFQs from FIX go into the
@@ -115,7 +112,7 @@ class Gateway:
                 self.auditor.negotiation,
                 TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
                 lambda events: self.application.rfq_sink(events),
-                self.hub.sink,
+                self.desk_hub.sink,
             ],
             gate=RfqRiskGate(
                 self.orders.risk, self.orders.halt_reason, self.orders.exposure,
@@ -174,49 +171,30 @@ class Gateway:
         self.started.set()
 
     def _start_http(self) -> None:
-        host, _, port = self.config.gateway.http_listen.rpartition(":")
-        auth = Auth(self.config, on_failure=self.auditor.auth_failure)
-        otc_routes = add_otc_routes(
-            self.negotiation, self.hub, auth,
-            TradesWithClearing(TradeReader(self.database, self.writer), self.clearing_outbox),
-            archive=self.rfq_archive.load,
-        )
-        audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
-        api = create_api(
-            self.config, OrderReader(self.database, self.writer),
-            SessionViews(self.config, self.application.sessions, self.peers),
-            self.risk_control, auth,
-            extra_routes=[otc_routes, audit_routes, add_clearing_routes(self.clearing_outbox)],
+        services = ApiServices(
+            config=self.config,
+            auth=Auth(self.config, on_failure=self.auditor.auth_failure),
+            orders=OrderReader(self.database, self.writer),
+            sessions=SessionViews(self.config, self.application.sessions, self.peers),
+            risk=self.risk_control,
+            negotiation=self.negotiation,
+            desk_hub=self.desk_hub,
+            trades=TradesWithClearing(TradeReader(self.database, self.writer),
+                                      self.clearing_outbox),
+            rfq_archive=self.rfq_archive,
+            auditor=self.auditor,
+            audit_exports=self.config.gateway.data_dir / "exports",
+            clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
         )
-        tls = self.config.api
-        server = uvicorn.Server(
-            uvicorn.Config(
-                api, host=host, port=int(port), log_level="warning", access_log=False,
-                ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
-                ssl_keyfile=str(tls.tls_key) if tls.tls_key else None,
-                # RequestLimits closes a desk stream's oversized message (over 64 KiB) with a
-                # closing handshake; uvicorn's own limit, kept as a ceiling on what it buffers,
-                # fails the connection at once, and a client still sending then gets a reset
-                # where it should read the 1009
-                ws_max_size=max(tls.max_body_bytes, MAX_WS_MESSAGE_BYTES),
-            )
-        )
-        server.install_signal_handlers = lambda: None  # the main thread owns signals
-        self._server = server
-        threading.Thread(target=server.run, name="http", daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not server.started:
-            raise RuntimeError(f"HTTP API did not start on {host}:{port}")
-        scheme = "https" if tls.tls_cert else "http"
-        log.info("HTTP API on %s://%s:%s (OpenAPI at /docs)", scheme, host, port)
+        self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
+                               self.config.api)
+        self.http.start()
 
     def stop(self) -> None:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""
-        if self._server is not None:
-            self._server.should_exit = True
+        if self.http is not None:
+            self.http.stop()
         self.negotiation.stop()
         self.clearing.stop()
         if not self.acceptor.logout_all("gateway shutting down"):

@@ -54,7 +54,7 @@ from locust.runners import WorkerRunner
 
 from fixspec import rfq_codec
 from fixspec.messages import Side
-from gateway.desk_api import MAX_DESK_RFQS
+from gateway.http.routes.desk import MAX_DESK_RFQS
 from load.fastclient import field_value
 from load.fixclient import FixClient
 from load.run_locust import partition

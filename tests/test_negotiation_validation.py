@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from fixspec.messages import OrdRejReason, Side
+from gateway.http.problems import http_status
 from otc.negotiation import (
     AcceptVia,
     CancelQuote,
@@ -30,7 +31,6 @@ from otc.negotiation import (
     RoutingTable,
     SubmitQuote,
     generate_desk_key,
-    http_status,
 )
 from otc.negotiation.events import (
     AcceptanceRejected,
