@@ -44,7 +44,7 @@ class AuthGate:
 
 
 class AuditActions:
-    """Every API action, with its actor (the token's name, set by :class:`Auth`) and status,
+    """Every API action, with its actor (the token's name, set by the role check) and status,
     into the audit trail. Plain ASGI: it only watches the response start go by."""
 
     def __init__(self, app: ASGIApp, on_action: Callable[[str, str, str, int, str], Any]) -> None:

@@ -2,8 +2,8 @@
 
 Every refusal carries a :class:`RejectReason` and a human-readable text naming what was wrong.
 The mapping helpers below are the single place where a reason becomes QuoteRequestRejectReason
-(658), OrdRejReason (103) or QuoteStatus (297); the HTTP edge keeps its own table of statuses
-(``gateway.http.problems.http_status``).
+(658), OrdRejReason (103) or QuoteStatus (297). The HTTP edge keeps its own table of statuses:
+HTTP is not the core's business.
 """
 
 from __future__ import annotations
