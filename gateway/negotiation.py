@@ -142,7 +142,7 @@ class NegotiationService:
         """Live RFQs routed to ``desk_id``, newest first, at most ``limit`` of them, optionally
         only those in ``state``, each with the desk's own live quotes on it."""
         with self.lock:
-            out = []
+            out: list[tuple[RfqView, tuple[SealedQuote, ...]]] = []
             for rfq_id in reversed(list(self._rfqs_by_desk.get(desk_id, {}))):
                 if len(out) >= limit:
                     break

@@ -72,6 +72,16 @@ AnyRoleToken = Annotated[
 ]
 
 
+async def _desk_id(token: DeskToken) -> str:
+    """The desk a desk token acts for (the configuration requires one for role desk)."""
+    assert token.desk_id is not None
+    return token.desk_id
+
+
+# the caller's desk, for routes only desks may use
+DeskId = Annotated[str, Depends(_desk_id)]
+
+
 # --- what the routes work with -------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The web API served by uvicorn on a thread of its own (the main thread owns signals)."""
+"""The web API served by uvicorn on a thread of its own. The main thread owns signals: uvicorn
+installs no handlers off the main thread."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ class HttpServer:
                 ws_max_size=max(api.max_body_bytes, MAX_WS_MESSAGE_BYTES),
             )
         )
-        self._server.install_signal_handlers = lambda: None  # the main thread owns signals
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve, and return once uvicorn is listening."""

@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 
-from gateway.config import ApiToken
 from gateway.http.deps import (
     AnyRoleToken,
     AuthDep,
     DeskHubDep,
-    DeskToken,
+    DeskId,
     NegotiationDep,
     ReaderToken,
 )
@@ -51,13 +50,15 @@ MAX_DESK_RFQS = 1_000  # the most RFQs one GET /desk/rfqs returns
 router = APIRouter(tags=["desk"])
 
 
-def _desk_rfq(service: NegotiationService, token: ApiToken, rfq_id: str):
-    found = service.desk_rfq(token.desk_id, rfq_id)
+def _desk_rfq(
+    service: NegotiationService, desk_id: str, rfq_id: str
+) -> tuple[RfqView, tuple[SealedQuote, ...]]:
+    found = service.desk_rfq(desk_id, rfq_id)
     if found is None:
         raise HTTPException(404, f"no RFQ {rfq_id!r}")
     view, mine = found
-    if token.role == "desk" and token.desk_id not in view.desk_ids:
-        raise HTTPException(403, f"RFQ {rfq_id} is not routed to desk {token.desk_id}")
+    if desk_id not in view.desk_ids:
+        raise HTTPException(403, f"RFQ {rfq_id} is not routed to desk {desk_id}")
     return view, mine
 
 
@@ -66,13 +67,14 @@ def _desk_rfq_out(view: RfqView, mine: tuple[SealedQuote, ...]) -> dict[str, Any
             "my_quotes": [to_jsonable(q) for q in mine]}
 
 
-def _quote_out(event: ev.QuoteAcknowledged) -> dict[str, Any]:
+def _quote_out(event: ev.QuoteAcknowledged | None) -> dict[str, Any]:
+    assert event is not None  # a quote the engine did not refuse is acknowledged
     return to_jsonable(event.sealed) | {"signature": (event.sealed.signature or b"").hex()}
 
 
 @router.get("/desk/rfqs", response_model=list[DeskRfqOut])
 async def my_rfqs(
-    token: DeskToken,
+    desk_id: DeskId,
     service: NegotiationDep,
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_DESK_RFQS)] = 200,
@@ -80,87 +82,87 @@ async def my_rfqs(
     """Live RFQs routed to the caller's desk (newest first, at most ``limit``),
     optionally by state; finished ones are at GET /rfqs/{id}."""
     return [_desk_rfq_out(view, mine)
-            for view, mine in service.desk_rfqs(token.desk_id, state, limit)]
+            for view, mine in service.desk_rfqs(desk_id, state, limit)]
 
 
 @router.get("/desk/rfqs/{rfq_id}", response_model=DeskRfqOut, responses=ERRORS)
-async def my_rfq(rfq_id: str, token: DeskToken, service: NegotiationDep) -> dict[str, Any]:
+async def my_rfq(rfq_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """One RFQ routed to the caller's desk, with the desk's own live quotes only."""
-    return _desk_rfq_out(*_desk_rfq(service, token, rfq_id))
+    return _desk_rfq_out(*_desk_rfq(service, desk_id, rfq_id))
 
 
 @router.post("/desk/rfqs/{rfq_id}/quotes", status_code=201, response_model=SealedQuoteOut,
              responses=ERRORS)
-async def submit_quote(rfq_id: str, body: QuoteIn, token: DeskToken,
+async def submit_quote(rfq_id: str, body: QuoteIn, desk_id: DeskId,
                        service: NegotiationDep) -> dict[str, Any]:
     """Quote an RFQ (two-way or one-way, per-leg prices, firm or last look). Signed."""
-    events = service.submit(c.SubmitQuote(token.desk_id, rfq_id, body.terms(service.clock())))
+    events = service.submit(c.SubmitQuote(desk_id, rfq_id, body.terms(service.clock())))
     return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.put("/desk/quotes/{quote_id}", response_model=SealedQuoteOut, responses=ERRORS)
-async def replace_quote(quote_id: str, body: QuoteIn, token: DeskToken,
+async def replace_quote(quote_id: str, body: QuoteIn, desk_id: DeskId,
                         service: NegotiationDep) -> dict[str, Any]:
     """Replace a live quote; the client sees the new one and the old one is Replaced."""
     events = service.submit(
-        c.ReplaceQuote(token.desk_id, quote_id, body.terms(service.clock()))
+        c.ReplaceQuote(desk_id, quote_id, body.terms(service.clock()))
     )
     return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.delete("/desk/quotes/{quote_id}", response_model=QuoteCancelledOut, responses=ERRORS)
-async def cancel_quote(quote_id: str, token: DeskToken,
+async def cancel_quote(quote_id: str, desk_id: DeskId,
                        service: NegotiationDep) -> dict[str, Any]:
     """Withdraw one live quote (the client gets a QuoteStatusReport)."""
-    events = service.submit(c.CancelQuote(token.desk_id, quote_id))
+    events = service.submit(c.CancelQuote(desk_id, quote_id))
     outcome(events, ev.QuoteStatusChanged, (ev.DeskActionRejected,))
     return {"quote_id": quote_id, "cancelled": True}
 
 
 @router.delete("/desk/quotes", response_model=QuotesCancelledOut, responses=ERRORS)
-async def cancel_all(token: DeskToken, service: NegotiationDep,
+async def cancel_all(desk_id: DeskId, service: NegotiationDep,
                      rfq_id: str | None = None) -> dict[str, Any]:
     """Withdraw every live quote of the desk (or only on ``rfq_id``)."""
-    events = service.submit(c.CancelAllQuotes(token.desk_id, rfq_id))
+    events = service.submit(c.CancelAllQuotes(desk_id, rfq_id))
     outcome(events, ev.QuoteStatusChanged, (ev.DeskActionRejected,))
     n = sum(1 for e in events if isinstance(e, ev.QuoteStatusChanged))
     return {"cancelled": n}
 
 
 @router.post("/desk/rfqs/{rfq_id}/pass", response_model=RfqPassedOut, responses=ERRORS)
-async def desk_pass(rfq_id: str, token: DeskToken, service: NegotiationDep) -> dict[str, Any]:
+async def desk_pass(rfq_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """Decline to quote this RFQ."""
-    outcome(service.submit(c.DeskPass(token.desk_id, rfq_id)), ev.DeskPassed,
+    outcome(service.submit(c.DeskPass(desk_id, rfq_id)), ev.DeskPassed,
             (ev.DeskActionRejected,))
     return {"rfq_id": rfq_id, "passed": True}
 
 
 @router.post("/desk/counters/{counter_id}/answer",
              response_model=SealedQuoteOut | CounterDeclinedOut, responses=ERRORS)
-async def answer_counter(counter_id: str, body: CounterAnswerIn, token: DeskToken,
+async def answer_counter(counter_id: str, body: CounterAnswerIn, desk_id: DeskId,
                          service: NegotiationDep) -> dict[str, Any]:
     """Answer a client's counter with new terms (a new quote) or decline it."""
     terms = body.quote.terms(service.clock()) if body.quote else None
-    events = service.submit(c.AnswerCounter(token.desk_id, counter_id, terms, body.text))
+    events = service.submit(c.AnswerCounter(desk_id, counter_id, terms, body.text))
     ack = outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,))
     return _quote_out(ack) if ack else {"counter_id": counter_id, "declined": True}
 
 
 @router.post("/desk/quotes/{quote_id}/last-look/confirm", response_model=LastLookConfirmedOut,
              responses=ERRORS)
-async def confirm(quote_id: str, token: DeskToken, service: NegotiationDep) -> dict[str, Any]:
+async def confirm(quote_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """Confirm a fill held for last look: the trade is captured."""
-    events = service.submit(c.ConfirmLastLook(token.desk_id, quote_id))
+    events = service.submit(c.ConfirmLastLook(desk_id, quote_id))
     traded = outcome(events, ev.TradeCaptured, (ev.DeskActionRejected,))
     return {"trade": to_jsonable(traded.trade) if traded else None}
 
 
 @router.post("/desk/quotes/{quote_id}/last-look/reject", response_model=LastLookRejectedOut,
              responses=ERRORS)
-async def reject(quote_id: str, body: LastLookRejectIn, token: DeskToken,
+async def reject(quote_id: str, body: LastLookRejectIn, desk_id: DeskId,
                  service: NegotiationDep) -> dict[str, Any]:
     """Reject a fill held for last look; the client is told it did not trade."""
-    events = service.submit(c.RejectLastLook(token.desk_id, quote_id, body.text))
+    events = service.submit(c.RejectLastLook(desk_id, quote_id, body.text))
     outcome(events, ev.AcceptanceRejected, (ev.DeskActionRejected,))
     return {"quote_id": quote_id, "rejected": True}
 
@@ -198,8 +200,10 @@ async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | Non
                   "/desk/stream", who.name if who else None)
         await ws.close(code=1008)
         return
+    desk_id = who.desk_id
+    assert desk_id is not None  # the configuration requires one for role desk
     await ws.accept()
-    queue = hub.subscribe(who.desk_id)
+    queue = hub.subscribe(desk_id)
     try:
         while True:
             item = await queue.get()
@@ -210,4 +214,4 @@ async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | Non
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:
-        hub.unsubscribe(who.desk_id, queue)
+        hub.unsubscribe(desk_id, queue)
