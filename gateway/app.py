@@ -1,149 +1,163 @@
-"""One gateway process: FIX front and QuickFIX acceptor, order core, database writer, HTTP API."""
+"""One gateway process: the composition root. It builds every part, hands each what it needs
+through its constructor, and starts and stops them in order; the parts do the work.
+
+    audit trail, database + writer, recovery, order core
+      -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams)
+      -> FIX application -> clearing -> timers -> QuickFIX acceptor -> FIX listeners -> HTTP API
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
-import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-import uvicorn
+from sqlalchemy.engine import Engine
 
-from fixspec import messages as m
-from gateway import clearing, db, pki, recovery, rfq_store
-from gateway.api import Auth, create_api
+from gateway import recovery
 from gateway.audit.feed import Auditor
-from gateway.audit_api import add_audit_routes
-from gateway.clearing_api import add_clearing_routes
-from gateway.clearinghouse.schemas import SchemaRegistry
-from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
-from gateway.clearinghouse.transport import FileDropSender, HttpSender
-from gateway.config import Config, RiskSection
-from gateway.desk_api import add_otc_routes
+from gateway.clearing import Clearing
+from gateway.config import Config
+from gateway.fix.acceptor import Acceptor, SessionViews, session_settings
 from gateway.fix.application import GatewayApplication
 from gateway.fix.dictionary import write_dictionary
-from gateway.fix.engine import Acceptor, session_settings, session_status
-from gateway.fix.front import Front, Peer, PeerRegistry, free_loopback_port
-from gateway.limits import MAX_WS_MESSAGE_BYTES
+from gateway.fix.front import Front, PeerRegistry, free_loopback_port
+from gateway.http.app import create_app
+from gateway.http.security import Auth
+from gateway.http.server import HttpServer
+from gateway.http.services import ApiServices
+from gateway.http.streams import DeskHub
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
-from gateway.streams import DeskHub
-from otc.clearing.dispatcher import ClearingDispatcher
-from otc.negotiation import events as ev
-from otc.negotiation.commands import ConfirmTrade
-from otc.orders import OrderManager, OrderUpdated
+from gateway.risk_control import RiskControl, risk_limits
+from gateway.store.clearing import SqlOutbox
+from gateway.store.connect import connect
+from gateway.store.orders import OrderReader, last_exec_seq, load_orders
+from gateway.store.rfqs import RfqArchive
+from gateway.store.trades import TradeReader, TradesWithClearing
+from gateway.store.writer import Writer
+from gateway.tls.context import CertBinding, ContextCache
+from gateway.tls.files import PkiPaths
+from gateway.trade_capture import TradeBooking
+from otc.negotiation.signing import DeskKeyring
+from otc.orders import OrderManager
 from otc.rfq_risk import RfqRiskGate
-from otc.risk import RiskCheck, RiskLimits
-from otc.trades import Party, PartyRole
+from otc.risk import RiskCheck
 from otc.venue import SimulatedVenue
 
 log = logging.getLogger("fixbridge")
 
 
-def _limits(section) -> RiskLimits:
-    return RiskLimits(
-        max_order_qty=section.max_order_qty,
-        max_notional=section.max_notional,
-        price_band=section.price_band,
-        credit_limit=section.credit_limit,
-    )
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Parts a benchmark swaps to measure what each costs (``load.ablated_gateway``).
 
+    The product always runs with these defaults: no configuration key or command-line flag
+    reaches them, because the audit trail, persistence, quote signatures and the front are not
+    optional.
+    """
 
-class CertBinding:
-    """The TLS listener's rule: a client certificate may log on only as the CompID bound to it
-    (the session's ``cert_identity``, by default the CompID itself, as CN or SAN)."""
-
-    def __init__(self, config: Config, contexts: pki.ContextCache) -> None:
-        self.config = config
-        self.contexts = contexts
-
-    def context(self):
-        return self.contexts.get()
-
-    def identities(self, der: bytes) -> set[str]:
-        return pki.cert_identities(der)
-
-    def refuse(self, comp_id: str, identities: set[str]) -> str | None:
-        session = self.config.session(comp_id)
-        if session is None:
-            return f"unknown CompID {comp_id}"
-        expected = session.cert_identity or comp_id
-        if expected not in identities:
-            return f"certificate {sorted(identities)} is not bound to CompID {comp_id}"
-        return None
+    auditor: Callable[[Path], Auditor] = Auditor
+    # every FIX message in and out reaches the audit trail through a Python log (False: QuickFIX
+    # logs through its own FileLog with no Python in between)
+    audit_fix_messages: bool = True
+    writer: Callable[[Engine], Writer] = Writer
+    desk_keys: Callable[[Path, Iterable[str]], DeskKeyring | None] = load_desk_keys
+    # None: QuickFIX listens on a free loopback port behind the front. A port: clients connect
+    # to QuickFIX there directly, and a Logon needs no announcement by the front.
+    acceptor_port: int | None = None
 
 
 class Gateway:
     """Starts and stops every part of the process in the right order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, parts: Parts | None = None) -> None:
         self.config = config
+        self.parts = parts or Parts()
         self.started = threading.Event()
-        self._server: uvicorn.Server | None = None
+        self.http: HttpServer | None = None
 
     def start(self) -> None:
-        cfg = self.config
+        cfg, parts = self.config, self.parts
         data = cfg.gateway.data_dir
         data.mkdir(parents=True, exist_ok=True)
         dictionary = write_dictionary(data)
-        self.auditor = Auditor(data / "audit")
-        self.engine = db.connect(cfg.database_url)
-        self.writer = db.Writer(self.engine)
-        recovery.recover(self.engine, data / "store")  # ERs sent but not yet committed
+        self.auditor = parts.auditor(data / "audit")
+        self.database = connect(cfg.database_url)
+        self.writer = parts.writer(self.database)
+        recovery.recover(self.database, data / "store")  # ERs sent but not yet committed
 
         venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
         risk = RiskCheck(
-            default=_limits(cfg.risk),
-            per_client={s.comp_id: _limits(s.risk) for s in cfg.sessions if s.risk},
+            default=risk_limits(cfg.risk),
+            per_client={s.comp_id: risk_limits(s.risk) for s in cfg.sessions if s.risk},
         )
         self.orders = OrderManager(venue, risk)
-        self.orders.restore(db.load_orders(self.engine), [])
-        self.orders.set_exec_seq(db.last_exec_seq(self.engine))
+        self.orders.restore(load_orders(self.database), [])
+        self.orders.set_exec_seq(last_exec_seq(self.database))
+        core_lock = threading.RLock()  # QuickFIX's thread, the API and trade booking share it
 
-        self.policy = LogonPolicy(cfg)
         self.peers = PeerRegistry()
-        self.application = GatewayApplication(
-            self.orders, self.writer, self.policy, self.peers, cfg, dictionary
-        )
-        self.application.core_observers.append(self.auditor.orders)
-        self.application.session_observers.append(self.auditor.session)
-        self.hub = DeskHub()
-        keyring = load_desk_keys(data / "desk-keys", cfg.otc.desks)
+        self.desk_hub = DeskHub()
+        self.rfq_archive = RfqArchive(self.database)
+        keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
+        # The FIX application and the negotiation need each other: RFQs from FIX go into the
+        # service, and its events go back out as FIX messages. The service is built first; its
+        # FIX sink reaches the application, built next, when the first event flows.
         self.negotiation = NegotiationService(
             engine_for(cfg, keyring),
             sinks=[
-                self.auditor.negotiation, self._persist_otc, self.application.rfq_sink,
-                self.hub.sink,
+                self.auditor.negotiation,
+                TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
+                lambda events: self.application.rfq_sink(events),
+                self.desk_hub.sink,
             ],
+            gate=RfqRiskGate(
+                self.orders.risk, self.orders.halt_reason, self.orders.exposure,
+                rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
+            ),
+            archive=self.rfq_archive.save,
         )
-        self.negotiation.gate = RfqRiskGate(
-            self.orders.risk, self.orders.halt_reason, self.orders.exposure,
-            rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
+        self.application = GatewayApplication(
+            self.orders, self.writer, LogonPolicy(cfg), self.peers, cfg, dictionary,
+            require_front=parts.acceptor_port is None,
+            negotiation=self.negotiation,
+            lock=core_lock,
+            core_observers=[self.auditor.orders],
+            session_observers=[self.auditor.session],
         )
-        self.negotiation.archive_sink = lambda view, history: rfq_store.save(
-            self.engine, view, history, m.utcnow()
+        self.risk_control = RiskControl(
+            self.orders, core_lock, self.application.run_core,
+            self.negotiation.cancel_client_rfqs, self.auditor.admin,
         )
-        self.application.negotiation = self.negotiation
-        self._start_clearing()
+        self.clearing_outbox = SqlOutbox(self.database)
+        self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin)
+
+        self.clearing.start()
         self.negotiation.start()
-        self.auth = Auth(cfg, on_failure=self._auth_failed)
-        engine_port = free_loopback_port()
-        settings = session_settings(cfg, engine_port, dictionary)
+        acceptor_port = parts.acceptor_port or free_loopback_port()
         self.acceptor = Acceptor(
-            self.application, settings, cfg.gateway.fix_message_log, self.auditor.fix
+            self.application,
+            session_settings(cfg, acceptor_port, dictionary),
+            cfg.gateway.fix_message_log,
+            self.auditor.fix if parts.audit_fix_messages else None,
         )
         self.acceptor.start()
 
         self.fronts: list[Front] = []
         if cfg.gateway.fix_plain:
             host, _, port = cfg.gateway.fix_listen.rpartition(":")
-            self.fronts.append(Front((host, int(port)), engine_port, self.peers, self._admit))
+            self.fronts.append(
+                Front((host, int(port)), acceptor_port, self.peers, self.application.admit)
+            )
         if cfg.tls.enabled:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
-            binding = CertBinding(cfg, pki.ContextCache(pki.PkiPaths(cfg.certs_dir)))
+            binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.fronts.append(
-                Front((host, int(port)), engine_port, self.peers, self._admit, binding,
-                      on_refused=self._tls_refused)
+                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
+                      binding, on_refused=self.application.tls_refused)
             )
         for front in self.fronts:
             front.start()
@@ -156,154 +170,38 @@ class Gateway:
             self._start_http()
         self.started.set()
 
-    def _admit(self, peer: Peer) -> bool:
-        return not self.policy.locked_out(peer.host, time.monotonic())
-
-    def _tls_refused(self, peer: Peer, comp_id: str, why: str) -> None:
-        self.policy.record_failure(peer.host, time.monotonic())
-        self.writer.session_event(
-            db.SessionEvent(comp_id or "?", "tls_refused", str(peer), why, m.utcnow())
-        )
-        self.auditor.session(comp_id or "?", "tls_refused", str(peer), why)
-
     def _start_http(self) -> None:
-        host, _, port = self.config.gateway.http_listen.rpartition(":")
-        otc_routes = add_otc_routes(
-            self.negotiation, self.hub, self.auth,
-            clearing.TradesWithClearing(db.TradeReader(self.engine, self.writer),
-                                        self.clearing_repo),
-            archive=lambda rfq_id: rfq_store.load(self.engine, rfq_id),
-        )
-        audit_routes = add_audit_routes(self.auditor, self.config.gateway.data_dir / "exports")
-        api = create_api(
-            self.config, self.engine, self.writer, self.session_views, self, self.auth,
-            extra_routes=[otc_routes, audit_routes, add_clearing_routes(self.clearing_repo)],
+        services = ApiServices(
+            config=self.config,
+            auth=Auth(self.config, on_failure=self.auditor.auth_failure),
+            orders=OrderReader(self.database, self.writer),
+            sessions=SessionViews(self.config, self.application.sessions, self.peers),
+            risk=self.risk_control,
+            negotiation=self.negotiation,
+            desk_hub=self.desk_hub,
+            trades=TradesWithClearing(TradeReader(self.database, self.writer),
+                                      self.clearing_outbox),
+            rfq_archive=self.rfq_archive,
+            auditor=self.auditor,
+            audit_exports=self.config.gateway.data_dir / "exports",
+            clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
         )
-        tls = self.config.api
-        server = uvicorn.Server(
-            uvicorn.Config(
-                api, host=host, port=int(port), log_level="warning", access_log=False,
-                ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
-                ssl_keyfile=str(tls.tls_key) if tls.tls_key else None,
-                # RequestLimits closes a desk stream's oversized message (over 64 KiB) with a
-                # closing handshake; uvicorn's own limit, kept as a ceiling on what it buffers,
-                # fails the connection at once, and a client still sending then gets a reset
-                # where it should read the 1009
-                ws_max_size=max(tls.max_body_bytes, MAX_WS_MESSAGE_BYTES),
-            )
-        )
-        server.install_signal_handlers = lambda: None  # the main thread owns signals
-        self._server = server
-        threading.Thread(target=server.run, name="http", daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not server.started:
-            raise RuntimeError(f"HTTP API did not start on {host}:{port}")
-        scheme = "https" if tls.tls_cert else "http"
-        log.info("HTTP API on %s://%s:%s (OpenAPI at /docs)", scheme, host, port)
-
-    def session_views(self) -> list[dict]:
-        views = []
-        for s in self.config.sessions:
-            session_id = self.application.sessions.get(s.comp_id)
-            status = session_status(session_id) if session_id is not None else {"logged_on": False}
-            peer = self.peers.active(s.comp_id)
-            views.append({"comp_id": s.comp_id, "peer": str(peer) if peer else None, **status})
-        return views
-
-    def _persist_otc(self, events) -> None:
-        for event in events:
-            if isinstance(event, ev.TradeCaptured):
-                cfg = self.config.clearing
-                trade = dataclasses.replace(
-                    event.trade,
-                    clearing_house=Party(cfg.clearing_house, PartyRole.CLEARING_ORGANIZATION),
-                    clearing_firm=(Party(cfg.clearing_firm, PartyRole.CLEARING_FIRM)
-                                   if cfg.clearing_firm else None),
-                )
-                clearing.capture(self.engine, trade, event.at, clear=cfg.mode != "off")
-                # stored with its clearing message: the RFQ may now be Confirmed (and archived)
-                self.negotiation.defer(ConfirmTrade(trade.trade_id))
-                with self.application.lock:  # the trade now uses the client's credit
-                    self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
-
-    def _start_clearing(self) -> None:
-        cfg = self.config.clearing
-        self.clearing_repo = clearing.SqlOutbox(self.engine)
-        self.simulator = None
-        self.clearing_worker = None
-        if cfg.mode == "off":
-            return
-        if cfg.mode == "simulator":
-            rules = SimulatorRules(max_quantity=cfg.simulator_reject_above)
-            schemas = SchemaRegistry(cfg.schema_dir) if cfg.schema_dir else None
-            self.simulator = ClearinghouseSimulator(rules=rules, schemas=schemas).start()
-            sender = HttpSender(self.simulator.url, verify=False)
-            log.info("clearing to the built-in simulated clearinghouse at %s", self.simulator.url)
-        elif cfg.mode == "http":
-            sender = HttpSender(cfg.url, verify=cfg.verify_tls)
-        else:
-            sender = FileDropSender(cfg.drop_dir)
-        self.clearing_worker = clearing.ClearingWorker(
-            ClearingDispatcher(self.clearing_repo, sender), on_change=self._clearing_changed
-        )
-        self.clearing_worker.start()
-
-    def _clearing_changed(self, msg) -> None:
-        self.auditor.admin("clearing.state", "clearing", clearing.message_view(msg))
-
-    def _auth_failed(self, **details) -> None:
-        """Every API authentication or role failure (already logged by the API)."""
-        self.auditor.auth_failure(**details)
-
-    # -- risk control (the API's RiskControl) ------------------------------------------------
-
-    def risk_view(self, client: str) -> dict:
-        limits = self.orders.risk.limits_for(client)
-        return {
-            "client": client,
-            "limits": RiskSection(**{k: getattr(limits, k) for k in RiskSection.model_fields}),
-            "exposure": self.orders.exposure(client),
-            "halted": self.orders.halt_reason(client),
-        }
-
-    def set_limits(self, client: str, limits: RiskSection, actor: str) -> dict:
-        with self.application.lock:
-            self.orders.risk.set_limits(client, _limits(limits))
-        log.warning("risk limits for %s changed by %s: %s", client, actor, limits.model_dump())
-        self.auditor.admin("risk.limits", f"api:{actor}", {"client": client,
-                                                            **limits.model_dump()})
-        return self.risk_view(client)
-
-    def kill(self, client: str | None, reason: str, actor: str) -> int:
-        log.warning("kill switch for %s engaged by %s: %s", client or "ALL", actor, reason)
-        self.auditor.admin("risk.kill", f"api:{actor}", {"client": client, "reason": reason})
-        events = self.application.run_core(lambda orders: orders.kill(client, reason))
-        self.negotiation.cancel_client_rfqs(client, reason)
-        return sum(1 for e in events if isinstance(e, OrderUpdated))
-
-    def resume(self, client: str | None, actor: str) -> bool:
-        log.warning("kill switch for %s lifted by %s", client or "ALL", actor)
-        self.auditor.admin("risk.resume", f"api:{actor}", {"client": client})
-        with self.application.lock:
-            return self.orders.resume(client)
+        self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
+                               self.config.api)
+        self.http.start()
 
     def stop(self) -> None:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""
-        if self._server is not None:
-            self._server.should_exit = True
+        if self.http is not None:
+            self.http.stop()
         self.negotiation.stop()
-        if self.clearing_worker is not None:
-            self.clearing_worker.stop()
-        if self.simulator is not None:
-            self.simulator.stop()
+        self.clearing.stop()
         if not self.acceptor.logout_all("gateway shutting down"):
             log.warning("some sessions did not complete their logout")
         for front in self.fronts:
             front.stop()
         self.writer.close()
         self.auditor.close()
-        self.engine.dispose()
+        self.database.dispose()
         log.info("stopped")

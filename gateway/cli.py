@@ -11,10 +11,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import preflight
 from gateway.config import EXAMPLE_CONFIG, ConfigError, load_config
 from gateway.passwords import hash_password, hash_token
+
+if TYPE_CHECKING:
+    from gateway.app import Parts
 
 
 def _setup_logging(data_dir: Path | None, verbose: bool) -> None:
@@ -38,7 +42,9 @@ def _load(args: argparse.Namespace):
     return config
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
+    """Start the gateway and serve until SIGINT or SIGTERM. ``parts`` replaces some of the
+    gateway's own parts: the benchmarks' ablations (``load.ablated_gateway``) only."""
     from gateway.app import Gateway  # imports QuickFIX; keep other commands light
 
     config = _load(args)
@@ -48,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if found:
         return 2
     _setup_logging(config.gateway.data_dir, args.verbose)
-    gateway = Gateway(config)
+    gateway = Gateway(config, parts)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -74,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     gateway.stop()
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.engine.Acceptor.logout_all
+    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -127,7 +133,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_certs(args: argparse.Namespace) -> int:
     """Development PKI for FIX over TLS; files go to <data_dir>/certs (keys mode 0600)."""
-    from gateway import pki
+    from gateway.tls import devca
+    from gateway.tls.files import PkiError, serial_hex
 
     config = _load(args)
     certs_dir = config.certs_dir
@@ -135,21 +142,21 @@ def cmd_certs(args: argparse.Namespace) -> int:
         if args.certs_command == "init":
             names = sorted({"localhost", "127.0.0.1",
                             config.tls.fix_listen.rpartition(":")[0]} - {"0.0.0.0", ""})
-            paths = pki.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
-                                     exist_ok=args.exist_ok)
+            paths = devca.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
+                                       exist_ok=args.exist_ok)
             print(f"development CA, server and client certificates in {paths.certs_dir}")
         elif args.certs_command == "issue":
             if config.session(args.comp_id) is None:
                 print(f"fixbridge: no session {args.comp_id!r} in the configuration",
                       file=sys.stderr)
                 return 2
-            print(pki.issue_client(certs_dir, args.comp_id))
+            print(devca.issue_client(certs_dir, args.comp_id))
         elif args.certs_command == "revoke":
-            serials = pki.revoke(certs_dir, args.comp_id, args.reason)
-            print(f"revoked {args.comp_id}: serials {', '.join(map(pki.serial_hex, serials))}")
+            serials = devca.revoke(certs_dir, args.comp_id, args.reason)
+            print(f"revoked {args.comp_id}: serials {', '.join(map(serial_hex, serials))}")
         elif args.certs_command == "crl":
-            print(pki.renew_crl(certs_dir))
-    except pki.PkiError as exc:
+            print(devca.renew_crl(certs_dir))
+    except PkiError as exc:
         print(f"fixbridge: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -192,17 +199,14 @@ def cmd_clearing(args: argparse.Namespace) -> int:
         if not errors:
             print(f"{args.file}: valid")
         return 1 if errors else 0
-    from sqlalchemy import select
-
-    from gateway import db
-    from gateway.clearing import trade_from_record
     from gateway.clearinghouse.register import cmd_reconcile
+    from gateway.store.connect import connect
+    from gateway.store.trades import trade_from_record, trade_records
 
     config = _load(args)
-    engine = db.connect(config.database_url)
-    with engine.connect() as conn:
-        records = conn.execute(select(db.TradeRow.__table__.c.record)).scalars().all()
-    engine.dispose()
+    database = connect(config.database_url)
+    records = trade_records(database)
+    database.dispose()
     return cmd_reconcile([trade_from_record(r) for r in records], args.register)
 
 

@@ -1,5 +1,10 @@
 """The negotiation edge: one lock around the sans-IO NegotiationEngine, a timer thread, and the
-fan-out of its events to FIX clients, desk streams, the database and the audit log."""
+fan-out of its events to FIX clients, desk streams, the database and the audit log.
+
+The web API reads the negotiation through named queries (:meth:`NegotiationService.desk_rfqs`,
+:meth:`~NegotiationService.desk_rfq`, :meth:`~NegotiationService.rfq_history`, ...): each takes
+the lock once and returns the engine's immutable views, which the caller renders after the lock
+is released."""
 
 from __future__ import annotations
 
@@ -18,17 +23,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.config import Config
 from otc.negotiation import events as ev
 from otc.negotiation.commands import AcceptQuote, CancelRfq, Command
-from otc.negotiation.engine import NegotiationConfig, NegotiationEngine
+from otc.negotiation.engine import NegotiationConfig, NegotiationEngine, RfqView
 from otc.negotiation.ids import sequential_ids
+from otc.negotiation.model import Rfq, SealedQuote
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
 from otc.negotiation.states import TERMINAL_RFQ_STATES, RfqState
-from otc.negotiation.stats import last_look_stats
+from otc.negotiation.stats import DeskLastLookStats, last_look_stats
 from otc.rfq_risk import RfqRiskGate
 
 log = logging.getLogger("fixbridge.otc")
 
-Sink = Callable[[list[ev.Event]], None]
+# A sink sees every batch of events, in order, with the lock held. It may answer with commands
+# to run once the batch is dispatched (a trade stored with its clearing message: ConfirmTrade).
+Sink = Callable[[list[ev.Event]], Iterable[Command] | None]
+# Where finished RFQs go, with their history, before they leave the engine's memory.
+Archive = Callable[[RfqView, tuple[ev.Event, ...]], None]
 
 
 def load_desk_keys(keys_dir: Path, desks: Iterable[str]) -> DeskKeyring:
@@ -73,6 +83,9 @@ class NegotiationService:
     Races ("whichever is processed first wins") are decided by the order in which commands take
     the lock. The timer thread ticks the engine at its next deadline, so expiries and last-look
     timeouts happen on time even when no command arrives.
+
+    ``gate`` refuses commands that breach pre-trade risk before the engine sees them (none: no
+    check); ``archive`` receives each finished RFQ, which then leaves memory (none: RFQs stay).
     """
 
     def __init__(
@@ -80,22 +93,23 @@ class NegotiationService:
         engine: NegotiationEngine,
         sinks: list[Sink],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gate: RfqRiskGate | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.engine = engine
         self.sinks = sinks
         self.clock = clock
+        self.gate = gate
+        self.archive = archive
         self.lock = threading.RLock()
-        self.gate: RfqRiskGate | None = None  # pre-trade risk, set by the gateway
         self._wake = threading.Condition(self.lock)
         self._stopping = False
         # RFQs in memory per desk and per client (insertion-ordered; archived ones leave)
-        self.rfqs_by_desk: dict[str, dict[str, None]] = defaultdict(dict)
-        self.rfqs_by_client: dict[str, dict[str, None]] = defaultdict(dict)
+        self._rfqs_by_desk: dict[str, dict[str, None]] = defaultdict(dict)
+        self._rfqs_by_client: dict[str, dict[str, None]] = defaultdict(dict)
         self._by_request: dict[tuple[str, str], str] = {}
         self._deferred: list[Command] = []  # submitted once the current dispatch is done
         self._last_look: list[ev.Event] = []  # kept after archiving, for the statistics
-        # called with (view, history) for each finished RFQ before it leaves memory
-        self.archive_sink: Callable[[object, tuple[ev.Event, ...]], None] | None = None
         self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
 
     def start(self) -> None:
@@ -120,11 +134,51 @@ class NegotiationService:
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
         return events
 
-    def defer(self, command: Command) -> None:
-        """Submit ``command`` after the events being dispatched now (call from a sink)."""
-        self._deferred.append(command)
+    # -- named queries for the web API: one lock each, immutable views out -------------------
 
-    def last_look_stats(self):
+    def desk_rfqs(
+        self, desk_id: str, state: str | None, limit: int
+    ) -> list[tuple[RfqView, tuple[SealedQuote, ...]]]:
+        """Live RFQs routed to ``desk_id``, newest first, at most ``limit`` of them, optionally
+        only those in ``state``, each with the desk's own live quotes on it."""
+        with self.lock:
+            out: list[tuple[RfqView, tuple[SealedQuote, ...]]] = []
+            for rfq_id in reversed(list(self._rfqs_by_desk.get(desk_id, {}))):
+                if len(out) >= limit:
+                    break
+                view = self.engine.rfq(rfq_id)
+                if state is None or view.state.value == state:
+                    out.append((view, self.engine.desk_live_quotes(desk_id, rfq_id)))
+            return out
+
+    def desk_rfq(
+        self, desk_id: str, rfq_id: str
+    ) -> tuple[RfqView, tuple[SealedQuote, ...]] | None:
+        """A live RFQ (routed to any desk: the caller checks) with ``desk_id``'s live quotes on
+        it; None if it is not in memory."""
+        with self.lock:
+            try:
+                view = self.engine.rfq(rfq_id)
+            except KeyError:
+                return None
+            return view, self.engine.desk_live_quotes(desk_id, rfq_id)
+
+    def rfq_history(self, rfq_id: str) -> tuple[RfqView, tuple[ev.Event, ...]] | None:
+        """A live RFQ with its whole negotiation history; None once archived or unknown."""
+        with self.lock:
+            try:
+                return self.engine.rfq(rfq_id), self.engine.history(rfq_id)
+            except KeyError:
+                return None
+
+    def public_key_pem(self, desk_id: str) -> bytes | None:
+        """The desk's Ed25519 public key (PEM); None for a desk without a signing key."""
+        keyring = self.engine.keyring
+        if keyring is None or desk_id not in keyring:
+            return None
+        return keyring.public_key_pem(desk_id)
+
+    def last_look_stats(self) -> dict[str, DeskLastLookStats]:
         with self.lock:
             return last_look_stats(self._last_look)
 
@@ -134,25 +188,25 @@ class NegotiationService:
             self._dispatch(self.engine.handle(command, self.clock()))
 
     def _archive(self, events: list[ev.Event]) -> None:
-        """Finished RFQs go to the archive sink and out of the engine's memory."""
-        if self.archive_sink is None:
+        """Finished RFQs go to the archive and out of the engine's memory."""
+        if self.archive is None:
             return
         for event in events:
             if isinstance(event, ev.RfqStateChanged) and event.to_state in TERMINAL_RFQ_STATES:
                 view = self.engine.rfq(event.rfq_id)
                 history = self.engine.history(event.rfq_id)
                 try:
-                    self.archive_sink(view, history)
+                    self.archive(view, history)
                 except Exception:  # keep it in memory: nothing is lost, it is retried later
                     log.exception("archiving RFQ %s failed; it stays in memory", event.rfq_id)
                     continue
                 self.engine.archive(event.rfq_id)
                 for desk in view.desk_ids:
-                    self.rfqs_by_desk[desk].pop(event.rfq_id, None)
-                self.rfqs_by_client[view.rfq.client_id].pop(event.rfq_id, None)
+                    self._rfqs_by_desk[desk].pop(event.rfq_id, None)
+                self._rfqs_by_client[view.rfq.client_id].pop(event.rfq_id, None)
                 self._by_request.pop((view.rfq.client_id, view.rfq.quote_req_id), None)
 
-    # -- fixspec.rfq_codec.RfqLookup: what a FIX message names but does not carry ----------
+    # -- gateway.fix.rfq_inbound.RfqLookup: what a FIX message names but does not carry ---
 
     def rfq_of_quote(self, client_id: str, quote_id: str) -> str | None:
         with self.lock:
@@ -166,7 +220,7 @@ class NegotiationService:
         with self.lock:
             return self._by_request.get((client_id, quote_req_id))
 
-    def rfq_record(self, rfq_id: str | None):
+    def rfq_record(self, rfq_id: str | None) -> Rfq | None:
         """The RFQ an event belongs to (call from a sink: the lock is held)."""
         if rfq_id is None:
             return None
@@ -189,10 +243,10 @@ class NegotiationService:
     def cancel_client_rfqs(self, client_id: str | None, reason: str) -> int:
         """Withdraw every open RFQ of ``client_id`` (all clients for None): the kill switch."""
         with self.lock:
-            clients = [client_id] if client_id else list(self.rfqs_by_client)
+            clients = [client_id] if client_id else list(self._rfqs_by_client)
             n = 0
             for client in clients:
-                for rfq_id in list(self.rfqs_by_client.get(client, {})):
+                for rfq_id in list(self._rfqs_by_client.get(client, {})):
                     try:
                         state = self.engine.rfq(rfq_id).state
                     except KeyError:
@@ -205,24 +259,23 @@ class NegotiationService:
             log.warning("kill switch (%s): withdrew %d open RFQs", reason, n)
             return n
 
-    def query(self, fn):
-        with self.lock:
-            return fn(self.engine)
-
     def _dispatch(self, events: list[ev.Event]) -> None:
         for event in events:
             if isinstance(event, ev.LastLookRequested | ev.LastLookResolved):
                 self._last_look.append(event)
             if isinstance(event, ev.RfqToDesk):
-                self.rfqs_by_desk[event.desk_id][event.rfq.rfq_id] = None
+                self._rfqs_by_desk[event.desk_id][event.rfq.rfq_id] = None
             elif isinstance(event, ev.RfqAcknowledged):
-                self.rfqs_by_client[event.client_id][event.rfq.rfq_id] = None
+                self._rfqs_by_client[event.client_id][event.rfq.rfq_id] = None
                 self._by_request[(event.client_id, event.rfq.quote_req_id)] = event.rfq.rfq_id
         for sink in self.sinks:
             try:
-                sink(events)
+                follow_up = sink(events)
             except Exception:  # one failing edge must not starve the others
                 log.exception("negotiation sink %r failed", sink)
+                continue
+            if follow_up:
+                self._deferred.extend(follow_up)
         self._archive(events)
 
     def _run_timers(self) -> None:

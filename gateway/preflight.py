@@ -43,11 +43,12 @@ def _audit_key(config: Config, config_path: Path) -> str | None:
 def _fix_tls(config: Config, config_path: Path) -> str | None:
     if not config.tls.enabled:
         return None
-    from gateway import pki
+    from gateway.tls.context import ContextCache
+    from gateway.tls.files import PkiError, PkiPaths
 
     try:
-        pki.ContextCache(pki.PkiPaths(config.certs_dir)).get()
-    except (pki.PkiError, OSError) as exc:
+        ContextCache(PkiPaths(config.certs_dir)).get()
+    except (PkiError, OSError) as exc:
         return (f"FIX over TLS cannot start: {exc}; make development certificates with "
                 f"`fixbridge certs init --config {config_path}` or set tls.certs_dir")
     return None

@@ -27,13 +27,18 @@ from datetime import datetime
 from decimal import InvalidOperation
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from fixspec import messages as m
 from fixspec.codec import DecodeError, RawMessage, decode_outbound
 from fixspec.instruments import InstrumentError, parse_symbol
-from gateway.db import ExecutionRow, OrderRow, execution_row, order_from_row, order_row
+from gateway.store.orders import (
+    execution_row,
+    insert_executions,
+    known_exec_ids,
+    put_order,
+    stored_order,
+)
 from otc.orders import Order
 
 log = logging.getLogger("fixbridge.recovery")
@@ -48,12 +53,11 @@ CORE_EXEC_ID = re.compile(r"[A-Za-z]*E\d+")
 # ERs for a cancel or replace still waiting on the venue name the request's ClOrdID in 11 and
 # the order's own in 41; the order keeps its ClOrdID until the venue answers.
 PENDING = frozenset({m.ExecType.PENDING_CANCEL, m.ExecType.PENDING_REPLACE})
-QUERY_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
 class StoredReport:
-    """An ExecutionReport the engine sent, as read back from its store."""
+    """An ExecutionReport the acceptor sent, as read back from its store."""
 
     owner: str  # the client's CompID: TargetCompID(56) of the message we sent
     store_seq: int
@@ -140,7 +144,7 @@ def _report(seq: int, wire: bytes) -> StoredReport | None:
         return None
 
 
-def recover(engine: Engine, store_dir: Path) -> Recovery:
+def recover(database: Engine, store_dir: Path) -> Recovery:
     """Write to the database every stored ExecutionReport it lacks, and the orders they name.
 
     Idempotent: a second pass finds every ExecID present and writes nothing. An order row is
@@ -151,7 +155,7 @@ def recover(engine: Engine, store_dir: Path) -> Recovery:
     if not store_dir.is_dir():
         return summary
     for header in sorted(store_dir.glob("*.header")):
-        with _mapped(header.with_suffix(".body")) as data, engine.begin() as conn:
+        with _mapped(header.with_suffix(".body")) as data, database.begin() as conn:
             _recover_store(conn, header, data, summary)
     if summary.executions:
         shown = ", ".join(summary.order_ids[:LOGGED_ORDERS])
@@ -175,7 +179,7 @@ def _recover_store(
     stored = _stored_exec_ids(header, data, summary)
     if not stored:
         return
-    known = _known_exec_ids(conn, {exec_id for exec_id, *_ in stored})
+    known = known_exec_ids(conn, {exec_id for exec_id, *_ in stored})
     missing: dict[str, StoredReport] = {}
     for exec_id, seq, offset, size in stored:
         if exec_id in known or exec_id in missing:
@@ -188,26 +192,13 @@ def _recover_store(
             missing[exec_id] = found
     if not missing:
         return
-    conn.execute(
-        ExecutionRow.__table__.insert(),
-        [execution_row(s.owner, s.report) for s in missing.values()],
-    )
+    insert_executions(conn, [execution_row(s.owner, s.report) for s in missing.values()])
     summary.executions += len(missing)
     first_seen = _first_seen(missing.values())  # an order without a row has all its ERs here
     for found in _latest_per_order(missing.values()):
         if _apply_order(conn, found, first_seen[found.report.order_id]):
             summary.order_ids.append(found.report.order_id)
             summary.orders += 1
-
-
-def _known_exec_ids(conn: Connection, exec_ids: Iterable[str]) -> set[str]:
-    ids = sorted(exec_ids)
-    known: set[str] = set()
-    column = ExecutionRow.__table__.c.exec_id
-    for start in range(0, len(ids), QUERY_CHUNK):
-        chunk = ids[start : start + QUERY_CHUNK]
-        known.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
-    return known
 
 
 def _exec_number(exec_id: str) -> int:
@@ -238,9 +229,7 @@ def _latest_per_order(reports: Iterable[StoredReport]) -> list[StoredReport]:
 
 def _apply_order(conn: Connection, stored: StoredReport, created_at: datetime) -> bool:
     er = stored.report
-    table = OrderRow.__table__
-    row = conn.execute(select(table).where(table.c.order_id == er.order_id)).mappings().first()
-    before = order_from_row(OrderRow.model_validate(dict(row))) if row is not None else None
+    before = stored_order(conn, er.order_id)
     if before is not None and before.updated_at > er.transact_time:
         return False  # the database already holds a later state of this order
     try:
@@ -248,11 +237,7 @@ def _apply_order(conn: Connection, stored: StoredReport, created_at: datetime) -
     except (InstrumentError, ValueError) as exc:
         log.error("cannot recover order %s from ExecID %s: %s", er.order_id, er.exec_id, exc)
         return False
-    values = order_row(order)
-    if before is None:
-        conn.execute(table.insert().values(**values))
-    else:
-        conn.execute(table.update().where(table.c.order_id == er.order_id).values(**values))
+    put_order(conn, order, exists=before is not None)
     return True
 
 

@@ -1,13 +1,13 @@
-"""The gateway with parts switched off: ``bench_orders --ablation`` and ``run_locust --ablation``
+"""The gateway with parts left out: ``bench_orders --ablation`` and ``run_locust --ablation``
 measure where the time goes.
 
 Each switch removes one part of the order or desk path from a normal ``fixbridge run``, by
-patching this process before the gateway starts; the product has no such switches and never will
-(the audit trail, persistence and quote signatures are not optional). It lives in ``load/`` for
-the benchmarks alone.
+building the gateway with other parts (``gateway.app.Parts``); the product has no such switches
+and never will (the audit trail, persistence and quote signatures are not optional). It lives in
+``load/`` for the benchmarks alone.
 
-    python -m load.ablated_gateway [--no-front ENGINE_PORT] [--no-audit] [--no-db] [--no-sign] \\
-        -- run --config PATH
+    python -m load.ablated_gateway [--no-front ACCEPTOR_PORT] [--no-audit] [--no-db] \\
+        [--no-sign] -- run --config PATH
 
 * ``--no-front PORT``: QuickFIX listens on PORT and the client connects there directly, skipping
   the front's relay (the front still listens, unused; logons need no announcement);
@@ -23,12 +23,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from gateway import app as gateway_app
-from gateway import cli, db
-from gateway.audit import feed as audit
-from gateway.fix import engine
-from gateway.fix.application import GatewayApplication
+from fixspec import messages as m
+from gateway.app import Parts
+from gateway.audit.feed import Auditor
+from gateway.cli import cmd_run
+from gateway.cli import parser as fixbridge_parser
+from gateway.config import ConfigError
+from gateway.store.writer import Writer
+from otc.orders import Order
 
 
 def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
@@ -39,33 +43,66 @@ def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "load.ablated_gateway", *switches, "--", *run]
 
 
-def _nothing(*_args, **_kwargs) -> None:
+class UnauditedAuditor(Auditor):
+    """Appends nothing: every sink the gateway wires to the audit trail does nothing."""
+
+    def fix(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def orders(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def session(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def negotiation(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def api_action(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def append(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class OrdersNotStored(Writer):
+    """Persists session events (and trades) only: order snapshots and executions are dropped."""
+
+    def order(self, order: Order) -> None:
+        return None
+
+    def execution(self, owner: str, er: m.ExecutionReport) -> None:
+        return None
+
+
+def no_desk_keys(*_args: Any) -> None:
     return None
 
 
-def ablate(engine_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> None:
-    if engine_port is not None:
-        gateway_app.free_loopback_port = lambda: engine_port
-        init = GatewayApplication.__init__
+def parts(acceptor_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> Parts:
+    """The gateway's parts with those named left out."""
+    defaults = Parts()
+    return Parts(
+        auditor=UnauditedAuditor if no_audit else defaults.auditor,
+        audit_fix_messages=not no_audit,
+        writer=OrdersNotStored if no_db else defaults.writer,
+        desk_keys=no_desk_keys if no_sign else defaults.desk_keys,
+        acceptor_port=acceptor_port,
+    )
 
-        def direct(self, *args, **kwargs) -> None:
-            init(self, *args, **kwargs)
-            self.require_front = False
 
-        GatewayApplication.__init__ = direct
-    if no_audit:
-        for name in ("fix", "orders", "session", "negotiation", "api_action", "append"):
-            setattr(audit.Auditor, name, _nothing)
-
-        def acceptor(application, settings, file_log, audit_sink=None):
-            return engine.Acceptor(application, settings, file_log, None)
-
-        gateway_app.Acceptor = acceptor
-    if no_db:
-        db.Writer.order = _nothing
-        db.Writer.execution = _nothing
-    if no_sign:
-        gateway_app.load_desk_keys = _nothing
+def run(argv: list[str], gateway_parts: Parts) -> int:
+    """``fixbridge run`` with other parts: same arguments, checks and ready line, which is what
+    the benchmarks wait for."""
+    args = fixbridge_parser().parse_args(argv)
+    if args.command != "run":
+        print("load.ablated_gateway: only `run` takes parts out", file=sys.stderr)
+        return 2
+    try:
+        return cmd_run(args, gateway_parts)
+    except ConfigError as exc:
+        print(f"fixbridge: configuration error\n{exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     ours, rest = argv[:split], argv[split + 1 :]
     p = argparse.ArgumentParser(prog="python -m load.ablated_gateway", description=__doc__)
-    p.add_argument("--no-front", type=int, metavar="ENGINE_PORT")
+    p.add_argument("--no-front", type=int, metavar="ACCEPTOR_PORT")
     p.add_argument("--no-audit", action="store_true")
     p.add_argument("--no-db", action="store_true")
     p.add_argument("--no-sign", action="store_true")
     args = p.parse_args(ours)
-    ablate(args.no_front, args.no_audit, args.no_db, args.no_sign)
-    return cli.main(rest)
+    return run(rest, parts(args.no_front, args.no_audit, args.no_db, args.no_sign))
 
 
 if __name__ == "__main__":

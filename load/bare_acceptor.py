@@ -32,7 +32,7 @@ READY = "bare acceptor ready"
 
 
 def settings(port: int, data_dir: Path, comp_id: str, client: str) -> fix.SessionSettings:
-    """The gateway's acceptor settings (gateway.fix.engine), with the stock dictionary."""
+    """The gateway's acceptor settings (gateway.fix.acceptor), with the stock dictionary."""
     defaults = fix.Dictionary()
     for key, value in {
         "ConnectionType": "acceptor",

@@ -178,7 +178,7 @@ def start_gateway(
     switches: list[str] = []
     for switch in without:
         switches += [switch]
-        if switch == "--no-front":  # the client connects to the engine's own port
+        if switch == "--no-front":  # the client connects to the acceptor's own port
             port = free_loopback_port()
             switches.append(str(port))
     argv = ablated_gateway.command(switches, ["run", "--config", str(config)])

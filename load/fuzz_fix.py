@@ -494,7 +494,7 @@ class Worker:
         return self.stats
 
     def _logon(self) -> tuple[socket.socket, Inbox, Mutator]:
-        """Log on; while the engine still holds the previous connection (it is closing it), a
+        """Log on; while the acceptor still holds the previous connection (it is closing it), a
         new one is dropped unanswered, so that is retried for a while, as any client would."""
         deadline = time.monotonic() + self.timeout
         while True:

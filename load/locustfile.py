@@ -53,8 +53,8 @@ from locust import FastHttpUser, User, constant, constant_throughput, events, ta
 from locust.runners import WorkerRunner
 
 from fixspec.messages import Side
-from gateway.desk_api import MAX_DESK_RFQS
 from gateway.fix import rfq_client
+from gateway.http.routes.desk import MAX_DESK_RFQS
 from load.fastclient import field_value
 from load.fixclient import FixClient
 from load.run_locust import partition

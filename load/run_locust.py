@@ -66,8 +66,9 @@ from pathlib import Path
 import httpx
 
 from gateway.audit.keys import generate_signing_key
-from gateway.desk_api import MAX_DESK_RFQS, QuoteIn
 from gateway.fix.front import free_loopback_port as free_port
+from gateway.http.models import QuoteIn
+from gateway.http.routes.desk import MAX_DESK_RFQS
 from gateway.passwords import hash_token
 from load import ablated_gateway
 from load.procs import ROOT, cpu_seconds, start_ready, terminate

@@ -74,7 +74,7 @@ def main(port: int, count: int) -> int:
                           msg.isSetField(t))
         print(f"ER {fields}", flush=True)
     fix.Session.lookupSession(session_id).logout()
-    os._exit(0)  # QuickFIX's own stop() races its thread; see gateway.fix.engine
+    os._exit(0)  # QuickFIX's own stop() races its thread; see gateway.fix.acceptor
 
 
 if __name__ == "__main__":

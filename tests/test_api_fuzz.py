@@ -4,8 +4,9 @@ schemathesis generates requests from the OpenAPI document of a running gateway (
 ones that break the schema, derandomized, a bounded number per operation): no operation may
 answer 5xx, with an admin or a desk token; without a token every operation but /health answers
 401. Oversized bodies are refused with 413 and a flood on the desk WebSocket is closed by the
-server, which stays healthy. :class:`gateway.limits.RequestLimits` is also checked in-process on
-the API built exactly as the gateway builds it, where the desk stream's subscriptions can be seen.
+server, which stays healthy. :class:`gateway.http.limits.RequestLimits` is also checked
+in-process on the API built exactly as the gateway builds it, where the desk stream's
+subscriptions can be seen.
 """
 
 from __future__ import annotations
@@ -30,13 +31,25 @@ from schemathesis import GenerationMode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from gateway import db
-from gateway.api import Auth, create_api
+from gateway.audit.feed import Auditor
+from gateway.audit.keys import generate_signing_key
 from gateway.config import Config
-from gateway.desk_api import add_otc_routes
-from gateway.limits import MAX_BODY_BYTES, MAX_WS_QUEUED, RequestLimits
+from gateway.http.app import create_app
+from gateway.http.limits import MAX_BODY_BYTES, MAX_WS_QUEUED, RequestLimits
+from gateway.http.security import Auth
+from gateway.http.services import ApiServices
+from gateway.http.streams import DeskHub
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
-from gateway.streams import DeskHub
+from gateway.risk_control import RiskControl
+from gateway.store.clearing import SqlOutbox
+from gateway.store.connect import connect
+from gateway.store.orders import OrderReader
+from gateway.store.rfqs import RfqArchive
+from gateway.store.trades import TradeReader, TradesWithClearing
+from gateway.store.writer import Writer
+from otc.orders import OrderManager
+from otc.risk import RiskCheck
+from otc.venue import SimulatedVenue
 from tests.harness import API_TOKEN, VIEWER_TOKEN, GatewayProcess, config_text, free_port
 
 EXAMPLES = 25  # per operation and generation mode
@@ -225,30 +238,39 @@ def test_a_websocket_flood_on_the_desk_stream_is_closed(gateway):
 
 
 class InProcessApi:
-    """create_api with the desk routes and RequestLimits wired as proposed, served by uvicorn."""
+    """create_app with every route and RequestLimits wired as proposed, served by uvicorn."""
 
     def __init__(self, tmp: Path) -> None:
         raw = tomllib.loads(config_text(free_port(), free_port(), tmp / "data"))
         self.config = Config.model_validate(raw)
-        self.engine = db.connect(f"sqlite:///{tmp / 'api.db'}")
-        self.writer = db.Writer(self.engine)
+        self.database = connect(f"sqlite:///{tmp / 'api.db'}")
+        self.writer = Writer(self.database)
         self.hub = DeskHub()
-        auth = Auth(self.config)
         keyring = load_desk_keys(tmp / "desk-keys", self.config.otc.desks)
         self.service = NegotiationService(engine_for(self.config, keyring), sinks=[self.hub.sink])
         self.service.start()
-        app = create_api(
-            self.config,
-            self.engine,
-            self.writer,
-            lambda: [],
-            None,
-            auth,
-            extra_routes=[
-                add_otc_routes(
-                    self.service, self.hub, auth, db.TradeReader(self.engine, self.writer)
-                )
-            ],
+        generate_signing_key(tmp / "audit")
+        self.auditor = Auditor(tmp / "audit")
+        orders = OrderManager(SimulatedVenue({}), RiskCheck())
+        outbox = SqlOutbox(self.database)
+        app = create_app(
+            ApiServices(
+                config=self.config,
+                auth=Auth(self.config),
+                orders=OrderReader(self.database, self.writer),
+                sessions=lambda: [],
+                risk=RiskControl(
+                    orders, threading.RLock(), lambda action: action(orders),
+                    self.service.cancel_client_rfqs, lambda kind, actor, payload: None,
+                ),
+                negotiation=self.service,
+                desk_hub=self.hub,
+                trades=TradesWithClearing(TradeReader(self.database, self.writer), outbox),
+                rfq_archive=RfqArchive(self.database),
+                auditor=self.auditor,
+                audit_exports=tmp / "exports",
+                clearing_outbox=outbox,
+            )
         )
         app.add_middleware(RequestLimits)
         port = free_port()
@@ -269,7 +291,8 @@ class InProcessApi:
         self.thread.join(10)
         self.service.stop()
         self.writer.close()
-        self.engine.dispose()
+        self.auditor.close()
+        self.database.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Crash safety: what a client was told survives a SIGKILL.
 
 The first tests drive the real order core and write what it sends into a real QuickFIX FileStore
-(QuickFIX's own ``FileStoreFactory``, so the format is the engine's), commit only part of it to
+(QuickFIX's own ``FileStoreFactory``, so the format is the acceptor's), commit only part of it to
 the database, and check that :func:`gateway.recovery.recover` brings the database to the state
 every ExecutionReport reported. The last test SIGKILLs a running gateway under mixed order load
 while the database cannot commit, restarts it, and checks orders, sequence numbers and the audit
@@ -28,10 +28,12 @@ from fixspec import codec
 from fixspec import messages as m
 from fixspec.codec import RawMessage
 from fixspec.instruments import parse_symbol
-from gateway import db
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.dictionary import write_dictionary
 from gateway.recovery import read_store, recover
+from gateway.store.connect import connect
+from gateway.store.orders import ExecutionRow, OrderRow, last_exec_seq, load_orders, order_row
+from gateway.store.writer import Writer
 from load.fixclient import FixClient, fix_time
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.venue import SimulatedVenue
@@ -56,7 +58,7 @@ class Clock:
 
 
 class SessionStore:
-    """One session's QuickFIX FileStore, filled the way the engine fills it: whole messages."""
+    """One session's QuickFIX FileStore, filled the way the acceptor fills it: whole messages."""
 
     def __init__(self, directory: Path, owner: str) -> None:
         settings = fix.SessionSettings()
@@ -148,9 +150,9 @@ def play(store_dir: Path) -> Run:
     return Run(core, batches, stores)
 
 
-def persist(engine, batches: list[list]) -> None:
+def persist(database, batches: list[list]) -> None:
     """What the gateway's writer commits for these batches."""
-    writer = db.Writer(engine)
+    writer = Writer(database)
     for events in batches:
         for event in events:
             if isinstance(event, OrderUpdated):
@@ -160,15 +162,15 @@ def persist(engine, batches: list[list]) -> None:
     writer.close()
 
 
-def orders_in(engine) -> dict[str, dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(db.OrderRow.__table__)).mappings().all()
+def orders_in(database) -> dict[str, dict]:
+    with database.connect() as conn:
+        rows = conn.execute(select(OrderRow.__table__)).mappings().all()
     return {r["order_id"]: dict(r) for r in rows}
 
 
-def exec_ids_in(engine) -> set[str]:
-    with engine.connect() as conn:
-        return set(conn.execute(select(db.ExecutionRow.__table__.c.exec_id)).scalars())
+def exec_ids_in(database) -> set[str]:
+    with database.connect() as conn:
+        return set(conn.execute(select(ExecutionRow.__table__.c.exec_id)).scalars())
 
 
 def reports(run: Run) -> list[m.ExecutionReport]:
@@ -181,21 +183,21 @@ def reports(run: Run) -> list[m.ExecutionReport]:
 
 
 def expected_row(order) -> dict:
-    row = db.order_row(order)
+    row = order_row(order)
     row.pop("created_at")
     return row
 
 
 def test_recovery_completes_the_database_from_the_store(tmp_path):
     run = play(tmp_path / "store")
-    engine = db.connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
-    persist(engine, run.batches[:3])  # the writer's later batches died with the process
+    database = connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    persist(database, run.batches[:3])  # the writer's later batches died with the process
 
-    done = recover(engine, tmp_path / "store")
+    done = recover(database, tmp_path / "store")
 
     assert done.stores == 2 and done.torn == 0 and done.unreadable == 0
-    assert exec_ids_in(engine) == {er.exec_id for er in reports(run)}
-    rows = orders_in(engine)
+    assert exec_ids_in(database) == {er.exec_id for er in reports(run)}
+    rows = orders_in(database)
     assert set(rows) == set(run.core.orders)
     for order_id, order in run.core.orders.items():
         row = rows[order_id]
@@ -210,8 +212,8 @@ def test_recovery_completes_the_database_from_the_store(tmp_path):
     assert sorted(done.order_ids) == sorted(changed_later) and len(changed_later) >= 4
     # the core restored from the recovered database continues where the clients left off
     core = OrderManager(SimulatedVenue({"BTC-PERP": D(65000)}, D(10)))
-    core.restore(db.load_orders(engine), [])
-    core.set_exec_seq(db.last_exec_seq(engine))
+    core.restore(load_orders(database), [])
+    core.set_exec_seq(last_exec_seq(database))
     assert {o.order_id for o in core.orders.values() if o.is_open} == {
         o.order_id for o in run.core.orders.values() if o.is_open
     }
@@ -224,35 +226,35 @@ def test_recovery_completes_the_database_from_the_store(tmp_path):
 
 def test_recovery_is_idempotent_and_leaves_a_complete_database_alone(tmp_path):
     run = play(tmp_path / "store")
-    engine = db.connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
-    persist(engine, run.batches)
-    before = orders_in(engine)
+    database = connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    persist(database, run.batches)
+    before = orders_in(database)
 
-    first = recover(engine, tmp_path / "store")
-    second = recover(engine, tmp_path / "store")
+    first = recover(database, tmp_path / "store")
+    second = recover(database, tmp_path / "store")
 
     assert first.reports == second.reports == len(reports(run))
     assert (first.executions, first.orders, second.executions, second.orders) == (0, 0, 0, 0)
-    assert orders_in(engine) == before
+    assert orders_in(database) == before
 
 
 def test_recovery_never_moves_an_order_back(tmp_path):
     """A lost ER of an order whose later snapshot did commit: the ER is added, the row kept."""
     run = play(tmp_path / "store")
-    engine = db.connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
-    persist(engine, run.batches)
+    database = connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    persist(database, run.batches)
     partial = run.batches[2]  # p1: New, then a partial fill
     lost = [e.message for e in partial if isinstance(e, Send)][-1]
-    with engine.begin() as conn:
-        table = db.ExecutionRow.__table__
+    with database.begin() as conn:
+        table = ExecutionRow.__table__
         conn.execute(table.delete().where(table.c.exec_id == lost.exec_id))
-    before = orders_in(engine)
+    before = orders_in(database)
 
-    done = recover(engine, tmp_path / "store")
+    done = recover(database, tmp_path / "store")
 
     assert (done.executions, done.orders) == (1, 0)
-    assert lost.exec_id in exec_ids_in(engine)
-    assert orders_in(engine) == before
+    assert lost.exec_id in exec_ids_in(database)
+    assert orders_in(database) == before
 
 
 def test_torn_and_foreign_entries_are_skipped(tmp_path):
@@ -276,20 +278,20 @@ def test_torn_and_foreign_entries_are_skipped(tmp_path):
     messages, torn = read_store(client.header, client.body)
     assert torn == 1 and len(messages) == client.seq
 
-    engine = db.connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
-    done = recover(engine, store_dir)
+    database = connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    done = recover(database, store_dir)
 
     assert done.torn == 1
-    ids = exec_ids_in(engine)
+    ids = exec_ids_in(database)
     assert not any(i.startswith("REJ-") for i in ids)
     g1 = next(o for o in run.core.orders.values() if o.cl_ord_id == "g1")
-    row = orders_in(engine)[g1.order_id]
+    row = orders_in(database)[g1.order_id]
     assert (row["time_in_force"], row["status"]) == ("1", "0")
 
 
 def test_missing_store_directory_recovers_nothing(tmp_path):
-    engine = db.connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
-    done = recover(engine, tmp_path / "no-such-store")
+    database = connect(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    done = recover(database, tmp_path / "no-such-store")
     assert (done.stores, done.executions, done.orders) == (0, 0, 0)
 
 
@@ -481,11 +483,11 @@ def test_sigkill_under_load_loses_no_acknowledged_execution(tmp_path):
 
         gw.start()
         assert "recovered from the FIX store" in gw.stderr()
-        engine = db.connect(f"sqlite:///{db_file}")
+        database = connect(f"sqlite:///{db_file}")
         try:
-            assert _check_database(engine, acknowledged) >= 100
+            assert _check_database(database, acknowledged) >= 100
             stalled = {er.get(17) for t in traders for er in t.ers()[stalled_from[t.comp_id] :]}
-            assert len(stalled) >= 600 and stalled <= exec_ids_in(engine)
+            assert len(stalled) >= 600 and stalled <= exec_ids_in(database)
 
             # KEEPSEQ resumes with exactly the sequence numbers both sides expect
             client = FixClient("127.0.0.1", gw.fix_port, "KEEPSEQ", GATEWAY)
@@ -510,13 +512,13 @@ def test_sigkill_under_load_loses_no_acknowledged_execution(tmp_path):
             _, after = resume(client, resumer.next_in)
             resent = [m for m in after if m.msg_type == "8"]
             assert all(m.get(43) == "Y" for m in resent)
-            assert {m.get(17) for m in resent} <= exec_ids_in(engine)
-            _check_database(engine, resent)
+            assert {m.get(17) for m in resent} <= exec_ids_in(database)
+            _check_database(database, resent)
             client.send("D", order_fields("after-restart", qty="1"))
             assert client.expect("8").get(39) == "0"
             client.logout()
         finally:
-            engine.dispose()
+            database.dispose()
         assert gw.stop() == 0, gw.stderr()
     finally:
         if lock is not None:
@@ -540,14 +542,14 @@ def test_sigkill_under_load_loses_no_acknowledged_execution(tmp_path):
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def _check_database(engine, acknowledged: list[RawMessage]) -> int:
+def _check_database(database, acknowledged: list[RawMessage]) -> int:
     """Every ER a client holds is in the database, and its order is at least in that state.
 
     Returns how many orders were checked."""
-    table = db.ExecutionRow.__table__
-    with engine.connect() as conn:
+    table = ExecutionRow.__table__
+    with database.connect() as conn:
         rows = {r["exec_id"]: r for r in conn.execute(select(table)).mappings()}
-    orders = orders_in(engine)
+    orders = orders_in(database)
     latest: dict[str, RawMessage] = {}
     for er in acknowledged:
         row = rows.get(er.get(17))

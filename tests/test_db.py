@@ -14,7 +14,10 @@ import sqlalchemy as sa
 
 from fixspec import messages as m
 from fixspec.instruments import parse_symbol
-from gateway import db
+from gateway.store.connect import SCHEMA_VERSION, connect, migrate
+from gateway.store.orders import ExecutionRow, last_exec_seq, load_orders
+from gateway.store.sessions import SessionEvent, SessionEventRow
+from gateway.store.writer import Writer
 from load.fixclient import FixClient
 from otc.orders import Order
 from tests.harness import API_TOKEN, GatewayProcess, order_fields
@@ -80,17 +83,17 @@ def _order(order_id="O1", status=m.OrdStatus.NEW, cum="0") -> Order:
 
 
 def test_schema_is_created_and_migration_is_idempotent(url):
-    engine = db.connect(url)
-    assert db.migrate(engine) == db.SCHEMA_VERSION
-    with engine.connect() as conn:
+    database = connect(url)
+    assert migrate(database) == SCHEMA_VERSION
+    with database.connect() as conn:
         versions = conn.execute(sa.text("select version from schema_version")).scalars().all()
-    assert versions == [db.SCHEMA_VERSION]
-    engine.dispose()
+    assert versions == [SCHEMA_VERSION]
+    database.dispose()
 
 
 def test_writer_persists_exact_decimals_utc_microseconds_and_last_snapshot(url):
-    engine = db.connect(url)
-    writer = db.Writer(engine)
+    database = connect(url)
+    writer = Writer(database)
     writer.order(_order())
     writer.order(_order(status=m.OrdStatus.PARTIALLY_FILLED, cum="0.5"))
     er = m.ExecutionReport(
@@ -104,31 +107,31 @@ def test_writer_persists_exact_decimals_utc_microseconds_and_last_snapshot(url):
     writer.execution("C1", er)
     writer.execution("C1", er)  # a replayed execution is stored once
     writer.close()
-    (order,) = db.load_orders(engine)
+    (order,) = load_orders(database)
     assert order.status is m.OrdStatus.PARTIALLY_FILLED and order.cum_qty == Decimal("0.5")
     assert order.price == Decimal("4200.123456789") and order.quantity == Decimal("1.00000001")
     assert order.created_at == datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=UTC)
-    assert db.last_exec_seq(engine) == 7
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(db.ExecutionRow.__table__)).mappings().all()
+    assert last_exec_seq(database) == 7
+    with database.connect() as conn:
+        rows = conn.execute(sa.select(ExecutionRow.__table__)).mappings().all()
     assert len(rows) == 1
     assert rows[0]["transact_time"] == er.transact_time
     assert rows[0]["leaves_qty"] == Decimal("0.50000001")
-    engine.dispose()
+    database.dispose()
 
 
 def test_session_events_are_recorded(url):
-    engine = db.connect(url)
-    writer = db.Writer(engine)
+    database = connect(url)
+    writer = Writer(database)
     at = datetime.now(UTC)
-    writer.session_event(db.SessionEvent("C1", "logon_refused", "127.0.0.1:5000", "bad", at))
+    writer.session_event(SessionEvent("C1", "logon_refused", "127.0.0.1:5000", "bad", at))
     writer.close()
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(db.SessionEventRow.__table__)).mappings().one()
+    with database.connect() as conn:
+        row = conn.execute(sa.select(SessionEventRow.__table__)).mappings().one()
     assert (row["comp_id"], row["event"], row["peer"], row["text"]) == (
         "C1", "logon_refused", "127.0.0.1:5000", "bad",
     )
-    engine.dispose()
+    database.dispose()
 
 
 def test_gateway_runs_on_postgresql(tmp_path, pg_url):
@@ -146,25 +149,25 @@ def test_gateway_runs_on_postgresql(tmp_path, pg_url):
         assert (body["status"], body["cum_qty"], body["avg_px"]) == ("2", "0.25", "65000")
     finally:
         assert gw.stop() == 0
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
+    database = sa.create_engine(url)
+    with database.connect() as conn:
         n = conn.execute(sa.text("select count(*) from executions where order_id=:o"),
                          {"o": order_id}).scalar()
-    engine.dispose()
+    database.dispose()
     assert n == 2
 
 
 def test_one_bad_record_does_not_lose_the_rest_of_its_batch(url):
-    engine = db.connect(url)
-    writer = db.Writer(engine)
+    database = connect(url)
+    writer = Writer(database)
     at = datetime.now(UTC)
-    writer.session_event(db.SessionEvent(None, "broken", None, None, at))  # NOT NULL violated
+    writer.session_event(SessionEvent(None, "broken", None, None, at))  # NOT NULL violated
     writer.order(_order("O9"))
-    writer.session_event(db.SessionEvent("C1", "logon", None, None, at))
+    writer.session_event(SessionEvent("C1", "logon", None, None, at))
     writer.close()
-    assert [o.order_id for o in db.load_orders(engine)] == ["O9"]
-    with engine.connect() as conn:
-        events = conn.execute(sa.select(db.SessionEventRow.__table__.c.event)).scalars().all()
+    assert [o.order_id for o in load_orders(database)] == ["O9"]
+    with database.connect() as conn:
+        events = conn.execute(sa.select(SessionEventRow.__table__.c.event)).scalars().all()
     assert events == ["logon"]
     assert writer.failures >= 1
-    engine.dispose()
+    database.dispose()

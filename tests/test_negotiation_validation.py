@@ -10,6 +10,7 @@ import pytest
 
 from fixspec.messages import OrdRejReason, Side
 from fixspec.rfq_codes import QuoteRequestRejectReason
+from gateway.http.problems import http_status
 from otc.negotiation import (
     AcceptVia,
     CancelQuote,
@@ -31,7 +32,6 @@ from otc.negotiation import (
     RoutingTable,
     SubmitQuote,
     generate_desk_key,
-    http_status,
 )
 from otc.negotiation.events import (
     AcceptanceRejected,

@@ -18,13 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.pki import (
-    COMPID_URN,
-    ContextCache,
-    PkiError,
-    PkiPaths,
-    TlsServerFiles,
-    cert_identities,
+from gateway.tls.context import ContextCache, cert_identities, server_context
+from gateway.tls.devca import (
     client_context,
     init_dev_pki,
     issue_client,
@@ -32,8 +27,8 @@ from gateway.pki import (
     parse_reason,
     renew_crl,
     revoke,
-    server_context,
 )
+from gateway.tls.files import COMPID_URN, PkiError, PkiPaths, TlsServerFiles
 
 SERVER_NAMES = ["localhost", "127.0.0.1"]
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from gateway import pki
+from gateway.tls.devca import client_context
+from gateway.tls.files import PkiPaths
 from load.fixclient import FixClient
 from tests.harness import ROOT, GatewayProcess, free_port, order_fields
 
@@ -34,8 +35,8 @@ def tls_gw(tmp_path_factory):
 
 
 def tls_client(gw, cert_of: str, sender: str) -> FixClient:
-    paths = pki.PkiPaths(gw.data_dir / "certs")
-    ctx = pki.client_context(paths, cert_of)
+    paths = PkiPaths(gw.data_dir / "certs")
+    ctx = client_context(paths, cert_of)
     raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
     sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
     return FixClient("127.0.0.1", gw.tls_port, sender, "FIXBRIDGE", sock=sock)
@@ -60,7 +61,7 @@ def test_certificate_for_one_compid_cannot_log_on_as_another(tls_gw):
 
 
 def test_no_client_certificate_is_refused(tls_gw):
-    ctx = ssl.create_default_context(cafile=str(pki.PkiPaths(tls_gw.data_dir / "certs").ca_cert))
+    ctx = ssl.create_default_context(cafile=str(PkiPaths(tls_gw.data_dir / "certs").ca_cert))
     raw = socket.create_connection(("127.0.0.1", tls_gw.tls_port), timeout=10)
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
@@ -107,7 +108,7 @@ def test_https_api(tmp_path):
     assert fixbridge("certs", "init", "--config", str(gw.config_path)).returncode == 0
     gw.start()
     try:
-        ca = ssl.create_default_context(cafile=str(pki.PkiPaths(gw.data_dir / "certs").ca_cert))
+        ca = ssl.create_default_context(cafile=str(PkiPaths(gw.data_dir / "certs").ca_cert))
         url = f"https://127.0.0.1:{gw.http_port}"
         assert httpx.get(f"{url}/health", verify=ca).json() == {"status": "ok"}
         r = httpx.get(f"{url}/orders", verify=ca, headers={"Authorization": f"Bearer {API_TOKEN}"})
@@ -131,15 +132,15 @@ def test_port_checks_do_not_lock_out_but_refused_certificates_do(tmp_path):
             for _ in range(5):
                 socket.create_connection(("127.0.0.1", port), timeout=5).close()
         for _ in range(5):  # a TLS check with a valid certificate, and no Logon
-            paths = pki.PkiPaths(gw.data_dir / "certs")
+            paths = PkiPaths(gw.data_dir / "certs")
             raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
-            pki.client_context(paths, "CLIENT2").wrap_socket(
+            client_context(paths, "CLIENT2").wrap_socket(
                 raw, server_hostname="127.0.0.1"
             ).close()
         c = tls_client(gw, "CLIENT2", "CLIENT2")
         assert c.logon().msg_type == "A"
         c.logout()
-        ctx = ssl.create_default_context(cafile=str(pki.PkiPaths(gw.data_dir / "certs").ca_cert))
+        ctx = ssl.create_default_context(cafile=str(PkiPaths(gw.data_dir / "certs").ca_cert))
         for _ in range(3):  # no client certificate: a real failure, counted
             raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
             with contextlib.suppress(ssl.SSLError, OSError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import quickfix as fix
@@ -18,11 +18,13 @@ import quickfix as fix
 from fixspec import codec
 from fixspec import messages as m
 from gateway.config import Config
-from gateway.db import SessionEvent, Writer
 from gateway.fix import rfq_inbound, rfq_outbound
 from gateway.fix.convert import OutboundBuilder
-from gateway.fix.front import PeerRegistry
+from gateway.fix.front import Peer, PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
+from gateway.negotiation import NegotiationService
+from gateway.store.sessions import SessionEvent
+from gateway.store.writer import Writer
 from otc.negotiation import events as ev
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
@@ -31,6 +33,9 @@ log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
 RFQ_TYPES = frozenset({"R", "AJ", "Z"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
+
+CoreObserver = Callable[[list], None]  # every batch of order-core events (the audit log)
+SessionObserver = Callable[[str, str, str | None, str | None], None]  # comp_id, event, peer, text
 
 
 def undecodable_tag(text: str) -> int | None:
@@ -50,6 +55,11 @@ def undecodable_tag(text: str) -> int | None:
 
 
 class GatewayApplication(fix.Application):
+    """``negotiation``: where RFQ messages go (none: they are refused as unsupported).
+    ``lock``: the order core's lock, shared with whatever else drives the core (the API's risk
+    control, trade capture). ``require_front``: a Logon must have come through the front, which
+    announced its peer; off only when clients reach the acceptor directly (a benchmark)."""
+
     def __init__(
         self,
         orders: OrderManager,
@@ -60,6 +70,10 @@ class GatewayApplication(fix.Application):
         dictionary: Path,
         require_front: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        negotiation: NegotiationService | None = None,
+        lock: threading.RLock | None = None,
+        core_observers: Sequence[CoreObserver] = (),
+        session_observers: Sequence[SessionObserver] = (),
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -68,16 +82,17 @@ class GatewayApplication(fix.Application):
         self.peers = peers
         self.require_front = require_front
         self.clock = clock
-        self.lock = threading.RLock()  # the core is driven from QuickFIX's thread and the API
+        # the core is driven from QuickFIX's thread, the API and the negotiation's sinks
+        self.lock = lock if lock is not None else threading.RLock()
         self.sessions: dict[str, fix.SessionID] = {}
         self.config = config
         self.build = OutboundBuilder(fix.DataDictionary(str(dictionary)))
-        self.negotiation = None  # set by the gateway: RFQ messages go there
+        self.negotiation = negotiation
         self._answering = threading.local()
         # acceptances awaiting their outcome, to echo Side/ClOrdID when it comes later
         self._acceptances: dict[tuple[str, str], codec.RawMessage] = {}
-        self.core_observers: list = []  # see every batch of order-core events (the audit log)
-        self.session_observers: list = []  # (comp_id, event, peer, text)
+        self.core_observers = tuple(core_observers)
+        self.session_observers = tuple(session_observers)
         self.throttles = {
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
@@ -108,6 +123,18 @@ class GatewayApplication(fix.Application):
             except Exception:
                 log.exception("cancel-on-disconnect failed for %s", comp_id)
 
+    # -- the front's questions (gateway.fix.front.Front admit / on_refused) ------------------
+
+    def admit(self, peer: Peer) -> bool:
+        """A connection may be relayed unless its address is locked out."""
+        return not self.policy.locked_out(peer.host, self.clock())
+
+    def tls_refused(self, peer: Peer, comp_id: str, why: str) -> None:
+        """The TLS listener refused a certificate for ``comp_id``: it counts against the address
+        as a failed logon does, and is recorded and audited as a session event."""
+        self.policy.record_failure(peer.host, self.clock())
+        self._session_event(comp_id or "?", "tls_refused", str(peer), why)
+
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         return None
 
@@ -119,7 +146,7 @@ class GatewayApplication(fix.Application):
             if message.getHeader().getField(35) != "A":
                 return
             reason, comp_id, peer = self._check_logon(message, sessionID)
-        except Exception:  # never let a bug become an engine error
+        except Exception:  # never let a bug become a QuickFIX error
             log.exception("logon check failed")
             raise fix.RejectLogon("logon could not be processed") from None
         if reason is not None:

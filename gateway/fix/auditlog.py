@@ -38,7 +38,7 @@ class AuditingLog(fix.Log):
         self.sink = sink
 
     def _emit(self, kind: str, text: str) -> None:
-        """To the file log and the audit trail. Nothing may raise into the engine: an exception
+        """To the file log and the audit trail. Nothing may raise into QuickFIX: an exception
         in a SWIG director callback leaves QuickFIX's socket thread dead."""
         text = readable(text)
         if self.inner is not None:
@@ -70,7 +70,7 @@ class AuditingLog(fix.Log):
 
 
 class AuditingLogFactory(fix.LogFactory):
-    """Wraps a FileLogFactory (or nothing). Keeps the logs it made alive for the engine."""
+    """Wraps a FileLogFactory (or nothing). Keeps the logs it made alive for the acceptor."""
 
     def __init__(self, inner: fix.LogFactory | None, sink: Sink) -> None:
         super().__init__()
@@ -80,10 +80,11 @@ class AuditingLogFactory(fix.LogFactory):
 
     def create(self, *args) -> fix.Log:
         inner = self.inner.create(*args) if self.inner is not None else None
+        # "engine": the audit trail's actor for QuickFIX's global log (existing trails use it)
         actor = "engine" if not args else f"session:{args[0].getTargetCompID().getValue()}"
         made = AuditingLog(inner, actor, self.sink)
         self._logs.append(made)
-        made.__disown__()  # the engine holds the C++ side; self._logs keeps the Python side
+        made.__disown__()  # the acceptor holds the C++ side; self._logs keeps the Python side
         return made
 
     def destroy(self, made) -> None:

@@ -1,9 +1,9 @@
-"""The FIX listener in front of the engine.
+"""The FIX listener in front of the QuickFIX acceptor.
 
 QuickFIX 1.16 binds its acceptor to every interface and never tells the application who is on
 the other end of a session. The front listens on the configured address instead, refuses
 locked-out addresses at once, notes which peer is logging on as which CompID, and relays bytes
-unchanged to the engine's internal port on loopback. The session layer stays QuickFIX's: the
+unchanged to the acceptor's internal port on loopback. The session layer stays QuickFIX's: the
 front never interprets, alters or answers a FIX message.
 """
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SENDER = re.compile(rb"\x0149=([^\x01]*)\x01")
 PEEK_LIMIT = 8192  # a Logon is far shorter; beyond this we stop looking for SenderCompID
 PEEK_SECONDS = 5.0
-# The engine answers a Logon at once (Logon, or Logout and close). Silence means it took the
+# The acceptor answers a Logon at once (Logon, or Logout and close). Silence means it took the
 # first message for invalid and keeps the connection, and with it the session, forever.
 LOGON_SECONDS = 5.0
 FIRST_FRAME = re.compile(rb"8=[^\x01]{1,16}\x019=(\d{1,5})\x01")
@@ -86,27 +86,27 @@ class TlsPolicy(Protocol):
 
 
 class Refused(Exception):
-    """The front closes the connection before the engine sees anything."""
+    """The front closes the connection before the acceptor sees anything."""
 
 
 class Front:
-    """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:engine_port``.
+    """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:acceptor_port``.
 
     With ``tls``, the listener terminates TLS, requires a client certificate, and refuses a
-    Logon whose SenderCompID is not bound to that certificate before the engine sees it.
+    Logon whose SenderCompID is not bound to that certificate before the acceptor sees it.
     """
 
     def __init__(
         self,
         listen: tuple[str, int],
-        engine_port: int,
+        acceptor_port: int,
         registry: PeerRegistry,
         admit: Callable[[Peer], bool] = lambda peer: True,
         tls: TlsPolicy | None = None,
         on_refused: Callable[[Peer, str, str], None] = lambda peer, comp_id, why: None,
     ) -> None:
         self.listen = listen
-        self.engine_port = engine_port
+        self.acceptor_port = acceptor_port
         self.registry = registry
         self.admit = admit
         self.tls = tls
@@ -189,9 +189,9 @@ class Front:
                 _close(client)
                 return
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.engine_port), timeout=5)
+            upstream = socket.create_connection(("127.0.0.1", self.acceptor_port), timeout=5)
         except OSError:
-            log.error("engine not reachable on port %d; dropping %s", self.engine_port, peer)
+            log.error("acceptor not reachable on port %d; dropping %s", self.acceptor_port, peer)
             _close(client)
             return
         upstream.settimeout(None)
@@ -224,7 +224,7 @@ class Front:
         """Read until the first message's SenderCompID is visible, announce it, return the bytes.
 
         Over TLS, a SenderCompID the client certificate is not bound to (or none at all) raises
-        :class:`Refused`: nothing reaches the engine without a binding.
+        :class:`Refused`: nothing reaches the acceptor without a binding.
         """
         buf = b""
         comp_id = None
@@ -274,7 +274,7 @@ class Front:
             if first_within is not None:
                 ready, _, _ = select.select([src], [], [], first_within)
                 if not ready:
-                    log.warning("the engine did not answer the first message; closing")
+                    log.warning("the acceptor did not answer the first message; closing")
                     return
             while data := src.recv(65536):
                 dst.sendall(data)
@@ -290,7 +290,7 @@ class Front:
     @staticmethod
     def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket, first_within: float) -> None:
         """Both directions on one thread: an SSL object must not be read and written at once.
-        Closes unless the engine answers within ``first_within`` seconds."""
+        Closes unless the acceptor answers within ``first_within`` seconds."""
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ)
         sel.register(upstream, selectors.EVENT_READ)
@@ -299,7 +299,7 @@ class Front:
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    log.warning("the engine did not answer the first message; closing")
+                    log.warning("the acceptor did not answer the first message; closing")
                     return
                 for key, _ in sel.select(left):
                     if key.fileobj is upstream:

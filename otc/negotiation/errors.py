@@ -2,7 +2,8 @@
 
 Every refusal carries a :class:`RejectReason` and a human-readable text naming what was wrong.
 The mapping helpers below are the single place where a reason becomes QuoteRequestRejectReason
-(658), OrdRejReason (103), QuoteStatus (297) or an HTTP status, so the FIX and HTTP edges agree.
+(658), OrdRejReason (103) or QuoteStatus (297). The HTTP edge keeps its own table of statuses:
+HTTP is not the core's business.
 """
 
 from __future__ import annotations
@@ -135,40 +136,6 @@ _QUOTE_STATUS: dict[RejectReason, QuoteStatus] = {
     R.QUOTE_NOT_LIVE: QuoteStatus.REMOVED_FROM_MARKET,
 }
 
-_HTTP_STATUS: dict[RejectReason, int] = {
-    R.DESK_NOT_ROUTED: 403,
-    R.NO_ROUTE: 403,
-    R.KILL_SWITCH: 403,
-    R.UNKNOWN_RFQ: 404,
-    R.UNKNOWN_QUOTE: 404,
-    R.UNKNOWN_COUNTER: 404,
-    R.UNKNOWN_TRADE: 404,
-    R.NO_SIGNING_KEY: 500,
-}
-
-_CONFLICTS = frozenset(
-    {
-        R.DUPLICATE_QUOTE_REQ_ID,
-        R.DUPLICATE_CL_ORD_ID,
-        R.DUPLICATE_QUOTE_RESP_ID,
-        R.QUOTE_ALREADY_LIVE,
-        R.DESK_PASSED,
-        R.RFQ_NOT_OPEN,
-        R.RFQ_EXPIRED,
-        R.RFQ_EXECUTING,
-        R.RFQ_FILLED,
-        R.ILLEGAL_TRANSITION,
-        R.QUOTE_EXPIRED,
-        R.QUOTE_NOT_LIVE,
-        R.QUOTE_HELD,
-        R.QUOTE_HASH_MISMATCH,
-        R.COUNTER_PENDING,
-        R.COUNTER_CLOSED,
-        R.NO_PENDING_LAST_LOOK,
-        R.LAST_LOOK_WINDOW_CLOSED,
-    }
-)
-
 
 def quote_request_reject_reason(reason: RejectReason) -> QuoteRequestRejectReason:
     """QuoteRequestRejectReason(658) for a refused or ended RFQ; OTHER with text otherwise."""
@@ -183,10 +150,3 @@ def ord_rej_reason(reason: RejectReason) -> OrdRejReason:
 def quote_status(reason: RejectReason) -> QuoteStatus:
     """QuoteStatus(297) for a QuoteStatusReport answering a refused QuoteResponse."""
     return _QUOTE_STATUS.get(reason, QuoteStatus.REJECTED)
-
-
-def http_status(reason: RejectReason) -> int:
-    """HTTP status for the web API: 403 not routed, 404 unknown, 409 state, 422 bad input."""
-    if reason in _HTTP_STATUS:
-        return _HTTP_STATUS[reason]
-    return 409 if reason in _CONFLICTS else 422

@@ -1,24 +1,11 @@
-"""Certificates for FIX over TLS with client certificates: a development CA, and the TLS contexts.
+"""A development CA for FIX over TLS with client certificates (``fixbridge certs``).
 
-Mutual TLS binds a FIX session to a key the counterparty holds, so a leaked password alone cannot
-log on. The first half of this module mints a development PKI with ``cryptography`` (EC P-256 and
-SHA-256, which every OpenSSL accepts): a CA, the gateway's server certificate, one client
-certificate per CompID and a CRL. The second half is what the gateway uses whatever CA issued the
-certificates: :func:`server_context`, :class:`ContextCache` (picks up a new CRL without a restart)
-and :func:`cert_identities` (the names a peer certificate vouches for). In production only the
-second half is used, with :class:`TlsServerFiles` pointing at the operator's own CA; see
-``certs/README.md``.
-
-Layout of ``certs_dir`` (under the data dir, never in the repository)::
-
-    ca.pem, ca.key                 development CA (keys are always mode 0600)
-    server.pem, server.key         the gateway's certificate
-    crl.pem                        revocation list, re-signed on every change
-    index.json                     every certificate issued: serial -> CompID, dates, revocation
-    clients/<COMPID>.pem, .key     the current client certificate of a session
-    clients/<COMPID>.<SERIAL>.pem  superseded client certificates, kept on record
-
-Serials are written as upper-case hex, as ``openssl x509 -noout -serial`` prints them.
+It mints a development PKI with ``cryptography`` (EC P-256 and SHA-256, which every OpenSSL
+accepts): a CA, the gateway's server certificate, one client certificate per CompID and a CRL,
+laid out in ``certs_dir`` as :mod:`gateway.tls.files` describes; and :func:`client_context` for
+test and load clients. The running gateway never imports this module: it reads those files
+through :mod:`gateway.tls.context`, which works the same with the operator's own CA (see
+``certs/README.md``).
 """
 
 from __future__ import annotations
@@ -32,8 +19,7 @@ import os
 import re
 import secrets
 import ssl
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,99 +29,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-COMPID_URN = "urn:fix:compid:"
+from gateway.tls.context import load_file, require_files
+from gateway.tls.files import COMPID_URN, PkiError, PkiPaths, check_comp_id, serial_hex
+
 DEFAULT_DAYS = 825  # the longest server certificate lifetime Apple/browsers still accept
 CA_DAYS = 3650
 CRL_DAYS = 7
 CLOCK_SKEW = dt.timedelta(minutes=5)  # backdate notBefore so a peer's slow clock is no outage
 KEY_MODE, PUBLIC_MODE, DIR_MODE = 0o600, 0o644, 0o700
 
-_COMPID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # the rule of gateway.config.CompId
 _DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS = re.compile(rf"(?:\*\.)?{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
-_CRL_PEM = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.S)
 # Revocation here is permanent and complete: no holds, no delta CRLs.
 _REASONS = tuple(
     r
     for r in x509.ReasonFlags
     if r not in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl)
 )
-
-
-class PkiError(Exception):
-    """A certificate problem, phrased for the operator and naming the file or value involved."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsServerFiles:
-    """What a TLS listener loads. In production these point at the operator's own CA's files.
-
-    ``client_ca`` may hold several CA certificates; ``crl`` then holds one CRL per CA. Without a
-    CRL revocation is not enforced, so the development PKI always has one.
-    """
-
-    cert: Path
-    key: Path
-    client_ca: Path
-    crl: Path | None
-
-
-@dataclass(frozen=True, slots=True)
-class PkiPaths:
-    """Where the development PKI keeps its files inside ``certs_dir``."""
-
-    certs_dir: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.certs_dir / "ca.pem"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.certs_dir / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.certs_dir / "server.pem"
-
-    @property
-    def server_key(self) -> Path:
-        return self.certs_dir / "server.key"
-
-    @property
-    def crl(self) -> Path:
-        return self.certs_dir / "crl.pem"
-
-    @property
-    def index(self) -> Path:
-        return self.certs_dir / "index.json"
-
-    @property
-    def clients_dir(self) -> Path:
-        return self.certs_dir / "clients"
-
-    def client_cert(self, comp_id: str) -> Path:
-        return self.clients_dir / f"{check_comp_id(comp_id)}.pem"
-
-    def client_key(self, comp_id: str) -> Path:
-        return self.clients_dir / f"{check_comp_id(comp_id)}.key"
-
-    def archived_client_cert(self, comp_id: str, serial: int) -> Path:
-        return self.clients_dir / f"{check_comp_id(comp_id)}.{serial_hex(serial)}.pem"
-
-    def server_files(self) -> TlsServerFiles:
-        return TlsServerFiles(self.server_cert, self.server_key, self.ca_cert, self.crl)
-
-
-def check_comp_id(comp_id: str) -> str:
-    """``comp_id`` if it is a valid CompID (it becomes a file name, so this also bars paths)."""
-    if not isinstance(comp_id, str) or not _COMPID.fullmatch(comp_id):
-        raise PkiError(f"invalid CompID {comp_id!r}: use 1-64 characters from A-Z a-z 0-9 _ . -")
-    return comp_id
-
-
-def serial_hex(serial: int) -> str:
-    return f"{serial:X}"
 
 
 # --------------------------------------------------------------------------- issuing
@@ -630,42 +540,6 @@ def _locked(paths: PkiPaths) -> Iterator[None]:
         os.close(fd)
 
 
-# --------------------------------------------------------------------------- TLS
-
-
-def server_context(
-    files: PkiPaths | TlsServerFiles, require_client_cert: bool = True
-) -> ssl.SSLContext:
-    """TLS 1.2+ server context that verifies client certificates against the CA and the CRL.
-
-    Session resumption is off: a resumed session skips certificate checks, and FIX sessions are
-    long-lived, so it would only buy a way around a revocation. A context is a snapshot of its
-    files; use :class:`ContextCache` to follow changes.
-    """
-    f = files.server_files() if isinstance(files, PkiPaths) else files
-    return _server_context(f, require_client_cert, _now())[0]
-
-
-def _server_context(
-    f: TlsServerFiles, require_client_cert: bool, now: dt.datetime
-) -> tuple[ssl.SSLContext, dt.datetime | None]:
-    """The context and when its CRL expires (``None`` without a CRL)."""
-    _require_files(f.cert, f.key, f.client_ca, f.crl)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.options |= ssl.OP_NO_TICKET
-    ctx.num_tickets = 0
-    _load(f"{f.cert} or {f.key}", lambda: ctx.load_cert_chain(f.cert, f.key))
-    _load(f.client_ca, lambda: ctx.load_verify_locations(cafile=f.client_ca))
-    expires = None
-    if f.crl is not None:
-        expires = check_crl(f.crl, f.client_ca, now)
-        _load(f.crl, lambda: ctx.load_verify_locations(cafile=f.crl))
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
-    return ctx, expires
-
-
 def client_context(paths: PkiPaths, comp_id: str) -> ssl.SSLContext:
     """Context for a test or load client: trusts the CA, presents ``comp_id``'s certificate.
 
@@ -675,167 +549,7 @@ def client_context(paths: PkiPaths, comp_id: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     cert, key = paths.client_cert(comp_id), paths.client_key(comp_id)
-    _require_files(paths.ca_cert, cert, key)
-    _load(paths.ca_cert, lambda: ctx.load_verify_locations(cafile=paths.ca_cert))
-    _load(f"{cert} or {key}", lambda: ctx.load_cert_chain(cert, key))
+    require_files(paths.ca_cert, cert, key)
+    load_file(paths.ca_cert, lambda: ctx.load_verify_locations(cafile=paths.ca_cert))
+    load_file(f"{cert} or {key}", lambda: ctx.load_cert_chain(cert, key))
     return ctx
-
-
-def check_crl(crl_path: Path, ca_path: Path, now: dt.datetime | None = None) -> dt.datetime:
-    """Check every CRL in ``crl_path``; returns the earliest nextUpdate.
-
-    OpenSSL would refuse every client on an expired or foreign CRL with a bare "certificate
-    verify failed"; this says which file and why before the listener uses it.
-    """
-    now = now or _now()
-    try:
-        blocks = _CRL_PEM.findall(crl_path.read_bytes())
-        cas = x509.load_pem_x509_certificates(ca_path.read_bytes())
-    except OSError as exc:
-        raise PkiError(f"{exc.filename}: cannot read it ({exc.strerror})") from None
-    except ValueError as exc:
-        raise PkiError(f"{ca_path}: not a PEM certificate bundle ({exc})") from None
-    if not blocks:
-        raise PkiError(f"{crl_path}: no PEM CRL in it")
-    earliest: dt.datetime | None = None
-    for block in blocks:
-        try:
-            crl = x509.load_pem_x509_crl(block)
-        except ValueError as exc:
-            raise PkiError(f"{crl_path}: not a valid CRL ({exc})") from None
-        if not any(
-            ca.subject == crl.issuer and crl.is_signature_valid(ca.public_key()) for ca in cas
-        ):
-            raise PkiError(
-                f"{crl_path}: CRL of {crl.issuer.rfc4514_string()} is not signed by a CA in "
-                f"{ca_path}"
-            )
-        next_update = crl.next_update_utc
-        if next_update is None or next_update <= now:
-            raise PkiError(
-                f"{crl_path}: CRL of {crl.issuer.rfc4514_string()} expired at {next_update}; "
-                "re-sign it (`fixbridge certs revoke` or renew_crl) or every client is refused"
-            )
-        earliest = next_update if earliest is None else min(earliest, next_update)
-    assert earliest is not None
-    return earliest
-
-
-def _require_files(*paths: Path | None) -> None:
-    for path in paths:
-        if path is not None and not path.is_file():
-            raise PkiError(f"{path}: missing; run `fixbridge certs init` or fix the TLS settings")
-
-
-def _load(what: Path | str, load: Callable[[], None]) -> None:
-    try:
-        load()
-    except (ssl.SSLError, OSError) as exc:
-        raise PkiError(f"{what}: cannot load it ({exc})") from None
-
-
-class ContextCache:
-    """A server context rebuilt when its files change, so a revoke needs no restart.
-
-    Call :meth:`get` for each accepted connection; it costs a ``stat`` per file. Rebuilding also
-    happens when the CRL passes its nextUpdate, which then raises :class:`PkiError`: the listener
-    should refuse the connection and log the message (fail closed) rather than keep an old CRL.
-    Connections already open are untouched; dropping a revoked CompID's session is the caller's.
-    """
-
-    def __init__(
-        self,
-        files: PkiPaths | TlsServerFiles,
-        require_client_cert: bool = True,
-        clock: Callable[[], dt.datetime] = _now,
-    ) -> None:
-        self._files = files.server_files() if isinstance(files, PkiPaths) else files
-        self._require = require_client_cert
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._ctx: ssl.SSLContext | None = None
-        self._stamp: tuple[tuple[int, int, int] | None, ...] = ()
-        self._expires: dt.datetime | None = None
-        self.builds = 0
-
-    def get(self) -> ssl.SSLContext:
-        stamp = self._current_stamp()
-        with self._lock:
-            expired = self._expires is not None and self._clock() >= self._expires
-            if self._ctx is None or stamp != self._stamp or expired:
-                self._ctx = None  # a failed rebuild must not leave the old context in use
-                self._ctx, self._expires = _server_context(
-                    self._files, self._require, self._clock()
-                )
-                self._stamp = stamp
-                self.builds += 1
-            return self._ctx
-
-    def _current_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
-        f = self._files
-        return tuple(_stat(p) for p in (f.cert, f.key, f.client_ca, f.crl))
-
-
-def _stat(path: Path | None) -> tuple[int, int, int] | None:
-    """Identity of a file's content: files are replaced by rename, so the inode changes too."""
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-# --------------------------------------------------------------------------- identities
-
-
-def cert_identities(peer: bytes | Mapping[str, Any] | x509.Certificate | None) -> set[str]:
-    """The names a verified peer certificate vouches for: CN, DNS/URI/IP SANs, and ``X`` for a
-    ``urn:fix:compid:X`` URI. The Logon's SenderCompID must be one of them.
-
-    ``peer`` is ``SSLSocket.getpeercert(binary_form=True)`` (DER), the dict from
-    ``getpeercert()``, or a parsed certificate; ``None`` (no certificate) gives an empty set.
-    """
-    if peer is None:
-        return set()
-    if isinstance(peer, Mapping):
-        return _dict_identities(peer)
-    if isinstance(peer, bytes | bytearray | memoryview):
-        try:
-            peer = x509.load_der_x509_certificate(bytes(peer))
-        except ValueError as exc:
-            raise PkiError(f"peer certificate is not valid DER ({exc})") from None
-    if not isinstance(peer, x509.Certificate):
-        raise PkiError(f"expected a certificate, got {type(peer).__name__}")
-    names = {str(a.value) for a in peer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)}
-    try:
-        san = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return names
-    names.update(san.get_values_for_type(x509.DNSName))
-    names.update(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
-        names.update(_uri_identities(uri))
-    return names
-
-
-def _dict_identities(peer: Mapping[str, Any]) -> set[str]:
-    names = {value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"}
-    for kind, value in peer.get("subjectAltName", ()):
-        if kind == "DNS":
-            names.add(value)
-        elif kind == "IP Address":
-            try:
-                names.add(str(ipaddress.ip_address(value.strip())))  # "0:0:...:1" -> "::1"
-            except ValueError:
-                names.add(value)
-        elif kind == "URI":
-            names.update(_uri_identities(value))
-    return names
-
-
-def _uri_identities(uri: str) -> set[str]:
-    if uri.startswith(COMPID_URN) and len(uri) > len(COMPID_URN):
-        return {uri, uri[len(COMPID_URN) :]}
-    return {uri}

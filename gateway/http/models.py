@@ -1,0 +1,373 @@
+"""What the web API reads and writes: request bodies (``...In``), and response models that say
+exactly what each route answers.
+
+Domain values reach JSON through :func:`gateway.jsonable.to_jsonable`: Decimals as plain text
+(``"4250.5"``), times as ISO 8601 UTC with microseconds and ``Z``, enums as their FIX or wire
+values. The response models below describe that JSON as it is, so they type those fields as
+text (:data:`DecimalText`, :data:`UtcTime`); a route hands over ``to_jsonable`` output and
+FastAPI checks it against the model.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import HTTPException
+from pydantic import BaseModel, Field
+
+from gateway.config import RiskSection
+from otc.negotiation import commands as c
+from otc.negotiation.model import Firmness
+
+# Text that may reach a FIX message: no control characters (an SOH would smuggle fields in)
+FixText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+Decimalish = Annotated[Decimal, Field(allow_inf_nan=False)]
+DecimalText = Annotated[str, Field(description="a decimal number as text, e.g. 4250.5")]
+UtcTime = Annotated[str, Field(description="UTC, ISO 8601 with microseconds and Z")]
+
+
+# --- FIX sessions, orders, risk --------------------------------------------------------------
+
+
+class SessionView(BaseModel):
+    comp_id: str
+    logged_on: bool
+    peer: str | None = None
+    next_sender_seq_num: int | None = None
+    next_target_seq_num: int | None = None
+
+
+class OrderView(BaseModel):
+    order_id: str
+    owner: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    symbol: str
+    side: str
+    ord_type: str
+    time_in_force: str
+    quantity: Decimal
+    price: Decimal | None
+    status: str
+    cum_qty: Decimal
+    avg_px: Decimal
+    text: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RiskView(BaseModel):
+    client: str
+    limits: RiskSection
+    exposure: Decimal
+    halted: str | None
+
+
+class KillRequest(BaseModel):
+    client: FixText | None = None  # None: every client
+    reason: FixText
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class KillOut(BaseModel):
+    client: str | None
+    halted: bool
+    cancelled_orders: int
+
+
+class ResumeOut(BaseModel):
+    client: str | None
+    resumed: bool
+
+
+# --- RFQs and quotes: requests -----------------------------------------------------------------
+
+
+class LegPriceIn(BaseModel):
+    leg_no: int = Field(ge=1)
+    bid_px: Decimalish | None = None
+    offer_px: Decimalish | None = None
+
+
+class QuoteIn(BaseModel):
+    """A two-way or one-way quote. ``valid_for_ms`` or ``valid_until`` (UTC) bounds its life."""
+
+    bid_px: Decimalish | None = None
+    offer_px: Decimalish | None = None
+    bid_size: Decimalish | None = None
+    offer_size: Decimalish | None = None
+    legs: list[LegPriceIn] = Field(default_factory=list)
+    firmness: Firmness = Firmness.FIRM
+    valid_until: datetime | None = None
+    valid_for_ms: int | None = Field(default=None, ge=1, le=3_600_000)
+    desk_quote_ref: FixText | None = Field(default=None, max_length=64)
+
+    def terms(self, now: datetime) -> c.QuoteTerms:
+        if self.valid_until is not None:
+            until = self.valid_until
+            if until.tzinfo is None:
+                raise HTTPException(422, "valid_until must carry a UTC offset")
+        else:
+            until = now + timedelta(milliseconds=self.valid_for_ms or 30_000)
+        return c.QuoteTerms(
+            valid_until=until.astimezone(UTC),
+            bid_px=self.bid_px,
+            offer_px=self.offer_px,
+            bid_size=self.bid_size,
+            offer_size=self.offer_size,
+            legs=tuple(c.LegPrice(p.leg_no, p.bid_px, p.offer_px) for p in self.legs),
+            firmness=self.firmness,
+            desk_quote_ref=self.desk_quote_ref,
+        )
+
+
+class CounterAnswerIn(BaseModel):
+    """New terms answer the counter with a fresh quote; no terms decline it."""
+
+    quote: QuoteIn | None = None
+    text: FixText | None = Field(default=None, max_length=200)
+
+
+class LastLookRejectIn(BaseModel):
+    text: FixText | None = Field(default=None, max_length=200)
+
+
+class LegIn(BaseModel):
+    symbol: FixText = Field(min_length=1, max_length=64)
+    side: Literal["buy", "sell"]
+    ratio: Decimalish = Decimal(1)
+    hedge: bool = False
+
+
+class RfqIn(BaseModel):
+    """An RFQ entered for a client (voice or chat); validated exactly like a FIX QuoteRequest."""
+
+    client_id: FixText = Field(min_length=1, max_length=64)
+    quote_req_id: FixText = Field(min_length=1, max_length=64)
+    legs: list[LegIn] = Field(min_length=1, max_length=8)
+    quantity: Decimalish
+    side: Literal["buy", "sell"] | None = None
+    quote_type: Literal["indicative", "tradeable"] = "tradeable"
+    expire_at: datetime | None = None
+
+
+# --- RFQs, quotes and trades: what the routes answer --------------------------------------------
+
+
+class InstrumentOut(BaseModel):
+    symbol: str
+    kind: str
+    underlying: str
+    quote_currency: str
+    expiry: str | None  # ISO date
+    strike: DecimalText | None
+    put_call: str | None
+
+
+class RfqLegOut(BaseModel):
+    leg_no: int
+    instrument: InstrumentOut
+    side: str  # Side(54): 1 buy, 2 sell
+    ratio: DecimalText
+    hedge: bool
+
+
+class RfqOut(BaseModel):
+    rfq_id: str
+    client_id: str
+    quote_req_id: str
+    legs: list[RfqLegOut]
+    quantity: DecimalText
+    side: str | None  # None: a two-way request
+    quote_type: str  # QuoteType(537): 0 indicative, 1 tradeable
+    multileg: bool
+    requested_at: UtcTime
+    expire_at: UtcTime
+
+
+class LegQuoteOut(BaseModel):
+    leg_no: int
+    symbol: str
+    side: str
+    ratio: DecimalText
+    hedge: bool
+    bid_px: DecimalText | None
+    offer_px: DecimalText | None
+
+
+class QuoteOut(BaseModel):
+    quote_id: str
+    rfq_id: str
+    client_id: str
+    desk_id: str
+    quote_type: str
+    firmness: str
+    bid_px: DecimalText | None
+    offer_px: DecimalText | None
+    bid_size: DecimalText | None
+    offer_size: DecimalText | None
+    legs: list[LegQuoteOut]
+    valid_until: UtcTime
+    quoted_at: UtcTime
+    replaces_quote_id: str | None
+    counter_id: str | None
+    desk_quote_ref: str | None
+
+
+class SealedQuoteOut(BaseModel):
+    """A quote as signed: its canonical hash and the desk's Ed25519 signature (hex)."""
+
+    quote: QuoteOut
+    quote_hash: str
+    signature: str | None
+
+
+class DeskRfqOut(BaseModel):
+    """An RFQ routed to the caller's desk, with that desk's live quotes on it only."""
+
+    rfq: RfqOut
+    state: str
+    my_quotes: list[SealedQuoteOut]
+
+
+class QuoteCancelledOut(BaseModel):
+    quote_id: str
+    cancelled: bool
+
+
+class QuotesCancelledOut(BaseModel):
+    cancelled: int
+
+
+class RfqPassedOut(BaseModel):
+    rfq_id: str
+    passed: bool
+
+
+class CounterDeclinedOut(BaseModel):
+    counter_id: str
+    declined: bool
+
+
+class LastLookRejectedOut(BaseModel):
+    quote_id: str
+    rejected: bool
+
+
+class DeskLastLookStatsOut(BaseModel):
+    desk_id: str
+    requested: int
+    confirmed: int
+    rejected: int
+    timed_out: int
+    hold_times: list[int]  # microseconds
+
+
+class DeskMeOut(BaseModel):
+    """Who a desk token signs in as."""
+
+    desk_id: str
+    token_name: str
+
+
+class DeskPublicKeyOut(BaseModel):
+    desk_id: str
+    public_key_pem: str
+
+
+class RfqCreatedOut(BaseModel):
+    rfq: RfqOut
+    desk_ids: list[str]
+
+
+class RfqRecordOut(BaseModel):
+    """An RFQ with its whole negotiation history (each event as ``{"event": name, ...}``)."""
+
+    rfq: RfqOut
+    state: str
+    desk_ids: list[str]
+    trade_id: str | None
+    history: list[dict[str, Any]]
+
+
+class PartyOut(BaseModel):
+    party_id: str
+    role: int  # PartyRole(452)
+    name: str | None
+    lei: str | None
+
+
+class TradeLegOut(BaseModel):
+    leg_no: int
+    product: InstrumentOut | dict[str, Any]  # a listed instrument, or classic OTC terms
+    side: str
+    quantity: DecimalText
+    price: DecimalText
+
+
+class TradeOut(BaseModel):
+    trade_id: str
+    side: str
+    quantity: DecimalText
+    price: DecimalText
+    currency: str
+    legs: list[TradeLegOut]
+    client: PartyOut
+    desk: PartyOut
+    requested_at: UtcTime
+    quoted_at: UtcTime
+    accepted_at: UtcTime
+    executed_at: UtcTime
+    trade_date: str  # ISO date
+    rfq_id: str | None
+    quote_id: str | None
+    clearing_house: PartyOut | None
+    clearing_firm: PartyOut | None
+
+
+class LastLookConfirmedOut(BaseModel):
+    trade: TradeOut | None
+
+
+class ClearingMessageOut(BaseModel):
+    key: str
+    trade_id: str
+    format: str
+    state: str
+    attempts: int
+    last_error: str | None
+    reject_reason: str | None
+    clearing_trade_ids: list[str]
+    updated_at: str  # ISO 8601
+
+
+class ClearingExceptionOut(BaseModel):
+    key: str
+    trade_id: str
+    format: str
+    state: str
+    reason: str
+    attempts: int
+    updated_at: str  # ISO 8601
+
+
+class CapturedTradeOut(TradeOut):
+    """A captured trade with the delivery state of its clearing messages."""
+
+    clearing_status: Literal["not_cleared", "cleared", "rejected", "failed", "pending"]
+    clearing: list[ClearingMessageOut]
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+
+class ExportIn(BaseModel):
+    """Entries from ``frm`` to ``to`` (UTC); both open-ended when omitted."""
+
+    frm: datetime | None = None
+    to: datetime | None = None

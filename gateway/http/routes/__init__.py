@@ -1,0 +1,26 @@
+"""One ``router`` per resource; :func:`gateway.http.app.create_app` includes them all, in this
+order (it decides which route answers when two paths could match)."""
+
+from gateway.http.routes import (
+    audit,
+    clearing,
+    desk,
+    health,
+    orders,
+    rfqs,
+    risk,
+    sessions,
+    trades,
+)
+
+ROUTERS = (
+    health.router,
+    sessions.router,
+    orders.router,
+    risk.router,
+    desk.router,
+    rfqs.router,
+    trades.router,
+    audit.router,
+    clearing.router,
+)

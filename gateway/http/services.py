@@ -1,0 +1,41 @@
+"""What the web API's routes work with, handed to :func:`gateway.http.app.create_app` once.
+
+The app keeps it in ``app.state.services``; routes never reach it directly but through the
+dependency aliases of :mod:`gateway.http.deps`, so each route's signature says what it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.audit.feed import Auditor
+from gateway.config import Config
+from gateway.http.security import Auth
+from gateway.http.streams import DeskHub
+from gateway.negotiation import NegotiationService
+from gateway.risk_control import RiskControl
+from gateway.store.clearing import SqlOutbox
+from gateway.store.orders import OrderReader
+from gateway.store.rfqs import RfqArchive
+from gateway.store.trades import TradesWithClearing
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    config: Config
+    auth: Auth
+    orders: OrderReader
+    sessions: Callable[[], list[dict[str, Any]]]  # every configured FIX session's state
+    risk: RiskControl
+    negotiation: NegotiationService
+    desk_hub: DeskHub
+    trades: TradesWithClearing
+    rfq_archive: RfqArchive
+    auditor: Auditor
+    audit_exports: Path  # where POST /audit/export builds its bundles
+    clearing_outbox: SqlOutbox
+    # every API action with its actor and status (the audit trail); None: not recorded
+    on_action: Callable[[str, str, str, int, str], Any] | None = None
