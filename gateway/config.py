@@ -136,6 +136,9 @@ class ApiSection(Strict):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # /docs, /redoc and /openapi.json without a token (they describe routes, not data); false
+    # puts them behind any valid token
+    docs_public: bool = True
 
     @model_validator(mode="after")
     def _pair(self) -> ApiSection:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gateway.http.docs import is_docs_path
 from gateway.http.limits import ASGIApp, Message, Receive, Scope, Send
 from gateway.http.problems import problem
 from gateway.http.security import Auth
 from gateway.web import pages
 
-OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/redoc")
+OPEN_PATHS = frozenset({"/health"})
 
 
 class AuthGate:
@@ -20,14 +21,19 @@ class AuthGate:
     checked per route (the token aliases of :mod:`gateway.http.deps`). Plain ASGI; WebSockets
     authenticate themselves."""
 
-    def __init__(self, app: ASGIApp, auth: Auth) -> None:
+    def __init__(self, app: ASGIApp, auth: Auth, docs_public: bool = True) -> None:
         self.app = app
         self.auth = auth
+        self.docs_public = docs_public
+
+    def _open(self, path: str) -> bool:
+        """Liveness, the static pages and their assets, and the API docs unless configured
+        otherwise: everything else needs a token."""
+        return (path in OPEN_PATHS or pages.is_public(path)
+                or (self.docs_public and is_docs_path(path)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (  # pages and their assets are static: no token
-            scope["path"].startswith(OPEN_PATHS) or pages.is_public(scope["path"])
-        ):
+        if scope["type"] != "http" or self._open(scope["path"]):
             await self.app(scope, receive, send)
             return
         value = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
