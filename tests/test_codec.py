@@ -663,3 +663,9 @@ def test_reject_for_unknown_symbol_without_cl_ord_id_says_unknown_security() -> 
 def test_decode_outbound_refuses_inbound_msgtypes() -> None:
     with pytest.raises(KeyError):
         decode_outbound(RawMessage("D", NEW_ORDER))
+
+
+def test_encode_refuses_what_is_not_an_outbound_message() -> None:
+    status = m.StatusRequest(cl_ord_id="C1", side=m.Side.BUY, symbol="BTC-PERP")
+    with pytest.raises(KeyError):
+        encode(status)  # type: ignore[arg-type]  # the wrong type is what is tested
