@@ -463,20 +463,25 @@ def to_raw(msg: m.OutboundMessage) -> RawMessage:
 
 
 def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
-    """FIX -> normalised for the messages we send; used by clients, tests and round trips."""
+    """FIX -> normalised for the messages we send; used by clients, tests and round trips.
+
+    A field the normalised message cannot be without is a :class:`DecodeError` when missing;
+    a value that is not one of the enumeration's is a ``ValueError``. A BusinessMessageReject
+    without Text(58) (FIX has it optional) has the empty text, which is what we send as none."""
     if raw.msg_type == "8":
         rej = raw.get(103)
         ord_type = raw.get(40)
+        tif = raw.get(59)
         return m.ExecutionReport(
-            order_id=raw.get(37),
-            exec_id=raw.get(17),
-            cl_ord_id=raw.get(11),
+            order_id=_required(raw, 37),
+            exec_id=_required(raw, 17),
+            cl_ord_id=_required(raw, 11),
             orig_cl_ord_id=raw.get(41),
-            exec_type=m.ExecType(raw.get(150)),
-            ord_status=m.OrdStatus(raw.get(39)),
+            exec_type=m.ExecType(_required(raw, 150)),
+            ord_status=m.OrdStatus(_required(raw, 39)),
             ord_rej_reason=m.OrdRejReason(rej) if rej else None,
-            symbol=raw.get(55),
-            side=m.Side(raw.get(54)),
+            symbol=_required(raw, 55),
+            side=m.Side(_required(raw, 54)),
             order_qty=decode_decimal(raw, 38),
             ord_type=m.OrdType(ord_type) if ord_type else None,
             price=decode_decimal(raw, 44, required=False),
@@ -485,28 +490,28 @@ def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
             leaves_qty=decode_decimal(raw, 151),
             cum_qty=decode_decimal(raw, 14),
             avg_px=decode_decimal(raw, 6),
-            transact_time=parse_time(raw.get(60)),
+            transact_time=parse_time(_required(raw, 60)),
             text=raw.get(58),
-            time_in_force=m.TimeInForce(raw.get(59)) if raw.get(59) else None,
+            time_in_force=m.TimeInForce(tif) if tif else None,
         )
     if raw.msg_type == "9":
         return m.CancelReject(
-            order_id=raw.get(37),
-            cl_ord_id=raw.get(11),
-            orig_cl_ord_id=raw.get(41),
-            ord_status=m.OrdStatus(raw.get(39)),
-            response_to=m.CxlRejResponseTo(raw.get(434)),
-            reason=m.CxlRejReason(raw.get(102)),
+            order_id=_required(raw, 37),
+            cl_ord_id=_required(raw, 11),
+            orig_cl_ord_id=_required(raw, 41),
+            ord_status=m.OrdStatus(_required(raw, 39)),
+            response_to=m.CxlRejResponseTo(_required(raw, 434)),
+            reason=m.CxlRejReason(_required(raw, 102)),
             text=raw.get(58),
         )
     if raw.msg_type == "j":
         seq = raw.get(45)
         return m.BusinessReject(
             ref_seq_num=int(seq) if seq else None,
-            ref_msg_type=raw.get(372),
+            ref_msg_type=_required(raw, 372),
             business_reject_ref_id=raw.get(379),
-            reason=m.BusinessRejectReason(raw.get(380)),
-            text=raw.get(58),
+            reason=m.BusinessRejectReason(_required(raw, 380)),
+            text=raw.get(58) or "",  # add_field sends an empty text as no Text(58)
         )
     raise KeyError(raw.msg_type)
 
