@@ -723,3 +723,8 @@ def test_decode_outbound_reads_a_business_reject_without_text_as_the_empty_text(
     br = m.BusinessReject(ref_msg_type="D", reason=m.BusinessRejectReason.OTHER, text="")
     assert decode_outbound(to_raw(br)) == br
 
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_that_is_not_finite_has_no_plain_notation(value: str) -> None:
+    with pytest.raises(TypeError):
+        fmt_decimal(Decimal(value))
