@@ -8,13 +8,15 @@ translation is testable without an engine and the engine adapter stays thin.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Literal, TypeVar, overload
 
 from fixspec import messages as m
-from fixspec.instruments import InstrumentError, parse_symbol
+from fixspec.instruments import Instrument, InstrumentError, parse_symbol
 
 # A field on the way out is (tag, value) or (count_tag, [entry, ...]) for a repeating group.
 OutField = tuple[int, "str | list[list[OutField]]"]
@@ -97,7 +99,21 @@ def fmt_decimal(d: Decimal) -> str:
     return format(m.plain(d), "f")
 
 
-def decode_decimal(raw: RawMessage, tag: int, *, required: bool = True, positive: bool = False):
+@overload
+def decode_decimal(
+    raw: RawMessage, tag: int, *, required: Literal[True] = True, positive: bool = False
+) -> Decimal: ...
+
+
+@overload
+def decode_decimal(
+    raw: RawMessage, tag: int, *, required: bool, positive: bool = False
+) -> Decimal | None: ...
+
+
+def decode_decimal(
+    raw: RawMessage, tag: int, *, required: bool = True, positive: bool = False
+) -> Decimal | None:
     """The FIX Float in ``tag`` as a Decimal (None when absent and not ``required``).
 
     Refuses, as a :class:`DecodeError` naming the tag, what a FIX Float may not be: an exponent,
@@ -123,17 +139,23 @@ def decode_decimal(raw: RawMessage, tag: int, *, required: bool = True, positive
     return value
 
 
-def _str(raw: RawMessage, tag: int, *, required: bool = True) -> str | None:
+def _required(raw: RawMessage, tag: int) -> str:
+    """The value of ``tag``, which the message must carry: without it, a DecodeError."""
     value = raw.get(tag)
-    if value is None and required:
+    if value is None:
         raise DecodeError(f"required tag {tag} missing", tag=tag)
     return value
 
 
-def _enum(enum_cls, raw: RawMessage, tag: int, *, required: bool = True, default=None):
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _enum(enum_cls: type[_E], raw: RawMessage, tag: int, *, default: _E | None = None) -> _E:
+    """The member of ``enum_cls`` that ``tag`` names; ``default`` when the tag is absent, which
+    without a default is a DecodeError. A value that names no member is one too."""
     text = raw.get(tag)
     if text is None:
-        if required and default is None:
+        if default is None:
             raise DecodeError(f"required tag {tag} missing", tag=tag)
         return default
     try:
@@ -142,7 +164,7 @@ def _enum(enum_cls, raw: RawMessage, tag: int, *, required: bool = True, default
         raise DecodeError(f"unsupported value {text!r} for tag {tag}", tag=tag) from exc
 
 
-def decode_instrument(symbol: str | None, tag: int = 55):
+def decode_instrument(symbol: str | None, tag: int = 55) -> Instrument:
     """The instrument ``symbol`` names, read from ``tag`` (55 Symbol, 600 LegSymbol). A missing
     symbol is a :class:`DecodeError` naming the tag; an unknown one is too, marked
     ``unknown_symbol`` so the reject says UnknownSymbol."""
@@ -198,13 +220,13 @@ def groups(raw: RawMessage, count_tag: int, member_tags: frozenset[int]) -> list
 def _new_order(raw: RawMessage) -> m.NewOrder:
     ord_type = _enum(m.OrdType, raw, 40)
     return m.NewOrder(
-        cl_ord_id=_str(raw, 11),
+        cl_ord_id=_required(raw, 11),
         instrument=decode_instrument(raw.get(55)),
         side=_enum(m.Side, raw, 54),
         quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         price=_priced(ord_type, raw),
-        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        time_in_force=_enum(m.TimeInForce, raw, 59, default=m.TimeInForce.DAY),
         account=raw.get(1),
         quote_id=raw.get(117),
         transact_time=_time(raw),
@@ -213,10 +235,10 @@ def _new_order(raw: RawMessage) -> m.NewOrder:
 
 def _cancel(raw: RawMessage) -> m.CancelRequest:
     return m.CancelRequest(
-        cl_ord_id=_str(raw, 11),
-        orig_cl_ord_id=_str(raw, 41),
+        cl_ord_id=_required(raw, 11),
+        orig_cl_ord_id=_required(raw, 41),
         side=_enum(m.Side, raw, 54),
-        symbol=_str(raw, 55),
+        symbol=_required(raw, 55),
         quantity=decode_decimal(raw, 38, required=False),
         order_id=raw.get(37),
         transact_time=_time(raw),
@@ -226,14 +248,14 @@ def _cancel(raw: RawMessage) -> m.CancelRequest:
 def _replace(raw: RawMessage) -> m.ReplaceRequest:
     ord_type = _enum(m.OrdType, raw, 40)
     return m.ReplaceRequest(
-        cl_ord_id=_str(raw, 11),
-        orig_cl_ord_id=_str(raw, 41),
+        cl_ord_id=_required(raw, 11),
+        orig_cl_ord_id=_required(raw, 41),
         instrument=decode_instrument(raw.get(55)),
         side=_enum(m.Side, raw, 54),
         quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         price=_priced(ord_type, raw),
-        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        time_in_force=_enum(m.TimeInForce, raw, 59, default=m.TimeInForce.DAY),
         order_id=raw.get(37),
         transact_time=_time(raw),
     )
@@ -241,9 +263,9 @@ def _replace(raw: RawMessage) -> m.ReplaceRequest:
 
 def _status(raw: RawMessage) -> m.StatusRequest:
     return m.StatusRequest(
-        cl_ord_id=_str(raw, 11),
+        cl_ord_id=_required(raw, 11),
         side=_enum(m.Side, raw, 54),
-        symbol=_str(raw, 55),
+        symbol=_required(raw, 55),
         order_id=raw.get(37),
     )
 
@@ -266,19 +288,25 @@ def _multileg(raw: RawMessage) -> m.NewMultilegOrder:
     if ord_type is m.OrdType.MARKET and price is not None:
         raise DecodeError("market order must not carry Price(44)", tag=44)
     return m.NewMultilegOrder(
-        cl_ord_id=_str(raw, 11),
+        cl_ord_id=_required(raw, 11),
         side=_enum(m.Side, raw, 54),
         quantity=decode_decimal(raw, 38, positive=True),
         ord_type=ord_type,
         legs=tuple(legs),
         price=price,
-        time_in_force=_enum(m.TimeInForce, raw, 59, required=False, default=m.TimeInForce.DAY),
+        time_in_force=_enum(m.TimeInForce, raw, 59, default=m.TimeInForce.DAY),
         account=raw.get(1),
         transact_time=_time(raw),
     )
 
 
-DECODERS = {"D": _new_order, "F": _cancel, "G": _replace, "H": _status, "AB": _multileg}
+DECODERS: dict[str, Callable[[RawMessage], m.InboundOrderMessage]] = {
+    "D": _new_order,
+    "F": _cancel,
+    "G": _replace,
+    "H": _status,
+    "AB": _multileg,
+}
 
 
 def decode(raw: RawMessage) -> m.InboundOrderMessage:
@@ -405,17 +433,17 @@ def _business_reject(br: m.BusinessReject) -> list[OutField]:
     return out
 
 
-ENCODERS = {
-    m.ExecutionReport: ("8", _execution_report),
-    m.CancelReject: ("9", _cancel_reject),
-    m.BusinessReject: ("j", _business_reject),
-}
-
-
 def encode(msg: m.OutboundMessage) -> tuple[str, list[OutField]]:
-    """Normalised -> (MsgType, body fields in dictionary order)."""
-    msg_type, encoder = ENCODERS[type(msg)]
-    return msg_type, encoder(msg)
+    """Normalised -> (MsgType, body fields in dictionary order); ``KeyError`` for another type."""
+    # By exact type, as a lookup table would be, but each branch typed: a table of encoders
+    # for different message types has no element type a checker could call.
+    if type(msg) is m.ExecutionReport:
+        return "8", _execution_report(msg)
+    if type(msg) is m.CancelReject:
+        return "9", _cancel_reject(msg)
+    if type(msg) is m.BusinessReject:
+        return "j", _business_reject(msg)
+    raise KeyError(type(msg))
 
 
 def flatten(fields: Iterable[OutField]) -> Iterator[tuple[int, str]]:
@@ -435,20 +463,25 @@ def to_raw(msg: m.OutboundMessage) -> RawMessage:
 
 
 def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
-    """FIX -> normalised for the messages we send; used by clients, tests and round trips."""
+    """FIX -> normalised for the messages we send; used by clients, tests and round trips.
+
+    A field the normalised message cannot be without is a :class:`DecodeError` when missing;
+    a value that is not one of the enumeration's is a ``ValueError``. A BusinessMessageReject
+    without Text(58) (FIX has it optional) has the empty text, which is what we send as none."""
     if raw.msg_type == "8":
         rej = raw.get(103)
         ord_type = raw.get(40)
+        tif = raw.get(59)
         return m.ExecutionReport(
-            order_id=raw.get(37),
-            exec_id=raw.get(17),
-            cl_ord_id=raw.get(11),
+            order_id=_required(raw, 37),
+            exec_id=_required(raw, 17),
+            cl_ord_id=_required(raw, 11),
             orig_cl_ord_id=raw.get(41),
-            exec_type=m.ExecType(raw.get(150)),
-            ord_status=m.OrdStatus(raw.get(39)),
+            exec_type=m.ExecType(_required(raw, 150)),
+            ord_status=m.OrdStatus(_required(raw, 39)),
             ord_rej_reason=m.OrdRejReason(rej) if rej else None,
-            symbol=raw.get(55),
-            side=m.Side(raw.get(54)),
+            symbol=_required(raw, 55),
+            side=m.Side(_required(raw, 54)),
             order_qty=decode_decimal(raw, 38),
             ord_type=m.OrdType(ord_type) if ord_type else None,
             price=decode_decimal(raw, 44, required=False),
@@ -457,28 +490,28 @@ def decode_outbound(raw: RawMessage) -> m.OutboundMessage:
             leaves_qty=decode_decimal(raw, 151),
             cum_qty=decode_decimal(raw, 14),
             avg_px=decode_decimal(raw, 6),
-            transact_time=parse_time(raw.get(60)),
+            transact_time=parse_time(_required(raw, 60)),
             text=raw.get(58),
-            time_in_force=m.TimeInForce(raw.get(59)) if raw.get(59) else None,
+            time_in_force=m.TimeInForce(tif) if tif else None,
         )
     if raw.msg_type == "9":
         return m.CancelReject(
-            order_id=raw.get(37),
-            cl_ord_id=raw.get(11),
-            orig_cl_ord_id=raw.get(41),
-            ord_status=m.OrdStatus(raw.get(39)),
-            response_to=m.CxlRejResponseTo(raw.get(434)),
-            reason=m.CxlRejReason(raw.get(102)),
+            order_id=_required(raw, 37),
+            cl_ord_id=_required(raw, 11),
+            orig_cl_ord_id=_required(raw, 41),
+            ord_status=m.OrdStatus(_required(raw, 39)),
+            response_to=m.CxlRejResponseTo(_required(raw, 434)),
+            reason=m.CxlRejReason(_required(raw, 102)),
             text=raw.get(58),
         )
     if raw.msg_type == "j":
         seq = raw.get(45)
         return m.BusinessReject(
             ref_seq_num=int(seq) if seq else None,
-            ref_msg_type=raw.get(372),
+            ref_msg_type=_required(raw, 372),
             business_reject_ref_id=raw.get(379),
-            reason=m.BusinessRejectReason(raw.get(380)),
-            text=raw.get(58),
+            reason=m.BusinessRejectReason(_required(raw, 380)),
+            text=raw.get(58) or "",  # add_field sends an empty text as no Text(58)
         )
     raise KeyError(raw.msg_type)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import cast
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,12 @@ def add_custom_fields(stock: bytes, source: str) -> bytes:
     messages = root.find("messages")
     if fields is None or messages is None:
         raise DictionaryError(f"{source}: no <fields> or <messages> section")
-    taken = {int(f.get("number")) for f in fields}
+    taken = set()
+    for f in fields:
+        number = f.get("number")
+        if number is None:
+            raise DictionaryError(f"{source}: a <field> without a number")
+        taken.add(int(number))
     by_type = {msg.get("msgtype"): msg for msg in messages}
     for cf in CUSTOM_FIELDS:
         if cf.tag in taken:
@@ -63,4 +69,5 @@ def add_custom_fields(stock: bytes, source: str) -> bytes:
         ET.SubElement(fields, "field", number=str(cf.tag), name=cf.name, type=cf.type)
         for msg_type in cf.messages:
             ET.SubElement(by_type[msg_type], "field", name=cf.name, required="N")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    # bytes: tostring returns str only for encoding="unicode"
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))

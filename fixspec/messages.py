@@ -19,9 +19,13 @@ SCHEMA_VERSION = 1
 
 
 def plain(value: Decimal) -> Decimal:
-    """``value`` without trailing zeros and without an exponent (60000, not 6E+4)."""
+    """``value`` without trailing zeros and without an exponent (60000, not 6E+4). NaN and the
+    infinities have no such form: a ``TypeError``."""
     value = value.normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # "n", "N" or "F": NaN, sNaN or an infinity
+        raise TypeError(f"{value} has no plain notation")
+    return value.quantize(Decimal(1)) if exponent > 0 else value
 
 
 def utcnow() -> datetime:

@@ -166,31 +166,32 @@ class SimulatedVenue:
             return True
         return px <= rest.price if rest.order.side is Side.BUY else px >= rest.price
 
-    def _contra(self, rest: _Resting) -> list[_Resting]:
+    def _contra(self, rest: _Resting) -> list[tuple[_Resting, Decimal]]:
+        """The resting contra orders ``rest`` crosses, best first, each with its price."""
         symbol, side = rest.order.instrument.symbol, rest.order.side
         book = [
-            r
+            (r, r.price)
             for r in self._resting.values()
             if r.order.instrument.symbol == symbol and r.order.side is not side and r.price
         ]
         sign = 1 if side is Side.BUY else -1  # a buyer wants the lowest offers first
-        book.sort(key=lambda r: (sign * r.price, r.seq))
-        return [r for r in book if self._crosses(rest, r.price)]
+        book.sort(key=lambda entry: (sign * entry[1], entry[0].seq))
+        return [(r, price) for r, price in book if self._crosses(rest, price)]
 
     def _available(self, rest: _Resting, ref: Decimal) -> Decimal:
-        total = sum((r.open_qty for r in self._contra(rest)), Decimal(0))
+        total = sum((r.open_qty for r, _ in self._contra(rest)), Decimal(0))
         return total + (self.depth if self._crosses(rest, ref) else Decimal(0))
 
     def _match(self, rest: _Resting, ref: Decimal) -> list[VenueEvent]:
         events: list[VenueEvent] = []
-        for other in self._contra(rest):
+        for other, price in self._contra(rest):
             qty = min(rest.open_qty, other.open_qty)
             if qty <= 0:
                 break
             rest.filled += qty
             other.filled += qty
-            events.append(Fill(rest.order.order_id, qty, other.price))
-            events.append(Fill(other.order.order_id, qty, other.price))
+            events.append(Fill(rest.order.order_id, qty, price))
+            events.append(Fill(other.order.order_id, qty, price))
             if other.open_qty == 0:
                 del self._resting[other.order.order_id]
         if rest.open_qty > 0 and self._crosses(rest, ref):

@@ -663,3 +663,68 @@ def test_reject_for_unknown_symbol_without_cl_ord_id_says_unknown_security() -> 
 def test_decode_outbound_refuses_inbound_msgtypes() -> None:
     with pytest.raises(KeyError):
         decode_outbound(RawMessage("D", NEW_ORDER))
+
+
+def test_encode_refuses_what_is_not_an_outbound_message() -> None:
+    status = m.StatusRequest(cl_ord_id="C1", side=m.Side.BUY, symbol="BTC-PERP")
+    with pytest.raises(KeyError):
+        encode(status)  # type: ignore[arg-type]  # the wrong type is what is tested
+
+
+_SENT = (
+    m.ExecutionReport(
+        order_id="O1",
+        exec_id="E1",
+        cl_ord_id="C1",
+        exec_type=m.ExecType.NEW,
+        ord_status=m.OrdStatus.NEW,
+        symbol="BTC-PERP",
+        side=m.Side.SELL,
+        order_qty=Decimal(2),
+        leaves_qty=Decimal(2),
+        cum_qty=Decimal(0),
+        avg_px=Decimal(0),
+    ),
+    m.CancelReject(
+        order_id="O1",
+        cl_ord_id="C2",
+        orig_cl_ord_id="C1",
+        ord_status=m.OrdStatus.NEW,
+        response_to=m.CxlRejResponseTo.CANCEL,
+        reason=m.CxlRejReason.OTHER,
+    ),
+    m.BusinessReject(ref_msg_type="D", reason=m.BusinessRejectReason.OTHER, text="no"),
+)
+_REQUIRED_OUT = {
+    "8": (37, 17, 11, 150, 39, 55, 54, 38, 151, 14, 6, 60),
+    "9": (37, 11, 41, 39, 434, 102),
+    "j": (372, 380),
+}
+
+
+@pytest.mark.parametrize(
+    ("msg", "tag"),
+    [
+        pytest.param(msg, tag, id=f"{encode(msg)[0]}-{tag}")
+        for msg in _SENT
+        for tag in _REQUIRED_OUT[encode(msg)[0]]
+    ],
+)
+def test_decode_outbound_names_a_missing_required_tag(msg: m.OutboundMessage, tag: int) -> None:
+    raw = to_raw(msg)
+    assert decode_outbound(raw) == msg
+    with pytest.raises(DecodeError) as info:
+        decode_outbound(raw_with(raw.fields, drop={tag}))
+    assert (info.value.tag, info.value.text) == (tag, f"required tag {tag} missing")
+
+
+def test_decode_outbound_reads_a_business_reject_without_text_as_the_empty_text() -> None:
+    """Text(58) is optional in a BusinessMessageReject, and an empty text is sent as none."""
+    br = m.BusinessReject(ref_msg_type="D", reason=m.BusinessRejectReason.OTHER, text="")
+    assert decode_outbound(to_raw(br)) == br
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_that_is_not_finite_has_no_plain_notation(value: str) -> None:
+    with pytest.raises(TypeError):
+        fmt_decimal(Decimal(value))

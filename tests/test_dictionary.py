@@ -134,6 +134,10 @@ def test_missing_or_broken_stock_file_is_a_dictionary_error(tmp_path: Path) -> N
     empty.write_text("<fix major='4' minor='4'/>")
     with pytest.raises(DictionaryError, match="no <fields>"):
         assemble(empty)
+    unnumbered = tmp_path / "unnumbered.xml"
+    unnumbered.write_text("<fix><fields><field name='X' type='INT'/></fields><messages/></fix>")
+    with pytest.raises(DictionaryError, match="unnumbered.xml: a <field> without a number"):
+        assemble(unnumbered)
 
 
 def test_write_dictionary_writes_the_assembled_file_atomically(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import json
 import re
 from functools import lru_cache
 from hashlib import sha256
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from otc.audit.canonical import TS_LEN, check_ts

@@ -253,8 +253,9 @@ def _fx_option(
     ex = _sub(opt, "americanExercise" if american else "europeanExercise")
     if american:
         comm = _sub(ex, "commencementDate")
-        _sub(_sub(comm, "adjustableDate"), "unadjustedDate", fmt_date(trade_date))
-        _adjustments(comm.find(_q("adjustableDate")), "dateAdjustments", "NONE", None)
+        adjustable = _sub(comm, "adjustableDate")
+        _sub(adjustable, "unadjustedDate", fmt_date(trade_date))
+        _adjustments(adjustable, "dateAdjustments", "NONE", None)
     _sub(ex, "expiryDate", fmt_date(terms.expiry_date))
     et = _sub(ex, "expiryTime")
     _sub(et, "hourMinuteTime", terms.expiry_time)
@@ -414,7 +415,7 @@ def _parties(root: etree._Element) -> dict[str, FpmlParty]:
             raise ClearingFormatError("party without id or partyId")
         lei = next(
             (
-                i.text.strip()
+                (i.text or "").strip()
                 for i in ids
                 if i.get("partyIdScheme") == LEI_SCHEME and _LEI.match((i.text or "").strip())
             ),
@@ -549,8 +550,8 @@ def read_request_clearing(root: etree._Element) -> ClearingRequestView:
     for pti in trade.findall("f:tradeHeader/f:partyTradeIdentifier", {"f": FPML_NS}):
         ref = pti.find(_q("partyReference"))
         tid = _opt_text(pti, "f:tradeId")
-        if ref is not None and tid and ref.get("href") in parties:
-            trade_ids[parties[ref.get("href")].party_id] = tid
+        if ref is not None and tid and (href := ref.get("href")) in parties:
+            trade_ids[parties[href].party_id] = tid
         elif pti.find(_q("issuer")) is not None and tid:
             uti = uti or f"{_text(pti, 'f:issuer')}{tid}"
     if not trade_ids:
@@ -572,6 +573,7 @@ def read_request_clearing(root: etree._Element) -> ClearingRequestView:
                 )
     swap, fx_opt = trade.find(_q("swap")), trade.find(_q("fxOption"))
     spread = None
+    product: IrsTerms | FxOptionTerms
     if swap is not None:
         product, receiver, spread = _read_swap(swap, parties)
         counterparties = (product.payer_of_fixed, receiver)
@@ -676,17 +678,21 @@ def read_clearing_answer(root: etree._Element) -> ClearingAck:
     """clearingConfirmed / clearingRefused -> :class:`ClearingAck` (LCH or ours)."""
     kind = _fpml_root(root, ("clearingConfirmed", "clearingRefused"))
     parties = _parties(root)
-    common = {
-        "reference": _opt_text(root, "f:header/f:inReplyTo"),
-        "message_id": _opt_text(root, "f:header/f:messageId"),
-        "correlation_id": _opt_text(root, "f:correlationId"),
-    }
+    reference = _opt_text(root, "f:header/f:inReplyTo")
+    message_id = _opt_text(root, "f:header/f:messageId")
+    correlation_id = _opt_text(root, "f:correlationId")
     if kind == "clearingRefused":
         reasons = [
             ": ".join(x for x in (_opt_text(r, "f:reasonCode"), _opt_text(r, "f:description")) if x)
             for r in root.findall(_q("reason"))
         ]
-        return ClearingAck(AckOutcome.REJECTED, reason="; ".join(reasons) or "refused", **common)
+        return ClearingAck(
+            AckOutcome.REJECTED,
+            reference=reference,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            reason="; ".join(reasons) or "refused",
+        )
     ns = {"f": FPML_NS}
     submitted = None
     for pti in root.findall(
@@ -714,5 +720,10 @@ def read_clearing_answer(root: etree._Element) -> ClearingAck:
             raise ClearingFormatError("clearingConfirmed: cleared trade without a trade id")
         cleared.append(ClearedTrade(clearing_id, counterparty, uti))
     return ClearingAck(
-        AckOutcome.ACCEPTED, submitted_trade_id=submitted, cleared=tuple(cleared), **common
+        AckOutcome.ACCEPTED,
+        reference=reference,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        submitted_trade_id=submitted,
+        cleared=tuple(cleared),
     )

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 from otc.clearing.model import ClearingAck, ClearingFormat, OutgoingMessage
 
@@ -116,8 +116,24 @@ class ClearingMessage:
         return False
 
 
+class _Changes(TypedDict, total=False):
+    """The fields a move may change besides state, time, revision and history."""
+
+    attempts: int
+    status_queries: int
+    next_attempt_at: datetime | None
+    ack_deadline: datetime | None
+    last_error: str | None
+    reject_reason: str | None
+    clearing_trade_ids: tuple[str, ...]
+
+
 def _move(
-    msg: ClearingMessage, state: ClearingState, now: datetime, note: str, **changes
+    msg: ClearingMessage,
+    state: ClearingState,
+    now: datetime,
+    note: str,
+    **changes: Unpack[_Changes],
 ) -> ClearingMessage:
     return replace(
         msg,

@@ -6,7 +6,7 @@ reads and writes go through overlays that are committed only if the command succ
 command leaves the engine exactly as it was and returns one rejection event instead. Ids come from
 per-kind counters inside that transaction, so a refusal never burns an id either.
 
-Decisions the brief left open (see also ``states``):
+Decisions that FIX leaves to the venue, as this engine takes them (see also ``states``):
 
 * Last-look timeout is a **rejection** (reason ``LAST_LOOK_TIMEOUT``): a desk that does not answer
   within ``config.last_look_max_hold`` must not keep a free option on the client.

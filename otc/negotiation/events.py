@@ -389,8 +389,8 @@ which report an outcome rather than refuse a command)."""
 
 def rfq_id_of(event: Event) -> str | None:
     """The RFQ an event belongs to, for per-RFQ history."""
-    rfq_id = getattr(event, "rfq_id", None)
-    if rfq_id is not None:
+    rfq_id: object = getattr(event, "rfq_id", None)  # where present, a str or None
+    if isinstance(rfq_id, str):
         return rfq_id
     if isinstance(event, RfqAcknowledged | RfqToDesk):
         return event.rfq.rfq_id

@@ -4,7 +4,8 @@ Each machine is a pure function ``(current, target) -> target`` that raises
 :class:`~otc.negotiation.errors.IllegalTransition` for an edge the table does not have, so a caller
 that checks before writing never records an impossible history.
 
-RFQ lifecycle (the brief's ladder plus the two edges a live negotiation needs)::
+RFQ lifecycle (the straight ladder from New to Confirmed, plus the two edges a live negotiation
+needs)::
 
     New -> Open -> Quoted <-> Negotiating -> PendingExecution -> Filled -> Confirmed
     Quoted/Negotiating -> Open            every live quote withdrawn or expired; desks may requote
