@@ -24,7 +24,7 @@ With ``--ablation``, four more gateways run in the same rounds, each with parts 
 :mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of the three):
 where the time goes, measured rather than guessed. The product itself has no such switches.
 
-Targets (issue 2): gateway throughput >= 0.8x bare, gateway p50 order->first ER <= bare + 100 µs.
+Targets: gateway throughput >= 0.8x bare, gateway p50 order->first ER <= bare + 100 µs.
 On a 2-core machine client and servers share the CPUs, so absolute figures are lower than on a
 dedicated host and anything else running skews them; the gateway/bare ratios are the figures
 that matter. A default run takes about a minute and a half.

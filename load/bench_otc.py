@@ -23,7 +23,7 @@ set-up, as ``fixbridge run`` does.
 Baseline, same run and interleaved RFQ by RFQ: ``core`` is the same commands submitted straight
 to a second service (no FIX parsing or encoding), i.e. what the FIX edge adds on top of the core.
 
-Target (issue 3): ``path`` p99 <= 5 ms.
+Target: ``path`` p99 <= 5 ms.
 """
 
 from __future__ import annotations

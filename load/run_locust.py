@@ -40,7 +40,7 @@ machine, kernel) and the whole machine (200 % = both cores busy), and the server
 HTTP request (the figure least disturbed by other load). Without ``--pin`` the server and locust
 share both cores as the scheduler likes; with ``--pin`` the server runs on CPU 0, locust on CPU 1.
 
-Target (issue 3): >= 1,500 quote submissions/s with p99 <= 50 ms. A default run takes ~2 min.
+Target: >= 1,500 quote submissions/s with p99 <= 50 ms. A default run takes ~2 min.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile HTTP API input (issue 5, item 6).
+"""Hostile HTTP API input: every answer a problem body, never a 500.
 
 schemathesis generates requests from the OpenAPI document of a running gateway (valid ones and
 ones that break the schema, derandomized, a bounded number per operation): no operation may

@@ -8,6 +8,7 @@ RFQ's history is persisted.
 """
 
 from fixspec.rfq_codes import QuoteRequestRejectReason, QuoteRespType, QuoteStatus, QuoteType
+from otc.negotiation.book import EngineSnapshot
 from otc.negotiation.commands import (
     AcceptQuote,
     AnswerCounter,
@@ -29,7 +30,6 @@ from otc.negotiation.commands import (
     SubmitRfq,
 )
 from otc.negotiation.engine import (
-    EngineSnapshot,
     NegotiationConfig,
     NegotiationEngine,
     QuoteView,

@@ -324,8 +324,8 @@ class RfqWithdrawn:
 
 @dataclass(frozen=True, slots=True)
 class DeskActionRejected:
-    """A refused desk command; the HTTP edge maps ``reason`` with ``errors.http_status``
-    (``DESK_NOT_ROUTED`` -> 403)."""
+    """A refused desk command; the HTTP edge maps ``reason`` to a status
+    (``gateway.http.problems.http_status``: ``DESK_NOT_ROUTED`` -> 403)."""
 
     audience: ClassVar[Audience] = Audience.DESK
     desk_id: str

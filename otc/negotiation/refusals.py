@@ -1,8 +1,8 @@
 """The single event that answers a refused command, per kind of sender.
 
 Client QuoteRequests get QuoteRequestRejected (658), acceptances AcceptanceRejected (103/297),
-other client messages ClientActionRejected, desk commands DeskActionRejected (HTTP status via
-``errors.http_status``), post-trade ConfirmTrade a TradeConfirmRejected.
+other client messages ClientActionRejected, desk commands DeskActionRejected (the HTTP edge picks
+the status), post-trade ConfirmTrade a TradeConfirmRejected.
 """
 
 from __future__ import annotations
