@@ -69,6 +69,10 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._stopping = False
         self.failures = 0
+        # for /ready and /metrics: batches committed, and why the last attempt failed (None once
+        # a batch commits again)
+        self.batches = 0
+        self.failing: str | None = None
         dialect = database.dialect.name
         sqlite_dialect = dialect == "sqlite"
         self._dec = _sqlite_decimal if sqlite_dialect else _same
@@ -98,6 +102,15 @@ class Writer:
 
     def trade(self, row: dict) -> None:
         self._q.put(("trade", row))
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for a batch (approximate, as queue sizes are)."""
+        return self._q.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before this call is committed."""
@@ -185,9 +198,12 @@ class Writer:
                             cursor.executemany(self._session_sql, sessions)
                     if trades:
                         conn.execute(self._trade_insert, trades)
+                self.batches += 1
+                self.failing = None
                 return
-            except Exception:  # the batch is kept and retried; nothing is dropped silently
+            except Exception as exc:  # the batch is kept and retried; nothing is dropped silently
                 self.failures += 1
+                self.failing = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
                 log.exception("database write failed (attempt %d), retrying", attempt + 1)
                 threading.Event().wait(0.2 * (attempt + 1))
         # One bad record must not take a whole batch of other clients' records with it:
