@@ -11,7 +11,7 @@ from gateway.http.problems import problem
 from gateway.http.security import Auth
 from gateway.web import pages
 
-OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/redoc")
+OPEN_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc")
 
 
 class AuthGate:
