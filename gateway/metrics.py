@@ -153,14 +153,15 @@ class RfqMetrics:
 
     Stages: ``received`` (an RFQ opened), ``quoted`` (its first quote reached the client),
     ``traded``, ``expired``, ``cancelled``, ``rejected`` (an RFQ closed without trading), and
-    ``refused`` (a quote request refused before it became an RFQ: bad, duplicate, no route,
-    risk)."""
+    ``refused`` (a request the negotiation refused before it became an RFQ: duplicate
+    QuoteReqID, no route, pre-trade risk). A QuoteRequest the FIX edge cannot decode never
+    reaches the negotiation: it is a FIX reject (AG) only."""
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float]) -> None:
         funnel = Counter(
             "fixbridge_rfqs", "RFQs by funnel stage: received, quoted (first quote to the "
-            "client), traded, expired, cancelled, rejected; refused: quote requests that never "
-            "became an RFQ", ["stage"], registry=registry,
+            "client), traded, expired, cancelled, rejected; refused: requests the negotiation "
+            "refused before they became an RFQ", ["stage"], registry=registry,
         )
         self._stage = {stage: funnel.labels(stage) for stage in RFQ_STAGES}
         self.first_quote = Histogram(

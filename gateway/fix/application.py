@@ -235,6 +235,8 @@ class GatewayApplication(fix.Application):
                 normalised = codec.decode(raw)
             except codec.DecodeError as exc:
                 self._send(owner, codec.reject_for(raw, exc), sessionID)
+                if msg_type == "D":  # its first ER is this reject
+                    self.metrics.order_first_er.observe(time.perf_counter() - started)
                 return
             with self.lock:
                 events = self.orders.handle(owner, normalised)
