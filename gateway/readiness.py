@@ -179,7 +179,7 @@ class WriterCheck:
                                   "queued, retrying")
         idle = self.stall.stuck_for(w.batches, queued > 0)
         if idle is not None:
-            return Verdict(False, f"no batch committed for {idle:.0f} s with {queued} records "
+            return Verdict(False, f"no batch taken for {idle:.0f} s with {queued} records "
                                   "queued")
         return Verdict(True, f"{queued} records queued")
 

@@ -3,9 +3,9 @@
 schemathesis generates requests from the OpenAPI document of a running gateway (valid ones and
 ones that break the schema, derandomized, a bounded number per operation): no operation may
 answer 5xx, with an admin or a desk token; without a token every operation but /health and
-/ready answers 401. Oversized bodies are refused with 413 and a flood on the desk WebSocket is closed by the
-server, which stays healthy. :class:`gateway.http.limits.RequestLimits` is also checked
-in-process on the API built exactly as the gateway builds it, where the desk stream's
+/ready answers 401. Oversized bodies are refused with 413 and a flood on the desk WebSocket is
+closed by the server, which stays healthy. :class:`gateway.http.limits.RequestLimits` is also
+checked in-process on the API built exactly as the gateway builds it, where the desk stream's
 subscriptions can be seen.
 """
 

@@ -69,8 +69,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._stopping = False
         self.failures = 0
-        # for /ready and /metrics: batches committed, and why the last attempt failed (None once
-        # a batch commits again)
+        # for /ready and /metrics: batches taken off the queue, and why the last attempt to
+        # commit one failed (None once a batch commits again)
         self.batches = 0
         self.failing: str | None = None
         dialect = database.dialect.name
@@ -141,6 +141,7 @@ class Writer:
                     break
             full = len(batch) >= self.max_batch  # more is waiting: do not linger next time
             self._commit(batch)
+            self.batches += 1
             for kind, item in batch:
                 if kind == "flush":
                     item.set()
@@ -198,7 +199,6 @@ class Writer:
                             cursor.executemany(self._session_sql, sessions)
                     if trades:
                         conn.execute(self._trade_insert, trades)
-                self.batches += 1
                 self.failing = None
                 return
             except Exception as exc:  # the batch is kept and retried; nothing is dropped silently
