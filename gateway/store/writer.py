@@ -231,3 +231,5 @@ class Writer:
                              exc_info=True)
         if lost:
             log.critical("database write: %d records of a batch could not be persisted", lost)
+        else:
+            self.failing = None  # one by one, every record went in
