@@ -3,7 +3,8 @@ through its constructor, and starts and stops them in order; the parts do the wo
 
     audit trail, database + writer, recovery, order core
       -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams)
-      -> FIX application -> clearing -> timers -> QuickFIX acceptor -> FIX listeners -> HTTP API
+      -> FIX application -> clearing -> timers -> QuickFIX acceptor -> FIX listeners
+      -> readiness monitor -> HTTP API (/metrics reads the metrics every part above counts into)
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
 from gateway.logon import LogonPolicy
+from gateway.metrics import Metrics, Sources
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
+from gateway.readiness import (
+    AuditCheck,
+    ClearingCheck,
+    DatabaseCheck,
+    Probe,
+    Readiness,
+    WriterCheck,
+)
 from gateway.risk_control import RiskControl, risk_limits
 from gateway.store.clearing import SqlOutbox
 from gateway.store.connect import connect
@@ -68,6 +78,7 @@ class Parts:
     # None: QuickFIX listens on a free loopback port behind the front. A port: clients connect
     # to QuickFIX there directly, and a Logon needs no announcement by the front.
     acceptor_port: int | None = None
+    metrics: Callable[[], Metrics] = Metrics
 
 
 class Gateway:
@@ -78,12 +89,14 @@ class Gateway:
         self.parts = parts or Parts()
         self.started = threading.Event()
         self.http: HttpServer | None = None
+        self.readiness: Readiness | None = None
 
     def start(self) -> None:
         cfg, parts = self.config, self.parts
         data = cfg.gateway.data_dir
         data.mkdir(parents=True, exist_ok=True)
         dictionary = write_dictionary(data)
+        self.metrics = parts.metrics()
         self.auditor = parts.auditor(data / "audit")
         self.database = connect(cfg.database_url)
         self.writer = parts.writer(self.database)
@@ -113,6 +126,7 @@ class Gateway:
                 TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
                 lambda events: self.application.rfq_sink(events),
                 self.desk_hub.sink,
+                self.metrics.rfqs.sink,  # last: RFQ -> first quote includes sending it
             ],
             gate=RfqRiskGate(
                 self.orders.risk, self.orders.halt_reason, self.orders.exposure,
@@ -127,13 +141,15 @@ class Gateway:
             lock=core_lock,
             core_observers=[self.auditor.orders],
             session_observers=[self.auditor.session],
+            metrics=self.metrics.fix,
         )
         self.risk_control = RiskControl(
             self.orders, core_lock, self.application.run_core,
             self.negotiation.cancel_client_rfqs, self.auditor.admin,
         )
         self.clearing_outbox = SqlOutbox(self.database)
-        self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin)
+        self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin,
+                                 self.metrics.clearing)
 
         self.clearing.start()
         self.negotiation.start()
@@ -166,9 +182,29 @@ class Gateway:
                 " over TLS" if front.tls else "", front.listen[0], front.port,
                 cfg.gateway.comp_id, len(cfg.sessions), data,
             )
+        self._start_readiness()
         if cfg.gateway.http_enabled:
             self._start_http()
         self.started.set()
+
+    def _start_readiness(self) -> None:
+        """The /ready checks, run every few seconds (failures are logged when they happen), and
+        the state /metrics reads at each scrape."""
+        backlog = Probe(self.clearing_outbox.counts, name="clearing-backlog")
+        self.readiness = Readiness({
+            "database": DatabaseCheck(self.database),
+            "db_writer": WriterCheck(self.writer),
+            "audit": AuditCheck(self.auditor),
+            "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
+        })
+        self.metrics.watch(Sources(
+            sessions=SessionViews(self.config, self.application.sessions, self.peers),
+            auditor=self.auditor,
+            writer=self.writer,
+            clearing_counts=lambda: backlog().get(),
+            readiness=self.readiness.last,
+        ))
+        self.readiness.start()
 
     def _start_http(self) -> None:
         services = ApiServices(
@@ -186,6 +222,8 @@ class Gateway:
             audit_exports=self.config.gateway.data_dir / "exports",
             clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
+            metrics=self.metrics,
+            readiness=self.readiness,
         )
         self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
                                self.config.api)
@@ -195,6 +233,8 @@ class Gateway:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""
         if self.http is not None:
             self.http.stop()
+        if self.readiness is not None:
+            self.readiness.stop()
         self.negotiation.stop()
         self.clearing.stop()
         if not self.acceptor.logout_all("gateway shutting down"):

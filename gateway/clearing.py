@@ -18,9 +18,10 @@ from gateway.clearinghouse.schemas import SchemaRegistry
 from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
 from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import ClearingSection
+from gateway.metrics import ClearingMetrics
 from gateway.store.clearing import SqlOutbox, message_view
 from otc.clearing.dispatcher import ClearingDispatcher
-from otc.clearing.outbox import ClearingMessage
+from otc.clearing.outbox import ClearingMessage, ClearingState
 
 log = logging.getLogger("fixbridge.clearing")
 
@@ -47,6 +48,10 @@ class ClearingWorker:
         self._stop.set()
         self._thread.join(10)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
@@ -59,19 +64,23 @@ class ClearingWorker:
 class Clearing:
     """Clearing as ``[clearing] mode`` asks: nothing (``off``: trades are stored, not sent), or a
     worker delivering the outbox to the built-in simulated clearinghouse (started here), an HTTP
-    endpoint or a drop directory. Every change of a message's state is audited."""
+    endpoint or a drop directory. Every change of a message's state is audited, counted
+    (``metrics``) and, when delivery fails or the clearinghouse refuses, logged."""
 
     def __init__(
         self,
         config: ClearingSection,
         outbox: SqlOutbox,
         audit: Callable[[str, str, dict[str, Any]], None],
+        metrics: ClearingMetrics | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.audit = audit
+        self.metrics = metrics
         self.simulator: ClearinghouseSimulator | None = None
         self.worker: ClearingWorker | None = None
+        self.last_error: str | None = None  # the last failed delivery's, until one succeeds
 
     def start(self) -> None:
         cfg = self.config
@@ -99,5 +108,25 @@ class Clearing:
         if self.simulator is not None:
             self.simulator.stop()
 
+    @property
+    def running(self) -> bool:
+        """The worker's thread runs (for /ready)."""
+        return self.worker is not None and self.worker.alive
+
     def _changed(self, msg: ClearingMessage) -> None:
         self.audit("clearing.state", "clearing", message_view(msg))
+        if self.metrics is not None:
+            self.metrics.changed(msg)
+        state = msg.state
+        if state is ClearingState.PENDING and msg.last_error:  # back to pending: a failed send
+            self.last_error = msg.last_error
+            log.warning("clearing message %s (trade %s): delivery attempt %d failed: %s; "
+                        "retrying", msg.key, msg.trade_id, msg.attempts, msg.last_error)
+        elif state is ClearingState.ACKED:
+            self.last_error = None
+        elif state is ClearingState.REJECTED:
+            log.warning("clearing message %s (trade %s) rejected by the clearinghouse: %s",
+                        msg.key, msg.trade_id, msg.reject_reason)
+        elif state is ClearingState.FAILED:
+            log.error("clearing message %s (trade %s) given up after %d attempts: %s",
+                      msg.key, msg.trade_id, msg.attempts, msg.last_error)

@@ -80,6 +80,8 @@ class ClearingSection(Strict):
     simulator_reject_above: Decimal | None = None  # simulator rule: refuse larger quantities
     clearing_house: CompId = "CCP"  # PartyRole 21 on every submission
     clearing_firm: CompId | None = None  # PartyRole 4 (the client's clearing member)
+    # GET /ready fails while more messages than this await the clearinghouse's answer
+    max_backlog: int = Field(default=100, ge=0)
 
     @model_validator(mode="after")
     def _complete(self) -> ClearingSection:
@@ -95,7 +97,8 @@ class ClearingSection(Strict):
 class ApiToken(Strict):
     name: str = Field(min_length=1)
     hash: str = Field(pattern=r"^sha256\$[0-9a-f]{64}$")
-    role: Literal["admin", "desk", "compliance", "client-viewer"] = "admin"
+    # "metrics": GET /metrics and nothing else (a Prometheus scraper's token)
+    role: Literal["admin", "desk", "compliance", "client-viewer", "metrics"] = "admin"
     desk_id: CompId | None = None  # required for role "desk": the desk this token acts for
 
     @model_validator(mode="after")

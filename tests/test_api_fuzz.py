@@ -2,10 +2,10 @@
 
 schemathesis generates requests from the OpenAPI document of a running gateway (valid ones and
 ones that break the schema, derandomized, a bounded number per operation): no operation may
-answer 5xx, with an admin or a desk token; without a token every operation but /health answers
-401. Oversized bodies are refused with 413 and a flood on the desk WebSocket is closed by the
-server, which stays healthy. :class:`gateway.http.limits.RequestLimits` is also checked
-in-process on the API built exactly as the gateway builds it, where the desk stream's
+answer 5xx, with an admin or a desk token; without a token every operation but /health and
+/ready answers 401. Oversized bodies are refused with 413 and a flood on the desk WebSocket is
+closed by the server, which stays healthy. :class:`gateway.http.limits.RequestLimits` is also
+checked in-process on the API built exactly as the gateway builds it, where the desk stream's
 subscriptions can be seen.
 """
 
@@ -53,6 +53,7 @@ from otc.venue import SimulatedVenue
 from tests.harness import API_TOKEN, VIEWER_TOKEN, GatewayProcess, config_text, free_port
 
 EXAMPLES = 25  # per operation and generation mode
+OPEN = ("GET /health", "GET /ready")  # the operations that need no token
 FIVE_MB = 5 * 1024 * 1024
 
 
@@ -129,13 +130,13 @@ def test_no_operation_answers_5xx(gateway, token):
     assert httpx.get(f"{gateway.http}/health").status_code == 200
 
 
-def test_without_a_token_every_operation_but_health_is_401(gateway):
+def test_without_a_token_every_operation_but_health_and_ready_is_401(gateway):
     seen, errors = explore(gateway.http, {}, (GenerationMode.POSITIVE,))
     assert errors == []
     wrong = {
         (label, status)
         for label, status in seen
-        if status != (200 if label == "GET /health" else 401)
+        if status != (200 if label in OPEN else 401)
     }
     assert wrong == set()
 
@@ -146,7 +147,7 @@ def test_without_a_token_a_malformed_request_never_succeeds(gateway):
     seen, errors = explore(gateway.http, {}, (GenerationMode.NEGATIVE,))
     assert errors == []
     succeeded = {
-        (label, status) for label, status in seen if label != "GET /health" and status < 400
+        (label, status) for label, status in seen if label not in OPEN and status < 400
     }
     assert succeeded == set()
     assert {status for _, status in seen} <= {200, 400, 401, 422}

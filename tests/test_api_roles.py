@@ -18,7 +18,7 @@ ROLE_TOKENS = {
     "compliance": COMPLIANCE_TOKEN,
     "client-viewer": CLIENT_VIEWER_TOKEN,
 }
-OPEN = {("get", "/health")}
+OPEN = {("get", "/health"), ("get", "/ready")}
 # Routes every authenticated role may use: a desk's public key is published to all parties.
 ALL_ROLES = {("get", "/desks/{desk_id}/public-key")}
 

@@ -71,10 +71,18 @@ def test_readme_rfq_tour_runs_against_the_example_config(tmp_path):
                                                                f"127.0.0.1:{http_port}")
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              timeout=60)
+        # then the README's look at /metrics and /ready, as pasted
+        look = re.search(r"```sh\n(curl [^`]*/metrics[^`]*)```", readme).group(1)
+        counted = subprocess.run(look.replace("localhost:8000", f"127.0.0.1:{http_port}"),
+                                 shell=True, capture_output=True, text=True, timeout=60)
     finally:
         gw.terminate()
         gw.wait(20)
     assert run.returncode == 0, run.stderr
+    for stage in ("received", "quoted", "traded"):  # the newcomer sees the counters move
+        assert f'fixbridge_rfqs_total{{stage="{stage}"}} 1.0' in counted.stdout, counted.stdout
+    assert 'fixbridge_fix_messages_total{direction="in",msg_type="R"} 1.0' in counted.stdout
+    assert '"status": "ready"' in counted.stdout
     lines = run.stdout.splitlines()
     assert lines[0].startswith("Quote ") and "bid 4150 offer 4250 signed by DESK_A" in lines[0]
     assert lines[1] == "ExecutionReport: OrdStatus 2 LastPx 4250 LastQty 5"

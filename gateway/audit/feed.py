@@ -74,6 +74,16 @@ class Auditor:
         self._append_queued()  # anything a late caller slipped in after the feed stopped
         self.log.inner.close()
 
+    @property
+    def queued(self) -> int:
+        """Items handed over by the edges and not yet appended to the log."""
+        return len(self._q)
+
+    @property
+    def feeding(self) -> bool:
+        """The feed thread runs (False once closed)."""
+        return self._feed.is_alive()
+
     def drain(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything queued before this call has been appended to the log."""
         if not self._feed.is_alive():

@@ -302,6 +302,16 @@ class AuditLog:
         return self._checkpoint
 
     @property
+    def failure(self) -> BaseException | None:
+        """The error that fail-stopped the writer, or None."""
+        return self._failed
+
+    @property
+    def writing(self) -> bool:
+        """The writer thread runs (False once closed or failed)."""
+        return self._writer.is_alive()
+
+    @property
     def entries_path(self) -> Path:
         return self.directory / ENTRIES_FILE
 

@@ -22,6 +22,7 @@ from gateway.fix import rfq_inbound, rfq_outbound
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import Peer, PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
+from gateway.metrics import REJECT_REASON_TAG, FixMetrics
 from gateway.negotiation import NegotiationService
 from gateway.store.sessions import SessionEvent
 from gateway.store.writer import Writer
@@ -54,11 +55,16 @@ def undecodable_tag(text: str) -> int | None:
     return None
 
 
+class _Sending(threading.local):
+    ours = False  # this thread is in _send_fields, which counts the message: toApp need not
+
+
 class GatewayApplication(fix.Application):
     """``negotiation``: where RFQ messages go (none: they are refused as unsupported).
     ``lock``: the order core's lock, shared with whatever else drives the core (the API's risk
     control, trade capture). ``require_front``: a Logon must have come through the front, which
-    announced its peer; off only when clients reach the acceptor directly (a benchmark)."""
+    announced its peer; off only when clients reach the acceptor directly (a benchmark).
+    ``metrics``: where messages in and out, rejects and order -> first ER are counted."""
 
     def __init__(
         self,
@@ -74,6 +80,7 @@ class GatewayApplication(fix.Application):
         lock: threading.RLock | None = None,
         core_observers: Sequence[CoreObserver] = (),
         session_observers: Sequence[SessionObserver] = (),
+        metrics: FixMetrics | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -97,6 +104,10 @@ class GatewayApplication(fix.Application):
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
         }
+        # metrics: what is counted, and when the NewOrderSingle being handled arrived
+        self.metrics = metrics if metrics is not None else FixMetrics()
+        self._sending = _Sending()
+        self._order_started: float | None = None
 
     # -- session callbacks -------------------------------------------------------------------
 
@@ -136,14 +147,30 @@ class GatewayApplication(fix.Application):
         self._session_event(comp_id or "?", "tls_refused", str(peer), why)
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        return None
+        self._count_sent(message)
 
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        return None
+        if not self._sending.ours:  # QuickFIX's own: a BusinessMessageReject, a resend
+            self._count_sent(message)
+
+    def _count_sent(self, message: fix.Message) -> None:
+        """Count a message QuickFIX sends by itself (ours are counted in _send_fields)."""
+        try:
+            header = message.getHeader()
+            msg_type = header.getField(35)
+            reject = None
+            if msg_type in ("3", "j") and not header.isSetField(43):  # a resend is not new
+                tag = REJECT_REASON_TAG[msg_type]
+                reject = message.getField(tag) if message.isSetField(tag) else "none"
+            self.metrics.sent(msg_type, reject)
+        except Exception:  # never into QuickFIX
+            log.exception("counting an outgoing message failed")
 
     def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:
-            if message.getHeader().getField(35) != "A":
+            msg_type = message.getHeader().getField(35)
+            self.metrics.received(msg_type)
+            if msg_type != "A":
                 return
             reason, comp_id, peer = self._check_logon(message, sessionID)
         except Exception:  # never let a bug become a QuickFIX error
@@ -181,7 +208,9 @@ class GatewayApplication(fix.Application):
     # -- application messages ----------------------------------------------------------------
 
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        started = time.perf_counter()
         msg_type = message.getHeader().getField(35)
+        self.metrics.received(msg_type)
         is_rfq = msg_type in RFQ_TYPES or (
             msg_type == "D" and message.isSetField(40) and message.getField(40) == "D"
         )
@@ -206,10 +235,16 @@ class GatewayApplication(fix.Application):
                 normalised = codec.decode(raw)
             except codec.DecodeError as exc:
                 self._send(owner, codec.reject_for(raw, exc), sessionID)
+                if msg_type == "D":  # its first ER is this reject
+                    self.metrics.order_first_er.observe(time.perf_counter() - started)
                 return
             with self.lock:
                 events = self.orders.handle(owner, normalised)
-                self.apply(events)
+                self._order_started = started if msg_type == "D" else None  # to its first ER
+                try:
+                    self.apply(events)
+                finally:
+                    self._order_started = None
         except Exception:
             log.exception("failed to process %s from %s", msg_type, owner)
             self._send(
@@ -281,12 +316,18 @@ class GatewayApplication(fix.Application):
                 self._send_fields(event.client_id, msg_type, fields, session_id)
 
     def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
+        sending = self._sending
         try:
+            sending.ours = True
             fix.Session.sendToTarget(self.build(msg_type, fields), sessionID)
         except fix.SessionNotFound:
             log.error("session %s not found; %s not sent", owner, msg_type)
         except ValueError as exc:  # the edges refuse such input; nothing else in the batch is lost
             log.error("%s to %s not sent: %s", msg_type, owner, exc)
+        else:
+            self.metrics.sent_fields(msg_type, fields)
+        finally:
+            sending.ours = False
 
     def run_core(self, action):
         """Run ``action(orders)`` under the core lock and send/persist the events it returns."""
@@ -306,6 +347,11 @@ class GatewayApplication(fix.Application):
                 if isinstance(event.message, m.ExecutionReport):
                     self.writer.execution(event.to, event.message)
                 self._send(event.to, event.message, self.sessions.get(event.to))
+                if self._order_started is not None and isinstance(
+                    event.message, m.ExecutionReport
+                ):  # the first ER of the NewOrderSingle fromApp is handling
+                    self.metrics.order_first_er.observe(time.perf_counter() - self._order_started)
+                    self._order_started = None
 
     def _send(self, owner: str, msg: m.OutboundMessage, sessionID: fix.SessionID | None) -> None:
         if sessionID is None:

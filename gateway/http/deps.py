@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
@@ -23,7 +23,9 @@ from gateway.config import ApiToken, Config
 from gateway.http.security import Auth, bearer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
+from gateway.metrics import Metrics
 from gateway.negotiation import NegotiationService
+from gateway.readiness import Readiness
 from gateway.risk_control import RiskControl
 from gateway.store.clearing import SqlOutbox
 from gateway.store.orders import OrderReader
@@ -70,6 +72,8 @@ ReaderToken = Annotated[ApiToken, Depends(require("admin", "compliance", "desk")
 AnyRoleToken = Annotated[
     ApiToken, Depends(require("admin", "compliance", "desk", "client-viewer"))
 ]
+# who scrapes /metrics: a Prometheus server's own token (role metrics), or an admin
+MetricsToken = Annotated[ApiToken, Depends(require("admin", "metrics"))]
 
 
 async def _desk_id(token: DeskToken) -> str:
@@ -138,6 +142,20 @@ async def _clearing_outbox(conn: HTTPConnection) -> SqlOutbox:
     return services(conn).clearing_outbox
 
 
+async def _metrics(conn: HTTPConnection) -> Metrics:
+    found = services(conn).metrics
+    if found is None:
+        raise HTTPException(404, "metrics are not served by this app")
+    return found
+
+
+async def _readiness(conn: HTTPConnection) -> Readiness:
+    found = services(conn).readiness
+    if found is None:
+        raise HTTPException(404, "readiness is not served by this app")
+    return found
+
+
 ConfigDep = Annotated[Config, Depends(_config)]
 AuthDep = Annotated[Auth, Depends(_auth)]
 OrdersDep = Annotated[OrderReader, Depends(_orders)]
@@ -150,3 +168,5 @@ RfqArchiveDep = Annotated[RfqArchive, Depends(_rfq_archive)]
 AuditorDep = Annotated[Auditor, Depends(_auditor)]
 AuditExportsDep = Annotated[Path, Depends(_audit_exports)]
 ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+ReadinessDep = Annotated[Readiness, Depends(_readiness)]

@@ -12,7 +12,7 @@ from gateway.http.problems import problem
 from gateway.http.security import Auth
 from gateway.web import pages
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 class AuthGate:

@@ -74,6 +74,26 @@ class HealthOut(BaseModel):
     status: str
 
 
+class CheckOut(BaseModel):
+    ok: bool
+    detail: str
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, CheckOut]  # database, db_writer, audit, clearing
+
+
+class NotReadyOut(BaseModel):
+    """A problem (RFC 9457) with every check's verdict."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str  # the failing checks and why
+    checks: dict[str, CheckOut]
+
+
 class KillOut(BaseModel):
     client: str | None
     halted: bool

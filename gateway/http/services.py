@@ -15,7 +15,9 @@ from gateway.audit.feed import Auditor
 from gateway.config import Config
 from gateway.http.security import Auth
 from gateway.http.streams import DeskHub
+from gateway.metrics import Metrics
 from gateway.negotiation import NegotiationService
+from gateway.readiness import Readiness
 from gateway.risk_control import RiskControl
 from gateway.store.clearing import SqlOutbox
 from gateway.store.orders import OrderReader
@@ -39,3 +41,6 @@ class ApiServices:
     clearing_outbox: SqlOutbox
     # every API action with its actor and status (the audit trail); None: not recorded
     on_action: Callable[[str, str, str, int, str], Any] | None = None
+    # GET /metrics and GET /ready; None: not served (404)
+    metrics: Metrics | None = None
+    readiness: Readiness | None = None

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, and_, or_, select, update
+from sqlalchemy import JSON, Column, LargeBinary, and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
@@ -130,6 +130,12 @@ class SqlOutbox:
         stmt = select(TABLE).where(TABLE.c.state.in_([s.value for s in states]))
         with self.database.connect() as conn:
             return [_message(r) for r in conn.execute(stmt).mappings()]
+
+    def counts(self) -> dict[str, int]:
+        """Messages by state (states with none are absent)."""
+        stmt = select(TABLE.c.state, func.count()).group_by(TABLE.c.state)
+        with self.database.connect() as conn:
+            return {state: n for state, n in conn.execute(stmt)}
 
     def for_trade(self, trade_id: str) -> list[ClearingMessage]:
         stmt = select(TABLE).where(TABLE.c.trade_id == trade_id).order_by(TABLE.c.created_at)

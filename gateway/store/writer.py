@@ -69,6 +69,10 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._stopping = False
         self.failures = 0
+        # for /ready and /metrics: batches taken off the queue, and why the last attempt to
+        # commit one failed (None once a batch commits again)
+        self.batches = 0
+        self.failing: str | None = None
         dialect = database.dialect.name
         sqlite_dialect = dialect == "sqlite"
         self._dec = _sqlite_decimal if sqlite_dialect else _same
@@ -99,6 +103,15 @@ class Writer:
     def trade(self, row: dict) -> None:
         self._q.put(("trade", row))
 
+    @property
+    def queued(self) -> int:
+        """Records waiting for a batch (approximate, as queue sizes are)."""
+        return self._q.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before this call is committed."""
         done = threading.Event()
@@ -128,6 +141,7 @@ class Writer:
                     break
             full = len(batch) >= self.max_batch  # more is waiting: do not linger next time
             self._commit(batch)
+            self.batches += 1
             for kind, item in batch:
                 if kind == "flush":
                     item.set()
@@ -185,9 +199,11 @@ class Writer:
                             cursor.executemany(self._session_sql, sessions)
                     if trades:
                         conn.execute(self._trade_insert, trades)
+                self.failing = None
                 return
-            except Exception:  # the batch is kept and retried; nothing is dropped silently
+            except Exception as exc:  # the batch is kept and retried; nothing is dropped silently
                 self.failures += 1
+                self.failing = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
                 log.exception("database write failed (attempt %d), retrying", attempt + 1)
                 threading.Event().wait(0.2 * (attempt + 1))
         # One bad record must not take a whole batch of other clients' records with it:
@@ -215,3 +231,5 @@ class Writer:
                              exc_info=True)
         if lost:
             log.critical("database write: %d records of a batch could not be persisted", lost)
+        else:
+            self.failing = None  # one by one, every record went in

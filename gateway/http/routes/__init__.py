@@ -6,6 +6,7 @@ from gateway.http.routes import (
     clearing,
     desk,
     health,
+    metrics,
     orders,
     rfqs,
     risk,
@@ -23,4 +24,5 @@ ROUTERS = (
     trades.router,
     audit.router,
     clearing.router,
+    metrics.router,
 )
