@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.audit.feed import Auditor
 from gateway.config import ApiToken, Config
+from gateway.fix.control import SessionControl
 from gateway.http.security import Auth, bearer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
@@ -102,7 +103,7 @@ async def _orders(conn: HTTPConnection) -> OrderReader:
     return services(conn).orders
 
 
-async def _sessions(conn: HTTPConnection) -> Callable[[], list[dict[str, Any]]]:
+async def _sessions(conn: HTTPConnection) -> SessionControl:
     return services(conn).sessions
 
 
@@ -138,10 +139,14 @@ async def _clearing_outbox(conn: HTTPConnection) -> SqlOutbox:
     return services(conn).clearing_outbox
 
 
+async def _reload(conn: HTTPConnection) -> Callable[[str], dict[str, Any]] | None:
+    return services(conn).reload
+
+
 ConfigDep = Annotated[Config, Depends(_config)]
 AuthDep = Annotated[Auth, Depends(_auth)]
 OrdersDep = Annotated[OrderReader, Depends(_orders)]
-SessionsDep = Annotated[Callable[[], list[dict[str, Any]]], Depends(_sessions)]
+SessionsDep = Annotated[SessionControl, Depends(_sessions)]
 RiskDep = Annotated[RiskControl, Depends(_risk)]
 NegotiationDep = Annotated[NegotiationService, Depends(_negotiation)]
 DeskHubDep = Annotated[DeskHub, Depends(_desk_hub)]
@@ -150,3 +155,4 @@ RfqArchiveDep = Annotated[RfqArchive, Depends(_rfq_archive)]
 AuditorDep = Annotated[Auditor, Depends(_auditor)]
 AuditExportsDep = Annotated[Path, Depends(_audit_exports)]
 ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
+ReloadDep = Annotated[Callable[[str], dict[str, Any]] | None, Depends(_reload)]

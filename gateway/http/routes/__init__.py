@@ -2,6 +2,7 @@
 order (it decides which route answers when two paths could match)."""
 
 from gateway.http.routes import (
+    admin,
     audit,
     clearing,
     desk,
@@ -23,4 +24,5 @@ ROUTERS = (
     trades.router,
     audit.router,
     clearing.router,
+    admin.router,
 )
