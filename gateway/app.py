@@ -253,15 +253,24 @@ class Gateway:
                 raise reload.ReloadRefused(plan.refusal())
             if plan.added:  # a running acceptor takes no new session: start one more
                 port = free_loopback_port()
-                acceptor = Acceptor(
-                    self.application, session_settings(new, port, self.dictionary, plan.added),
-                    new.gateway.fix_message_log,
-                    self.auditor.fix if self.parts.audit_fix_messages else None,
-                )
-                acceptor.start()
+                for s in plan.added:  # once QuickFIX has made them, they exist for good
+                    self.engine_sessions[s.comp_id] = engine_settings(s)
+                try:
+                    acceptor = Acceptor(
+                        self.application,
+                        session_settings(new, port, self.dictionary, plan.added),
+                        new.gateway.fix_message_log,
+                        self.auditor.fix if self.parts.audit_fix_messages else None,
+                    )
+                    acceptor.start()
+                except Exception as exc:
+                    why = (f"could not start an acceptor for {[s.comp_id for s in plan.added]}: "
+                           f"{exc}; nothing was applied, and adding them now needs a restart")
+                    log.error("reload failed: %s", why)
+                    self.auditor.admin("config.reload_refused", who, {"problem": why})
+                    raise reload.ReloadRefused(why) from None
                 self.acceptors.append(acceptor)
                 for s in plan.added:
-                    self.engine_sessions[s.comp_id] = engine_settings(s)
                     self.routes[s.comp_id] = port
             with self.core_lock:
                 for s in plan.added + plan.readmitted:
