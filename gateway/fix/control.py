@@ -262,13 +262,21 @@ class SessionControl:
                 f"{comp_id} is logged on: log it out first to {what} "
                 f"(POST /sessions/{comp_id}/logout)"
             )
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            try:
+                self.peers.hold(comp_id)
+                break
+            except Busy as exc:  # a connection that is closing after a logout goes in a moment
+                if qf.isLoggedOn() or time.monotonic() >= deadline:
+                    raise SessionConflict(f"cannot {what} of {comp_id} now: {exc}") from None
+                time.sleep(0.05)
         try:
-            with self.peers.hold(comp_id):
-                if qf.isLoggedOn():  # logged on just before the hold
-                    raise SessionConflict(f"{comp_id} logged on meanwhile; try again")
-                yield
-        except Busy as exc:
-            raise SessionConflict(f"cannot {what} of {comp_id} now: {exc}") from None
+            if qf.isLoggedOn():  # logged on just before the hold
+                raise SessionConflict(f"{comp_id} logged on meanwhile; try again")
+            yield
+        finally:
+            self.peers.unhold(comp_id)
 
     def _record(self, action: str, actor: str, comp_id: str, **details: Any) -> None:
         log.warning("session %s: %s by %s %s", comp_id, action, actor, details or "")

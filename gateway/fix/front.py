@@ -87,21 +87,19 @@ class PeerRegistry:
                     sock.shutdown(socket.SHUT_RDWR)
         return len(relays)
 
-    @contextlib.contextmanager
-    def hold(self, comp_id: str):
-        """While held, no connection for ``comp_id`` reaches the acceptor; raises
-        :class:`Busy` if one is relayed now."""
+    def hold(self, comp_id: str) -> None:
+        """From now until :meth:`unhold`, no connection for ``comp_id`` reaches the acceptor;
+        raises :class:`Busy` if one is relayed now (or it is held already)."""
         with self._lock:
             if self._relays.get(comp_id):
                 raise Busy(f"a connection for {comp_id} is open")
             if comp_id in self._held:
                 raise Busy(f"another operation on {comp_id} is in progress")
             self._held.add(comp_id)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._held.discard(comp_id)
+
+    def unhold(self, comp_id: str) -> None:
+        with self._lock:
+            self._held.discard(comp_id)
 
     def announce(self, comp_id: str, peer: Peer) -> None:
         with self._lock:
