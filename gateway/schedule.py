@@ -16,10 +16,12 @@ from gateway.config import WEEKDAYS, ScheduleSection
 def window_opened_on(schedule: ScheduleSection, now: datetime) -> str:
     """The weekday (``Mon``..``Sun``, in the schedule's zone) on which the daily window that
     contains ``now`` (or that ``now`` would fall in) opened: today if the start time has passed,
-    else yesterday (an overnight window such as 22:00-06:00 belongs to the day it opened)."""
+    else yesterday (an overnight window such as 22:00-06:00 belongs to the day it opened). With
+    start = end the window is the whole day: QuickFIX (TimeRange::isInSameRange) renews such a
+    session when the date changes, whatever the start time."""
     local = now.astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
     opened = local.date()
-    if local.time() < schedule.start_time():
+    if schedule.start != schedule.end and local.time() < schedule.start_time():
         opened -= timedelta(days=1)
     return WEEKDAYS[opened.weekday()]
 

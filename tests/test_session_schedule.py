@@ -84,6 +84,8 @@ def test_days_belong_to_the_day_a_window_opened():
     zoned = ScheduleSection(start="08:00:00", end="17:00:00", time_zone="Asia/Tokyo",
                             days=["Tue"])
     assert day_refusal(zoned, datetime(2026, 1, 6, 1, 0, tzinfo=UTC)) is None  # Tue 10:00 JST
+    whole_day = ScheduleSection(start="08:00:00", end="08:00:00", days=["Tue"])
+    assert day_refusal(whole_day, tuesday_early) is None  # QuickFIX renews it at midnight
     assert day_refusal(ScheduleSection(), tuesday_night) is None
     assert day_refusal(None, tuesday_night) is None
 
