@@ -159,11 +159,15 @@ class GatewayApplication(fix.Application):
         self._session_event(comp_id or "?", "tls_refused", str(peer), why)
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        if (self.logout_text is not None and message.getHeader().getField(35) == "5"
-                and not message.isSetField(58)):
-            text = self.logout_text(sessionID.getTargetCompID().getValue())
-            if text:
-                message.setField(58, text)
+        if self.logout_text is None:
+            return
+        try:
+            if message.getHeader().getField(35) == "5" and not message.isSetField(58):
+                text = self.logout_text(sessionID.getTargetCompID().getValue())
+                if text:
+                    message.setField(58, text)
+        except Exception:  # the Logout goes out as QuickFIX made it
+            log.exception("could not add a Text to a Logout")
 
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         return None
