@@ -10,19 +10,22 @@ through its constructor, and starts and stops them in order; the parts do the wo
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from gateway import recovery
+from gateway import recovery, reload
 from gateway.audit.feed import Auditor
 from gateway.clearing import Clearing
-from gateway.config import Config
-from gateway.fix.acceptor import Acceptor, SessionViews, session_settings
+from gateway.config import Config, ConfigError, load_config
+from gateway.fix.acceptor import Acceptor, engine_settings, session_settings
 from gateway.fix.application import GatewayApplication
+from gateway.fix.control import SessionControl
 from gateway.fix.dictionary import write_dictionary
 from gateway.fix.front import Front, PeerRegistry, free_loopback_port
 from gateway.http.app import create_app
@@ -46,6 +49,7 @@ from gateway.store.clearing import SqlOutbox
 from gateway.store.connect import connect
 from gateway.store.orders import OrderReader, last_exec_seq, load_orders
 from gateway.store.rfqs import RfqArchive
+from gateway.store.sessions import SessionControls
 from gateway.store.trades import TradeReader, TradesWithClearing
 from gateway.store.writer import Writer
 from gateway.tls.context import CertBinding, ContextCache
@@ -84,18 +88,33 @@ class Parts:
 class Gateway:
     """Starts and stops every part of the process in the right order."""
 
-    def __init__(self, config: Config, parts: Parts | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        parts: Parts | None = None,
+        config_path: Path | None = None,
+        data_dir_override: Path | None = None,
+    ) -> None:
         self.config = config
         self.parts = parts or Parts()
+        # where a reload re-reads the configuration (None: no reloads), with the same override
+        self.config_path = config_path
+        self.data_dir_override = data_dir_override
         self.started = threading.Event()
         self.http: HttpServer | None = None
         self.readiness: Readiness | None = None
+        self._reload_lock = threading.Lock()
 
     def start(self) -> None:
         cfg, parts = self.config, self.parts
         data = cfg.gateway.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        dictionary = write_dictionary(data)
+        # QuickFIX 1.16 reads zoned schedules (UseLocalTime=Y) in the process's time zone
+        self.process_zone = cfg.time_zone
+        if self.process_zone is not None:
+            os.environ["TZ"] = self.process_zone
+            time.tzset()
+        self.dictionary = dictionary = write_dictionary(data)
         self.metrics = parts.metrics()
         self.auditor = parts.auditor(data / "audit")
         self.database = connect(cfg.database_url)
@@ -130,19 +149,27 @@ class Gateway:
             ],
             gate=RfqRiskGate(
                 self.orders.risk, self.orders.halt_reason, self.orders.exposure,
-                rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
+                rfq_rate=lambda client: (s.rfq_rate if (s := self.config.session(client)) else 20),
             ),
             archive=self.rfq_archive.save,
         )
+        self.core_lock = core_lock
+        self.policy = LogonPolicy(cfg)
+        self.session_control = SessionControl(
+            cfg, {}, self.peers, SessionControls(self.database), self.auditor.admin
+        )
         self.application = GatewayApplication(
-            self.orders, self.writer, LogonPolicy(cfg), self.peers, cfg, dictionary,
+            self.orders, self.writer, self.policy, self.peers, cfg, dictionary,
             require_front=parts.acceptor_port is None,
             negotiation=self.negotiation,
             lock=core_lock,
             core_observers=[self.auditor.orders],
             session_observers=[self.auditor.session],
             metrics=self.metrics.fix,
+            logon_gate=self.session_control.logon_refusal,
+            logout_text=self.session_control.logout_text,
         )
+        self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
             self.orders, core_lock, self.application.run_core,
             self.negotiation.cancel_client_rfqs, self.auditor.admin,
@@ -161,19 +188,30 @@ class Gateway:
             self.auditor.fix if parts.audit_fix_messages else None,
         )
         self.acceptor.start()
+        # every acceptor (sessions added by a reload get one of their own), what QuickFIX was
+        # told about each session it has, and which port serves which CompID
+        self.acceptors = [self.acceptor]
+        self.engine_sessions = {s.comp_id: engine_settings(s) for s in cfg.sessions}
+        self.routes: dict[str, int] = {}
+
+        def route(comp_id: str | None) -> int:
+            return self.routes.get(comp_id or "", acceptor_port)
 
         self.fronts: list[Front] = []
+        self.cert_bindings: list[CertBinding] = []
         if cfg.gateway.fix_plain:
             host, _, port = cfg.gateway.fix_listen.rpartition(":")
             self.fronts.append(
-                Front((host, int(port)), acceptor_port, self.peers, self.application.admit)
+                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
+                      route=route)
             )
         if cfg.tls.enabled:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
             binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
+            self.cert_bindings.append(binding)
             self.fronts.append(
                 Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
-                      binding, on_refused=self.application.tls_refused)
+                      binding, on_refused=self.application.tls_refused, route=route)
             )
         for front in self.fronts:
             front.start()
@@ -198,7 +236,7 @@ class Gateway:
             "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
         })
         self.metrics.watch(Sources(
-            sessions=SessionViews(self.config, self.application.sessions, self.peers),
+            sessions=self.session_control.views,
             auditor=self.auditor,
             writer=self.writer,
             clearing_counts=lambda: backlog().get(),
@@ -211,7 +249,7 @@ class Gateway:
             config=self.config,
             auth=Auth(self.config, on_failure=self.auditor.auth_failure),
             orders=OrderReader(self.database, self.writer),
-            sessions=SessionViews(self.config, self.application.sessions, self.peers),
+            sessions=self.session_control,
             risk=self.risk_control,
             negotiation=self.negotiation,
             desk_hub=self.desk_hub,
@@ -224,10 +262,82 @@ class Gateway:
             on_action=self.auditor.api_action,
             metrics=self.metrics,
             readiness=self.readiness,
+            reload=self.reload if self.config_path is not None else None,
         )
+        self.services = services
         self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
                                self.config.api)
         self.http.start()
+
+    def reload(self, actor: str) -> dict:
+        """Re-read the configuration file and apply its session changes (see
+        :mod:`gateway.reload`); raises :class:`gateway.reload.ReloadRefused`, having changed
+        nothing, if it changes anything else."""
+        assert self.config_path is not None
+        who = actor if actor.startswith("signal:") else f"api:{actor}"
+        with self._reload_lock:
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                self.auditor.admin("config.reload_refused", who, {"problem": str(exc)})
+                raise reload.ReloadRefused(str(exc)) from None
+            if self.data_dir_override is not None:
+                new = new.with_data_dir(self.data_dir_override)
+            plan = reload.plan(self.config, new, self.engine_sessions, self.process_zone,
+                               engine_settings)
+            if plan.refused:
+                log.warning("reload refused: %s", plan.refusal())
+                self.auditor.admin("config.reload_refused", who, {"refused": plan.refused})
+                raise reload.ReloadRefused(plan.refusal())
+            if plan.added:  # a running acceptor takes no new session: start one more
+                port = free_loopback_port()
+                for s in plan.added:  # once QuickFIX has made them, they exist for good
+                    self.engine_sessions[s.comp_id] = engine_settings(s)
+                try:
+                    acceptor = Acceptor(
+                        self.application,
+                        session_settings(new, port, self.dictionary, plan.added),
+                        new.gateway.fix_message_log,
+                        self.auditor.fix if self.parts.audit_fix_messages else None,
+                    )
+                    acceptor.start()
+                except Exception as exc:
+                    why = (f"could not start an acceptor for {[s.comp_id for s in plan.added]}: "
+                           f"{exc}; nothing was applied, and adding them now needs a restart")
+                    log.error("reload failed: %s", why)
+                    self.auditor.admin("config.reload_refused", who, {"problem": why})
+                    raise reload.ReloadRefused(why) from None
+                self.acceptors.append(acceptor)
+                for s in plan.added:
+                    self.routes[s.comp_id] = port
+            with self.core_lock:
+                for s in plan.added + plan.readmitted:
+                    if s.risk is not None:
+                        self.orders.risk.set_limits(s.comp_id, risk_limits(s.risk))
+            # from here on every part sees the new sessions, and no longer the removed ones
+            self.config = new
+            self.policy.config = new
+            self.application.reconfigure(new)
+            self.session_control.config = new
+            for binding in self.cert_bindings:
+                binding.config = new
+            if self.http is not None:
+                self.services.config = new
+            for comp_id in plan.removed:
+                self.session_control.retire(
+                    comp_id, "session removed from the gateway's configuration")
+            still_on = self.session_control.wait_logged_out(plan.removed)
+            outcome = {
+                "added": [s.comp_id for s in plan.added],
+                "readmitted": [s.comp_id for s in plan.readmitted],
+                "removed": plan.removed,
+                "changed": plan.changed,
+                "still_logged_on": still_on,
+                "sessions": len(new.sessions),
+            }
+            log.warning("configuration reloaded by %s: %s", who, outcome)
+            self.auditor.admin("config.reload", who, outcome)
+            return outcome
 
     def stop(self) -> None:
         """Log sessions out, stop listening, commit what is queued. The caller then exits."""
@@ -237,8 +347,10 @@ class Gateway:
             self.readiness.stop()
         self.negotiation.stop()
         self.clearing.stop()
-        if not self.acceptor.logout_all("gateway shutting down"):
-            log.warning("some sessions did not complete their logout")
+        self.application.closing = True
+        for acceptor in self.acceptors:
+            if not acceptor.logout_all("gateway shutting down"):
+                log.warning("some sessions did not complete their logout")
         for front in self.fronts:
             front.stop()
         self.writer.close()

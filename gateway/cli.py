@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ def _setup_logging(data_dir: Path | None, verbose: bool) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(data_dir / "fixbridge.log"))
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # UTC, like every other time here (and the process's local zone may be a schedule's)
+    logging.Formatter.converter = time.gmtime
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -54,10 +57,17 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     if found:
         return 2
     _setup_logging(config.gateway.data_dir, args.verbose)
-    gateway = Gateway(config, parts)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    gateway = Gateway(config, parts, Path(args.config) if args.config else EXAMPLE_CONFIG,
+                      Path(args.data_dir) if args.data_dir else None)
+    wake = threading.Event()
+    asked: set[str] = set()
+
+    def on_signal(signum: int, _frame) -> None:
+        asked.add("reload" if signum == signal.SIGHUP else "stop")
+        wake.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
         gateway.start()
     except Exception as exc:  # one line for the operator; the traceback with --verbose
@@ -76,11 +86,29 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     gc.set_threshold(50_000, 20, 50)
     print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
           f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
-    stop.wait()
+    while "stop" not in asked:
+        wake.wait()
+        wake.clear()
+        if "reload" in asked and "stop" not in asked:
+            asked.discard("reload")
+            _reload_on_signal(gateway)
     gateway.stop()
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
+
+
+def _reload_on_signal(gateway) -> None:
+    """SIGHUP: reload the configuration; the outcome (or refusal) goes to the log."""
+    from gateway.reload import ReloadRefused
+
+    log = logging.getLogger("fixbridge")
+    try:
+        gateway.reload("signal:SIGHUP")
+    except ReloadRefused as exc:
+        log.error("SIGHUP: reload refused: %s", exc)
+    except Exception:
+        log.exception("SIGHUP: reload failed")
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -102,6 +130,59 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     print(f"ok: {len(config.sessions)} sessions, database {config.database_url}")
     return 0
+
+
+def _api(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
+    """Call the running gateway's admin API as ``fixbridge kill`` does: FIXBRIDGE_TOKEN, the
+    URL from --url or the configuration's http_listen. Prints the answer; 0 on success."""
+    import httpx
+
+    token = os.environ.get("FIXBRIDGE_TOKEN")
+    if not token:
+        print("fixbridge: set FIXBRIDGE_TOKEN to an admin API token", file=sys.stderr)
+        return 2
+    url = args.url or f"http://{_load(args).gateway.http_listen}"
+    try:
+        r = httpx.request(method, url + path, json=body,
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"fixbridge: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    if r.status_code != 200:
+        try:
+            problem = r.json()
+            why = f"{problem.get('title', r.status_code)}: {problem.get('detail')}"
+        except ValueError:
+            why = r.text
+        print(f"fixbridge: {method} {path}: {r.status_code} {why}", file=sys.stderr)
+        return 1
+    print(r.text)
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """Operator actions on FIX sessions through the running gateway's admin API."""
+    from urllib.parse import quote
+
+    if args.sessions_command == "list":
+        return _api(args, "GET", "/sessions")
+    path = f"/sessions/{quote(args.comp_id, safe='')}"
+    if args.sessions_command == "logout":
+        return _api(args, "POST", f"{path}/logout", {"reason": args.reason})
+    if args.sessions_command == "seqnums":
+        if args.next_sender is None and args.next_target is None:
+            print("fixbridge: give --next-sender, --next-target or both", file=sys.stderr)
+            return 2
+        return _api(args, "PUT", f"{path}/seqnums",
+                    {"next_sender": args.next_sender, "next_target": args.next_target})
+    if args.sessions_command == "disable":
+        return _api(args, "POST", f"{path}/disable", {"reason": args.reason})
+    return _api(args, "POST", f"{path}/{args.sessions_command}")
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running gateway to re-read its configuration file (POST /admin/reload)."""
+    return _api(args, "POST", "/admin/reload")
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
@@ -238,6 +319,33 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
     kill.add_argument("--config")
     kill.set_defaults(func=cmd_kill)
+
+    ses = sub.add_parser("sessions", help="FIX sessions of the running gateway (admin API; "
+                         "FIXBRIDGE_TOKEN)")
+    ses_sub = ses.add_subparsers(dest="sessions_command", required=True)
+    s_list = ses_sub.add_parser("list", help="every session: state, sequence numbers, schedule")
+    s_logout = ses_sub.add_parser("logout", help="send a Logout with a reason (Text 58)")
+    s_logout.add_argument("--reason", default="logged out by the operator")
+    s_disc = ses_sub.add_parser("disconnect", help="drop the connection without a Logout")
+    s_reset = ses_sub.add_parser("reset", help="sequence numbers back to 1 (logged out only)")
+    s_seq = ses_sub.add_parser("seqnums", help="set the next sequence numbers (logged out only)")
+    s_seq.add_argument("--next-sender", type=int, help="next MsgSeqNum the gateway sends")
+    s_seq.add_argument("--next-target", type=int, help="next MsgSeqNum the gateway expects")
+    s_dis = ses_sub.add_parser("disable", help="refuse the CompID's logons (persists)")
+    s_dis.add_argument("--reason", required=True)
+    s_en = ses_sub.add_parser("enable", help="admit the CompID's logons again")
+    for p_ in (s_logout, s_disc, s_reset, s_seq, s_dis, s_en):
+        p_.add_argument("comp_id")
+    for p_ in (s_list, s_logout, s_disc, s_reset, s_seq, s_dis, s_en):
+        p_.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
+        p_.add_argument("--config")
+    ses.set_defaults(func=cmd_sessions)
+
+    rel = sub.add_parser("reload", help="re-read the configuration: add or remove sessions "
+                         "(admin API; FIXBRIDGE_TOKEN). SIGHUP does the same")
+    rel.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
+    rel.add_argument("--config")
+    rel.set_defaults(func=cmd_reload)
 
     certs = sub.add_parser("certs", help="development PKI for FIX over TLS (client certificates)")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True)

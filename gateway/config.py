@@ -6,12 +6,23 @@ once what to fix. Paths in the file are relative to the working directory, as on
 
 from __future__ import annotations
 
+import re
 import tomllib
+import zoneinfo
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fixspec.instruments import InstrumentError, parse_symbol
 from gateway.passwords import is_password_hash
@@ -196,6 +207,82 @@ class ThrottleSection(Strict):
         return self
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _clock(value: str) -> str:
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]", value):
+        raise ValueError(f"expected a time of day HH:MM:SS (00:00:00 to 23:59:59), got {value!r}")
+    return value
+
+
+ClockTime = Annotated[str, AfterValidator(_clock), Field(description="HH:MM:SS")]
+
+
+class ScheduleSection(Strict):
+    """When a session may be logged on, as QuickFIX's own StartTime/EndTime (daily) or
+    StartDay/StartTime to EndDay/EndTime (weekly). Outside the window QuickFIX refuses logons
+    and logs a logged-on session out; a new window starts with sequence numbers reset.
+
+    ``time_zone``: an IANA zone, default UTC. QuickFIX 1.16 has no TimeZone setting: a zoned
+    schedule is UseLocalTime=Y with the gateway process's time zone set to that zone, so every
+    zoned session in one configuration must use the same zone. ``days``: the weekdays on which a
+    daily window opens; QuickFIX 1.16 has no Weekdays setting either, so the gateway's logon
+    check enforces it (QuickFIX still runs the window on the other days)."""
+
+    start: ClockTime = "00:00:00"
+    end: ClockTime = "00:00:00"
+    time_zone: str = "UTC"
+    days: list[Weekday] | None = None
+    start_day: Weekday | None = None
+    end_day: Weekday | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as "
+                             "'Europe/London', or 'UTC')") from None
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> ScheduleSection:
+        if (self.start_day is None) != (self.end_day is None):
+            raise ValueError("start_day and end_day go together (a weekly session)")
+        if self.days is not None:
+            if self.start_day is not None:
+                raise ValueError("days is for daily sessions; a weekly session runs from "
+                                 "start_day to end_day")
+            if not self.days:
+                raise ValueError("days must name at least one weekday")
+            if len(set(self.days)) != len(self.days):
+                raise ValueError("days names a weekday twice")
+        return self
+
+    @property
+    def weekly(self) -> bool:
+        return self.start_day is not None
+
+    @property
+    def utc(self) -> bool:
+        return self.time_zone in ("UTC", "Etc/UTC")
+
+    def start_time(self) -> time:
+        return time.fromisoformat(self.start)
+
+    def describe(self) -> str:
+        if self.weekly:
+            span = f"{self.start_day} {self.start} to {self.end_day} {self.end}"
+        else:
+            span = f"{self.start}-{self.end} daily"
+            if self.days:
+                span += " on " + ",".join(self.days)
+        return f"{span} {self.time_zone}"
+
+
 class SessionConfig(Strict):
     comp_id: CompId
     begin_string: Literal["FIX.4.4"] = "FIX.4.4"
@@ -212,6 +299,7 @@ class SessionConfig(Strict):
     throttle: ThrottleSection = Field(default_factory=ThrottleSection)
     cancel_on_disconnect: bool = False
     rfq_rate: int = Field(default=20, ge=1)  # RFQs per second this client may send
+    schedule: ScheduleSection | None = None  # none: always in session (00:00:00-00:00:00)
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
@@ -250,7 +338,22 @@ class Config(Strict):
             if s.comp_id == self.gateway.comp_id:
                 raise ValueError(f"session {s.comp_id!r} uses the gateway's own CompID")
             seen.add(s.comp_id)
+        zones = {s.schedule.time_zone: s.comp_id for s in self.sessions
+                 if s.schedule is not None and not s.schedule.utc}
+        if len(zones) > 1:
+            named = ", ".join(f"{zone} ({comp_id})" for zone, comp_id in zones.items())
+            raise ValueError(
+                f"sessions use different schedule time zones: {named}. QuickFIX 1.16 has no "
+                "per-session TimeZone: zoned schedules use the process's local time, so all "
+                "must share one zone (or use UTC)"
+            )
         return self
+
+    @property
+    def time_zone(self) -> str | None:
+        """The zone every zoned session schedule uses (the process's local time), if any."""
+        return next((s.schedule.time_zone for s in self.sessions
+                     if s.schedule is not None and not s.schedule.utc), None)
 
     @property
     def database_url(self) -> str:

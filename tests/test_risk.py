@@ -159,6 +159,16 @@ def test_throttle_rejects_then_logs_out(gw):
         if msg.msg_type == "5":
             logout = msg
     assert logout is not None and "throttled" in logout.get(58)
+    # QuickFIX's logout() also disabled the session; the gateway re-enabled it once down
+    deadline = time.monotonic() + 10
+    while gw_session_logged_on(gw, "CHATTY") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    session(gw, "CHATTY").logout()
+
+
+def gw_session_logged_on(gw, comp_id: str) -> bool:
+    views = httpx.get(f"{gw.http}/sessions", headers=ADMIN).json()
+    return next(v for v in views if v["comp_id"] == comp_id)["logged_on"]
 
 
 def test_cancel_on_disconnect(gw):

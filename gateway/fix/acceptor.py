@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import quickfix as fix
 
-from gateway.config import Config
+from gateway.config import Config, ScheduleSection, SessionConfig
 from gateway.fix.auditlog import AuditingLogFactory
-from gateway.fix.front import PeerRegistry
 
 
-def session_settings(config: Config, acceptor_port: int, dictionary: Path) -> fix.SessionSettings:
+def schedule_settings(schedule: ScheduleSection | None) -> dict[str, str]:
+    """QuickFIX 1.16's own keys for a session's schedule: StartTime/EndTime (daily), plus
+    StartDay/EndDay (weekly), read as UTC or, with UseLocalTime=Y, in the process's time zone
+    (which the gateway sets to the schedule's zone at start). QuickFIX 1.16 has no TimeZone or
+    Weekdays key (it ignores them): ``days`` is the gateway's own logon check."""
+    if schedule is None:
+        return {"StartTime": "00:00:00", "EndTime": "00:00:00"}
+    keys = {"StartTime": schedule.start, "EndTime": schedule.end,
+            "UseLocalTime": "N" if schedule.utc else "Y"}
+    if schedule.weekly:
+        keys.update(StartDay=str(schedule.start_day), EndDay=str(schedule.end_day))
+    return keys
+
+
+def engine_settings(session: SessionConfig) -> dict[str, str]:
+    """What QuickFIX itself is told about one session: fixed when the acceptor creates it."""
+    return {
+        "BeginString": session.begin_string,
+        "TargetCompID": session.comp_id,
+        "ResetOnLogon": "Y" if session.reset_on_logon else "N",
+        "ValidateFieldsHaveValues": "Y" if session.validate_fields_have_values else "N",
+        **schedule_settings(session.schedule),
+    }
+
+
+def session_settings(
+    config: Config,
+    acceptor_port: int,
+    dictionary: Path,
+    sessions: Iterable[SessionConfig] | None = None,
+) -> fix.SessionSettings:
+    """The acceptor's settings for ``sessions`` (default: every configured session)."""
     data = config.gateway.data_dir
     defaults = fix.Dictionary()
     for key, value in {
@@ -37,12 +66,10 @@ def session_settings(config: Config, acceptor_port: int, dictionary: Path) -> fi
         defaults.setString(key, value)
     settings = fix.SessionSettings()
     settings.set(defaults)
-    for s in config.sessions:
+    for s in config.sessions if sessions is None else sessions:
         d = fix.Dictionary()
-        d.setString("BeginString", s.begin_string)
-        d.setString("TargetCompID", s.comp_id)
-        d.setString("ResetOnLogon", "Y" if s.reset_on_logon else "N")
-        d.setString("ValidateFieldsHaveValues", "Y" if s.validate_fields_have_values else "N")
+        for key, value in engine_settings(s).items():
+            d.setString(key, value)
         session_id = fix.SessionID(s.begin_string, config.gateway.comp_id, s.comp_id)
         settings.set(session_id, d)
     return settings
@@ -91,36 +118,3 @@ class Acceptor:
         while self.acceptor.isLoggedOn() and time.monotonic() < deadline:
             time.sleep(0.05)
         return not self.acceptor.isLoggedOn()
-
-
-def session_status(session_id: fix.SessionID) -> dict[str, Any]:
-    session = fix.Session.lookupSession(session_id)
-    if session is None:
-        return {"logged_on": False}
-    return {
-        "logged_on": session.isLoggedOn(),
-        "next_sender_seq_num": session.getExpectedSenderNum(),
-        "next_target_seq_num": session.getExpectedTargetNum(),
-    }
-
-
-class SessionViews:
-    """Every configured FIX session as GET /sessions shows it: logged on or not, sequence
-    numbers, and the peer the front saw log on. ``sessions`` is the application's live map of
-    CompID to QuickFIX SessionID (filled as QuickFIX creates the sessions)."""
-
-    def __init__(
-        self, config: Config, sessions: Mapping[str, fix.SessionID], peers: PeerRegistry
-    ) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.peers = peers
-
-    def __call__(self) -> list[dict[str, Any]]:
-        views = []
-        for s in self.config.sessions:
-            session_id = self.sessions.get(s.comp_id)
-            status = session_status(session_id) if session_id is not None else {"logged_on": False}
-            peer = self.peers.active(s.comp_id)
-            views.append({"comp_id": s.comp_id, "peer": str(peer) if peer else None, **status})
-        return views

@@ -37,6 +37,8 @@ CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 CoreObserver = Callable[[list], None]  # every batch of order-core events (the audit log)
 SessionObserver = Callable[[str, str, str | None, str | None], None]  # comp_id, event, peer, text
+# An operator's or the schedule's refusal of a logon by CompID (None: admitted); not a failure
+LogonGate = Callable[[str], str | None]
 
 
 def undecodable_tag(text: str) -> int | None:
@@ -64,7 +66,11 @@ class GatewayApplication(fix.Application):
     ``lock``: the order core's lock, shared with whatever else drives the core (the API's risk
     control, trade capture). ``require_front``: a Logon must have come through the front, which
     announced its peer; off only when clients reach the acceptor directly (a benchmark).
-    ``metrics``: where messages in and out, rejects and order -> first ER are counted."""
+    ``metrics``: where messages in and out, rejects and order -> first ER are counted.
+
+    ``logon_gate``: refusals that are not failed logons (a CompID an operator disabled, a day
+    the schedule skips). ``logout_text``: the Text for a Logout QuickFIX sends without one (the
+    end of a scheduled session)."""
 
     def __init__(
         self,
@@ -81,6 +87,8 @@ class GatewayApplication(fix.Application):
         core_observers: Sequence[CoreObserver] = (),
         session_observers: Sequence[SessionObserver] = (),
         metrics: FixMetrics | None = None,
+        logon_gate: LogonGate | None = None,
+        logout_text: Callable[[str], str | None] | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -108,6 +116,17 @@ class GatewayApplication(fix.Application):
         self.metrics = metrics if metrics is not None else FixMetrics()
         self._sending = _Sending()
         self._order_started: float | None = None
+        self.logon_gate = logon_gate
+        self.logout_text = logout_text
+        self.closing = False  # shutting down: sessions logged out stay disabled
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded configuration (sessions added or removed; nothing else changes)."""
+        for s in config.sessions:
+            if s.comp_id not in self.throttles:
+                self.throttles[s.comp_id] = Throttle(s.throttle.reject_above,
+                                                     s.throttle.logout_above)
+        self.config = config
 
     # -- session callbacks -------------------------------------------------------------------
 
@@ -126,6 +145,11 @@ class GatewayApplication(fix.Application):
         self.peers.release(comp_id)
         log.info("logout %s", comp_id)
         self._session_event(comp_id, "logout", str(peer) if peer else None, None)
+        # QuickFIX's Session.logout() also disables the session, which then drops every later
+        # Logon without a word; who may log on again is the gateway's checks' call instead.
+        qf_session = fix.Session.lookupSession(sessionID)
+        if qf_session is not None and not qf_session.isEnabled() and not self.closing:
+            qf_session.logon()
         session = self.config.session(comp_id)
         if session is not None and session.cancel_on_disconnect:
             try:
@@ -148,6 +172,15 @@ class GatewayApplication(fix.Application):
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         self._count_sent(message)
+        if self.logout_text is None:
+            return
+        try:
+            if message.getHeader().getField(35) == "5" and not message.isSetField(58):
+                text = self.logout_text(sessionID.getTargetCompID().getValue())
+                if text:
+                    message.setField(58, text)
+        except Exception:  # the Logout goes out as QuickFIX made it
+            log.exception("could not add a Text to a Logout")
 
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         if not self._sending.ours:  # QuickFIX's own: a BusinessMessageReject, a resend
@@ -173,9 +206,15 @@ class GatewayApplication(fix.Application):
             if msg_type != "A":
                 return
             reason, comp_id, peer = self._check_logon(message, sessionID)
+            gated = (self.logon_gate(comp_id)
+                     if reason is None and self.logon_gate is not None else None)
         except Exception:  # never let a bug become a QuickFIX error
             log.exception("logon check failed")
             raise fix.RejectLogon("logon could not be processed") from None
+        if gated is not None:  # not a failed logon: the address is not counted
+            log.warning("logon refused: CompID=%s peer=%s reason=%s", comp_id, peer, gated)
+            self._session_event(comp_id, "logon_refused", str(peer) if peer else None, gated)
+            raise fix.RejectLogon(gated)
         if reason is not None:
             locked = self.policy.record_failure(peer.host if peer else None, self.clock())
             log.warning("logon refused: CompID=%s peer=%s reason=%s", comp_id, peer, reason)

@@ -43,13 +43,63 @@ class Peer:
 
 
 class PeerRegistry:
-    """Which peer most recently started a logon as which CompID (entries expire)."""
+    """Which peer most recently started a logon as which CompID (entries expire); and, for the
+    operator's session actions, the connections the fronts relay per CompID (to drop them) and
+    the CompIDs held (whose connections the fronts close before the acceptor sees them)."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[Peer, float]] = {}
         self._active: dict[str, Peer] = {}
+        self._relays: dict[str, set[tuple[socket.socket, socket.socket]]] = {}
+        self._held: set[str] = set()
+
+    def attach(self, comp_id: str, client: socket.socket, upstream: socket.socket) -> bool:
+        """Note a relay for ``comp_id``; ``False`` (and nothing noted) while it is held."""
+        with self._lock:
+            if comp_id in self._held:
+                return False
+            self._relays.setdefault(comp_id, set()).add((client, upstream))
+            return True
+
+    def detach(self, comp_id: str, client: socket.socket, upstream: socket.socket) -> None:
+        with self._lock:
+            relays = self._relays.get(comp_id)
+            if relays is not None:
+                relays.discard((client, upstream))
+                if not relays:
+                    del self._relays[comp_id]
+
+    def relayed(self, comp_id: str) -> bool:
+        with self._lock:
+            return bool(self._relays.get(comp_id))
+
+    def drop(self, comp_id: str) -> int:
+        """Shut down every connection relayed for ``comp_id``. The acceptor sees the socket
+        close on its own thread and ends the session there (QuickFIX's Session.disconnect from
+        another thread races its socket monitor, which has no lock). Returns how many."""
+        with self._lock:
+            relays = list(self._relays.get(comp_id, ()))
+        for pair in relays:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        return len(relays)
+
+    def hold(self, comp_id: str) -> None:
+        """From now until :meth:`unhold`, no connection for ``comp_id`` reaches the acceptor;
+        raises :class:`Busy` if one is relayed now (or it is held already)."""
+        with self._lock:
+            if self._relays.get(comp_id):
+                raise Busy(f"a connection for {comp_id} is open")
+            if comp_id in self._held:
+                raise Busy(f"another operation on {comp_id} is in progress")
+            self._held.add(comp_id)
+
+    def unhold(self, comp_id: str) -> None:
+        with self._lock:
+            self._held.discard(comp_id)
 
     def announce(self, comp_id: str, peer: Peer) -> None:
         with self._lock:
@@ -89,6 +139,10 @@ class Refused(Exception):
     """The front closes the connection before the acceptor sees anything."""
 
 
+class Busy(Exception):
+    """A CompID cannot be held: it has a connection, or is held already."""
+
+
 class Front:
     """Accepts FIX connections on ``listen`` and relays them to ``127.0.0.1:acceptor_port``.
 
@@ -104,9 +158,12 @@ class Front:
         admit: Callable[[Peer], bool] = lambda peer: True,
         tls: TlsPolicy | None = None,
         on_refused: Callable[[Peer, str, str], None] = lambda peer, comp_id, why: None,
+        route: Callable[[str | None], int] | None = None,
     ) -> None:
         self.listen = listen
         self.acceptor_port = acceptor_port
+        # which acceptor's port serves a CompID (sessions added at run time have their own)
+        self.route = route or (lambda comp_id: acceptor_port)
         self.registry = registry
         self.admit = admit
         self.tls = tls
@@ -188,19 +245,33 @@ class Front:
                 self.on_refused(peer, "", f"TLS handshake failed: {exc}")
                 _close(client)
                 return
+        with self._lock:
+            self._conns.add(client)
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.acceptor_port), timeout=5)
+            first = self._peek_logon(client, peer, identities)
+        except Refused:
+            self._forget(client)
+            return
+        match = SENDER.search(first)
+        comp_id = match.group(1).decode("ascii", "replace") if match else None
+        port = self.route(comp_id)
+        try:
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
         except OSError:
-            log.error("acceptor not reachable on port %d; dropping %s", self.acceptor_port, peer)
-            _close(client)
+            log.error("acceptor not reachable on port %d; dropping %s", port, peer)
+            self._forget(client)
             return
         upstream.settimeout(None)
         for s in (client, upstream):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if comp_id is not None and not self.registry.attach(comp_id, client, upstream):
+            log.warning("refused %s as %s: an operator action on the session is in progress",
+                        peer, comp_id)
+            self._forget(client, upstream)
+            return
         with self._lock:
-            self._conns.update((client, upstream))
+            self._conns.add(upstream)
         try:
-            first = self._peek_logon(client, peer, identities)
             upstream.sendall(first)
             if isinstance(client, ssl.SSLSocket):  # TLS relays both ways on one thread
                 self._relay_tls(client, upstream, LOGON_SECONDS)
@@ -210,13 +281,18 @@ class Front:
                     name=f"fix-{peer}-out", daemon=True,
                 ).start()
                 self._pump(client, upstream)
-        except Refused:
+        except OSError:
             pass
         finally:
-            _close(client)
-            _close(upstream)
-            with self._lock:
-                self._conns.difference_update((client, upstream))
+            if comp_id is not None:
+                self.registry.detach(comp_id, client, upstream)
+            self._forget(client, upstream)
+
+    def _forget(self, *socks: socket.socket) -> None:
+        for sock in socks:
+            _close(sock)
+        with self._lock:
+            self._conns.difference_update(socks)
 
     def _peek_logon(
         self, client: socket.socket, peer: Peer, identities: set[str] | None = None

@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.audit.feed import Auditor
 from gateway.config import ApiToken, Config
+from gateway.fix.control import SessionControl
 from gateway.http.security import Auth, bearer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
@@ -106,7 +107,7 @@ async def _orders(conn: HTTPConnection) -> OrderReader:
     return services(conn).orders
 
 
-async def _sessions(conn: HTTPConnection) -> Callable[[], list[dict[str, Any]]]:
+async def _sessions(conn: HTTPConnection) -> SessionControl:
     return services(conn).sessions
 
 
@@ -154,12 +155,14 @@ async def _readiness(conn: HTTPConnection) -> Readiness:
     if found is None:
         raise HTTPException(404, "readiness is not served by this app")
     return found
+async def _reload(conn: HTTPConnection) -> Callable[[str], dict[str, Any]] | None:
+    return services(conn).reload
 
 
 ConfigDep = Annotated[Config, Depends(_config)]
 AuthDep = Annotated[Auth, Depends(_auth)]
 OrdersDep = Annotated[OrderReader, Depends(_orders)]
-SessionsDep = Annotated[Callable[[], list[dict[str, Any]]], Depends(_sessions)]
+SessionsDep = Annotated[SessionControl, Depends(_sessions)]
 RiskDep = Annotated[RiskControl, Depends(_risk)]
 NegotiationDep = Annotated[NegotiationService, Depends(_negotiation)]
 DeskHubDep = Annotated[DeskHub, Depends(_desk_hub)]
@@ -170,3 +173,4 @@ AuditExportsDep = Annotated[Path, Depends(_audit_exports)]
 ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+ReloadDep = Annotated[Callable[[str], dict[str, Any]] | None, Depends(_reload)]

@@ -35,8 +35,40 @@ class SessionView(BaseModel):
     comp_id: str
     logged_on: bool
     peer: str | None = None
-    next_sender_seq_num: int | None = None
-    next_target_seq_num: int | None = None
+    next_sender_seq_num: int | None = Field(None, description="the next MsgSeqNum we send")
+    next_target_seq_num: int | None = Field(None, description="the next MsgSeqNum we expect")
+    enabled: bool = Field(True, description="false: an operator disabled logons for the CompID")
+    disabled_reason: str | None = None
+    reset_on_logon: bool = True
+    schedule: str | None = Field(None, description="none: always in session")
+    in_session: bool = Field(True, description="within the schedule now")
+
+
+class SessionLogoutIn(BaseModel):
+    reason: FixText = Field("logged out by the operator", min_length=1, max_length=200,
+                            description="the Logout's Text (58)")
+
+
+class SessionDisableIn(BaseModel):
+    reason: FixText = Field(min_length=1, max_length=200,
+                            description="told to the client in the Logout refusing its logon")
+
+
+class SeqNumsIn(BaseModel):
+    next_sender: int | None = Field(None, ge=1, le=2_147_483_647,
+                                    description="the next MsgSeqNum the gateway sends")
+    next_target: int | None = Field(None, ge=1, le=2_147_483_647,
+                                    description="the next MsgSeqNum the gateway expects")
+
+
+class ReloadOut(BaseModel):
+    added: list[str]
+    removed: list[str]
+    readmitted: list[str] = Field(description="removed earlier in this process, now back")
+    changed: list[str] = Field(description="session keys changed in place (read at each logon)")
+    still_logged_on: list[str] = Field(description="removed sessions that had not logged out "
+                                       "within the wait (they are being logged out)")
+    sessions: int
 
 
 class OrderView(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.audit.feed import Auditor
 from gateway.config import Config
+from gateway.fix.control import SessionControl
 from gateway.http.security import Auth
 from gateway.http.streams import DeskHub
 from gateway.metrics import Metrics
@@ -25,12 +26,14 @@ from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradesWithClearing
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApiServices:
+    """Set once; only ``config`` changes later, when a reload adds or removes sessions."""
+
     config: Config
     auth: Auth
     orders: OrderReader
-    sessions: Callable[[], list[dict[str, Any]]]  # every configured FIX session's state
+    sessions: SessionControl  # every configured FIX session: state and operator actions
     risk: RiskControl
     negotiation: NegotiationService
     desk_hub: DeskHub
@@ -44,3 +47,6 @@ class ApiServices:
     # GET /metrics and GET /ready; None: not served (404)
     metrics: Metrics | None = None
     readiness: Readiness | None = None
+    # re-read the configuration file and apply its session changes (POST /admin/reload); takes
+    # the actor, returns what changed, raises gateway.reload.ReloadRefused
+    reload: Callable[[str], dict[str, Any]] | None = None

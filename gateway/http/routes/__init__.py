@@ -2,6 +2,7 @@
 order (it decides which route answers when two paths could match)."""
 
 from gateway.http.routes import (
+    admin,
     audit,
     clearing,
     desk,
@@ -25,4 +26,5 @@ ROUTERS = (
     audit.router,
     clearing.router,
     metrics.router,
+    admin.router,
 )

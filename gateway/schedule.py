@@ -1,0 +1,36 @@
+"""Session schedules: the part the gateway checks itself.
+
+QuickFIX runs the schedule's window (StartTime/EndTime, StartDay/EndDay, UseLocalTime; see
+:func:`gateway.fix.acceptor.schedule_settings`). QuickFIX 1.16 has no Weekdays setting, so a
+daily schedule's ``days`` is checked here, at logon: pure logic with the time passed in.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime, timedelta
+
+from gateway.config import WEEKDAYS, ScheduleSection
+
+
+def window_opened_on(schedule: ScheduleSection, now: datetime) -> str:
+    """The weekday (``Mon``..``Sun``, in the schedule's zone) on which the daily window that
+    contains ``now`` (or that ``now`` would fall in) opened: today if the start time has passed,
+    else yesterday (an overnight window such as 22:00-06:00 belongs to the day it opened). With
+    start = end the window is the whole day: QuickFIX (TimeRange::isInSameRange) renews such a
+    session when the date changes, whatever the start time."""
+    local = now.astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
+    opened = local.date()
+    if schedule.start != schedule.end and local.time() < schedule.start_time():
+        opened -= timedelta(days=1)
+    return WEEKDAYS[opened.weekday()]
+
+
+def day_refusal(schedule: ScheduleSection | None, now: datetime) -> str | None:
+    """``None`` if ``days`` allows a logon at ``now``, else the Logout text refusing it."""
+    if schedule is None or schedule.days is None or schedule.weekly:
+        return None
+    day = window_opened_on(schedule, now)
+    if day in schedule.days:
+        return None
+    return f"no session today: the schedule is {schedule.describe()} ({day} is not one of them)"
