@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from gateway import recovery
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.clearing import Clearing
 from gateway.config import Config
@@ -83,7 +84,7 @@ class Gateway:
         cfg, parts = self.config, self.parts
         data = cfg.gateway.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        dictionary = write_dictionary(data)
+        dictionary = self.dictionary = write_dictionary(data)
         self.auditor = parts.auditor(data / "audit")
         self.database = connect(cfg.database_url)
         self.writer = parts.writer(self.database)
@@ -186,6 +187,8 @@ class Gateway:
             audit_exports=self.config.gateway.data_dir / "exports",
             clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
+            compliance=ComplianceTrail(self.auditor.log, self.dictionary.read_bytes(),
+                                       self.config.gateway.data_dir / "exports"),
         )
         self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
                                self.config.api)

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.config import ApiToken, Config
 from gateway.http.security import Auth, bearer
@@ -138,6 +139,18 @@ async def _clearing_outbox(conn: HTTPConnection) -> SqlOutbox:
     return services(conn).clearing_outbox
 
 
+async def _compliance(conn: HTTPConnection) -> ComplianceTrail:
+    found = services(conn).compliance or getattr(conn.app.state, "compliance", None)
+    if found is None:
+        from gateway.fix.dictionary import assemble
+
+        s = services(conn)
+        found = conn.app.state.compliance = ComplianceTrail(
+            s.auditor.log, assemble(), s.audit_exports
+        )
+    return found
+
+
 ConfigDep = Annotated[Config, Depends(_config)]
 AuthDep = Annotated[Auth, Depends(_auth)]
 OrdersDep = Annotated[OrderReader, Depends(_orders)]
@@ -150,3 +163,4 @@ RfqArchiveDep = Annotated[RfqArchive, Depends(_rfq_archive)]
 AuditorDep = Annotated[Auditor, Depends(_auditor)]
 AuditExportsDep = Annotated[Path, Depends(_audit_exports)]
 ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
+ComplianceDep = Annotated[ComplianceTrail, Depends(_compliance)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.config import Config
 from gateway.http.security import Auth
@@ -39,3 +40,6 @@ class ApiServices:
     clearing_outbox: SqlOutbox
     # every API action with its actor and status (the audit trail); None: not recorded
     on_action: Callable[[str, str, str, int, str], Any] | None = None
+    # what the compliance console reads; None: made on first use from the auditor's log and the
+    # installed FIX dictionary
+    compliance: ComplianceTrail | None = None

@@ -4,6 +4,7 @@ order (it decides which route answers when two paths could match)."""
 from gateway.http.routes import (
     audit,
     clearing,
+    compliance,
     desk,
     health,
     orders,
@@ -22,5 +23,6 @@ ROUTERS = (
     rfqs.router,
     trades.router,
     audit.router,
+    compliance.router,
     clearing.router,
 )
