@@ -56,7 +56,10 @@ def _micros(ts: str) -> int:
 
 
 def micros_of(when: datetime) -> int:
-    return (when.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    try:
+        return (when.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return -(2**62) if when.year < 2 else 2**62
 
 
 @dataclass(frozen=True, slots=True)
