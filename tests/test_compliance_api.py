@@ -369,3 +369,35 @@ def test_csv_cells_never_start_a_formula(gateway, story):
     text = httpx.get(gateway.http + job["download"], headers=COMPLIANCE).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows and all(r["cl_ord_id"] == "'=HYPERLINK(1)" for r in rows)
+
+
+def test_old_pipe_records_still_verify_beside_exact_ones(tmp_path):
+    """A trail written before exact records ('raw' with '|' for SOH) is never rewritten: a log
+    holding both forms exports and verifies, and the console shows the old one as inexact."""
+    from gateway.audit.compliance import ComplianceTrail
+    from gateway.audit.export import export_bundle
+    from gateway.audit.keys import generate_signing_key
+    from gateway.audit.log import AuditLog
+    from gateway.audit.verify import verify_bundle
+    from gateway.fix.dictionary import assemble
+
+    directory = tmp_path / "audit"
+    generate_signing_key(directory)
+    wire = "8=FIX.4.4\x019=20\x0135=D\x0111=old-1\x0158=a|b\x0110=000\x01"
+    with AuditLog.open(directory) as log:
+        log.append("fix.in", "session:CLIENT1",
+                   {"msg_type": "D", "raw": wire.replace(SOH, "|")})  # as written before
+        log.append("fix.in", "session:CLIENT1", fix_record(wire))
+        trail = ComplianceTrail(log, assemble(), tmp_path / "exports")
+        trail.refresh()
+        old, new = (trail.detail(e) for e in trail.index.read_many([0, 1]))
+        receipt = trail.receipt([0, 1])
+    assert verify_bundle(export_bundle(directory, tmp_path / "b.tar").path).ok
+    assert receipt["report"]["ok"]
+    assert old["fix"]["exact"] is False and old["fix"]["wire_b64"] is None
+    assert new["fix"]["exact"] is True
+    assert base64.b64decode(new["fix"]["wire_b64"]) == wire.encode()
+    # both are found by their ClOrdID; only the new one keeps Text whole
+    assert old["refs"]["cl_ord_id"] == new["refs"]["cl_ord_id"] == ["old-1"]
+    texts = [{f["tag"]: f["value"] for f in d["fix"]["fields"]}["58"] for d in (old, new)]
+    assert texts == ["a", "a|b"]
