@@ -1,7 +1,7 @@
 """The compliance console at /compliance in a real headless Chromium, against a real gateway:
 after an RFQ trade (a FIX client lifts a desk's quote given over the API), compliance finds the
 trade by its ClOrdID, opens its timeline and an entry with its FIX fields named, checks its
-receipt, and downloads the search as CSV."""
+receipt, and downloads the search as CSV and the signed bundle."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from fixspec.messages import Side
+from gateway.audit.verify import verify_bundle
 from tests import browser
 from tests.harness import COMPLIANCE_TOKEN, ROOT, VIEWER_TOKEN, GatewayProcess
 from tests.otc_support import Desk, RfqClient
@@ -159,6 +160,14 @@ def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, tra
     table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     assert [r["cl_ord_id"] for r in table] == [CL_ORD_ID] * 3
     assert trade_id in table[2]["trade_id"]
+
+    # the signed bundle beside it, which verifies offline
+    press(d, "b")
+    bundle = downloads / "audit-bundle.tar"
+    browser.wait_for(d, lambda d: bundle.exists() and "downloaded" in browser.text_of(
+        d, "#export-label"), timeout=30, message="no bundle downloaded")
+    report = verify_bundle(bundle)
+    assert report.ok, report
     assert browser.console_errors(d) == []
 
 
