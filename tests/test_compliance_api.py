@@ -401,3 +401,17 @@ def test_old_pipe_records_still_verify_beside_exact_ones(tmp_path):
     assert old["refs"]["cl_ord_id"] == new["refs"]["cl_ord_id"] == ["old-1"]
     texts = [{f["tag"]: f["value"] for f in d["fix"]["fields"]}["58"] for d in (old, new)]
     assert texts == ["a", "a|b"]
+
+
+def test_entry_refs_read_actors_payloads_and_fix_ids():
+    from otc.audit.refs import entry_refs
+
+    er = fix_record("8=FIX.4.4\x0135=9\x0137=NONE\x0111=c-2\x0141=c-1\x0110=000\x01")
+    assert entry_refs("fix.out", "session:C1", er) == {
+        ("client", "C1"), ("cl_ord_id", "c-2"), ("cl_ord_id", "c-1")}  # 37=NONE links nothing
+    captured = {"rfq_id": "R1", "desk_id": "D1", "trade": {"trade_id": "T1", "quote_id": "Q1"}}
+    assert entry_refs("otc.TradeCaptured", "desk:D1", captured) == {
+        ("desk", "D1"), ("rfq_id", "R1"), ("trade_id", "T1"), ("quote_id", "Q1")}
+    assert ("clearing_key", "cb-1") in entry_refs("clearing.in", "clearing", {"key": "cb-1"})
+    # a compliance query names ids only as its filters
+    assert entry_refs("compliance.query", "api:c", {"filters": {"rfq_id": "R1"}}) == set()

@@ -52,6 +52,7 @@ _FIX_TAGS = {
 }
 _ACTOR_PREFIXES = {"session": "client", "client": "client", "desk": "desk"}
 _MAX_DEPTH = 6
+NO_ID = "NONE"  # FIX's stand-in for an id that does not exist: it links nothing to anything
 
 
 def _walk(value: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
@@ -60,7 +61,7 @@ def _walk(value: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = _PAYLOAD_KEYS.get(key)
-            if name is not None and isinstance(item, str) and item:
+            if name is not None and isinstance(item, str) and item and item != NO_ID:
                 yield name, item
             elif isinstance(item, Mapping | list):
                 yield from _walk(item, depth + 1)
@@ -74,7 +75,7 @@ def _fix_refs(text: str) -> Iterator[tuple[str, str]]:
     for part in text.split(SOH):
         tag, _, value = part.partition("=")
         name = _FIX_TAGS.get(tag)
-        if name is not None and value:
+        if name is not None and value and value != NO_ID:
             yield name, value
 
 
