@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from gateway import recovery, reload
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.clearing import Clearing
 from gateway.config import Config, ConfigError, load_config
@@ -263,6 +264,8 @@ class Gateway:
             metrics=self.metrics,
             readiness=self.readiness,
             reload=self.reload if self.config_path is not None else None,
+            compliance=ComplianceTrail(self.auditor.log, self.dictionary.read_bytes(),
+                                       self.config.gateway.data_dir / "exports"),
         )
         self.services = services
         self.http = HttpServer(create_app(services), self.config.gateway.http_listen,

@@ -20,7 +20,10 @@ from gateway.clearinghouse.transport import FileDropSender, HttpSender
 from gateway.config import ClearingSection
 from gateway.metrics import ClearingMetrics
 from gateway.store.clearing import SqlOutbox, message_view
+from otc.audit.wire import body_record
+from otc.clearing.delivery import ClearingSender, SendOutcome, StatusResult, WireAnswer
 from otc.clearing.dispatcher import ClearingDispatcher
+from otc.clearing.model import OutgoingMessage
 from otc.clearing.outbox import ClearingMessage, ClearingState
 
 log = logging.getLogger("fixbridge.clearing")
@@ -61,17 +64,63 @@ class ClearingWorker:
                 log.exception("clearing dispatcher pass failed")
 
 
+Audit = Callable[[str, str, dict[str, Any]], None]
+
+
+class AuditedSender:
+    """A sender whose every exchange goes into the audit trail byte for byte: the message body
+    as sent, with its idempotency key (``clearing.out``, recorded before it leaves, so a crash
+    mid-send cannot lose it), the status queries (``clearing.query``) and every answer body as
+    received (``clearing.in``). Bodies are text if they are UTF-8, else base64
+    (:func:`otc.audit.wire.body_record`)."""
+
+    def __init__(self, inner: ClearingSender, audit: Audit, transport: str) -> None:
+        self.inner = inner
+        self.audit = audit
+        self.transport = transport
+
+    def send(self, msg: OutgoingMessage) -> SendOutcome:
+        self.audit("clearing.out", "clearing", {
+            "key": msg.key, "idempotency_key": msg.key, "trade_id": msg.trade_id,
+            "format": msg.fmt.value, "content_type": msg.content_type,
+            "transport": self.transport, **body_record(msg.body),
+        })
+        outcome = self.inner.send(msg)
+        if outcome.wire is not None:
+            self._answer(msg.key, msg.trade_id, "send", outcome.result.value, outcome.wire)
+        return outcome
+
+    def query_status(self, key: str) -> StatusResult:
+        self.audit("clearing.query", "clearing", {"key": key, "transport": self.transport})
+        result = self.inner.query_status(key)
+        if result.wire is not None:
+            self._answer(key, None, "status", result.answer.value, result.wire)
+        return result
+
+    def _answer(self, key: str, trade_id: str | None, exchange: str, result: str,
+                wire: WireAnswer) -> None:
+        payload: dict[str, Any] = {
+            "key": key, "exchange": exchange, "result": result, "status": wire.status,
+            "content_type": wire.content_type, "transport": self.transport,
+            **body_record(wire.body),
+        }
+        if trade_id is not None:
+            payload["trade_id"] = trade_id
+        self.audit("clearing.in", "clearing", payload)
+
+
 class Clearing:
     """Clearing as ``[clearing] mode`` asks: nothing (``off``: trades are stored, not sent), or a
     worker delivering the outbox to the built-in simulated clearinghouse (started here), an HTTP
     endpoint or a drop directory. Every change of a message's state is audited, counted
-    (``metrics``) and, when delivery fails or the clearinghouse refuses, logged."""
+    (``metrics``) and, when delivery fails or the clearinghouse refuses, logged; so is every
+    message and answer exactly as sent and received (:class:`AuditedSender`)."""
 
     def __init__(
         self,
         config: ClearingSection,
         outbox: SqlOutbox,
-        audit: Callable[[str, str, dict[str, Any]], None],
+        audit: Audit,
         metrics: ClearingMetrics | None = None,
     ) -> None:
         self.config = config
@@ -97,8 +146,9 @@ class Clearing:
         else:
             assert cfg.drop_dir is not None  # the configuration requires it for mode "file"
             sender = FileDropSender(cfg.drop_dir)
+        audited = AuditedSender(sender, self.audit, "file" if cfg.mode == "file" else "http")
         self.worker = ClearingWorker(
-            ClearingDispatcher(self.outbox, sender), on_change=self._changed
+            ClearingDispatcher(self.outbox, audited), on_change=self._changed
         )
         self.worker.start()
 

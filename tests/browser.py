@@ -36,8 +36,9 @@ def require_browser() -> None:
         )
 
 
-def chrome(width: int = 1440, height: int = 1000) -> WebDriver:
-    """A fresh headless Chromium with its own profile directory (removed by :func:`quit`)."""
+def chrome(width: int = 1440, height: int = 1000, downloads: Path | None = None) -> WebDriver:
+    """A fresh headless Chromium with its own profile directory (removed by :func:`quit`);
+    files the page downloads land in ``downloads`` (without asking) when it is given."""
     require_browser()
     profile = tempfile.mkdtemp(prefix="fixbridge-chromium-")
     options = webdriver.ChromeOptions()
@@ -47,8 +48,17 @@ def chrome(width: int = 1440, height: int = 1000) -> WebDriver:
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if downloads is not None:
+        options.add_experimental_option("prefs", {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "safebrowsing.enabled": False,
+        })
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.profile_dir = profile  # type: ignore[attr-defined]
+    if downloads is not None:  # headless Chromium also wants to be told over DevTools
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                               {"behavior": "allow", "downloadPath": str(downloads)})
     return driver
 
 

@@ -32,7 +32,9 @@ def test_entries_keep_call_order_and_a_refused_one_takes_nothing_with_it(tmp_pat
     entries = _entries(directory)
     kinds = [(e["kind"], e["payload"].get("msg_type")) for e in entries]
     assert kinds[:3] == [("fix.in", "D"), ("api.action", None), ("fix.out", "8")]
-    assert entries[0]["payload"]["raw"] == "8=FIX.4.4|35=D|11=A|"
+    # kept as on the wire: SOH and all (canonical JSON writes it as \u0001)
+    assert entries[0]["payload"]["wire"] == f"8=FIX.4.4{SOH}35=D{SOH}11=A{SOH}"
+    assert "raw" not in entries[0]["payload"]
     assert any("audit append failed" in r.getMessage() for r in caplog.records)
 
 

@@ -25,11 +25,20 @@ from typing import Any
 
 from gateway.audit.log import AuditLog
 from gateway.jsonable import event_json, to_jsonable
+from otc.audit.wire import fix_record
 from otc.negotiation import events as ev
 from otc.orders import OrderUpdated
 
 log = logging.getLogger("fixbridge.audit")
-SOH = "\x01"
+
+
+def readable(text: str) -> str:
+    """``text`` as valid Unicode: bytes that were not UTF-8 (surrogate escapes) as ``\\xNN``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 class FedLog:
@@ -137,16 +146,13 @@ class Auditor:
     # -- sinks, one per edge ---------------------------------------------------------------
 
     def fix(self, kind: str, actor: str, text: str) -> None:
+        """A FIX message in or out (``fix.in``/``fix.out``), kept exactly as on the wire (see
+        :mod:`otc.audit.wire`), or one of QuickFIX's own log events (``fix.event``)."""
         self._put(self._fix, (kind, actor, text))
 
     def _fix(self, kind: str, actor: str, text: str) -> None:
-        msg_type = ""
-        start = text.find(SOH + "35=")
-        if start >= 0:
-            msg_type = text[start + 4 : text.find(SOH, start + 4)]
-        self.log.inner.append_nowait(
-            kind, actor, {"msg_type": msg_type, "raw": text.replace(SOH, "|")}
-        )
+        payload = {"text": readable(text)} if kind == "fix.event" else fix_record(text)
+        self.log.inner.append_nowait(kind, actor, payload)
 
     def api_action(self, actor: str, method: str, path: str, status: int, peer: str) -> None:
         self.append(

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from otc.clearing.codec import parse_ack
-from otc.clearing.delivery import SendOutcome, SendResult, StatusResult
+from otc.clearing.delivery import SendOutcome, SendResult, StatusResult, WireAnswer
 from otc.clearing.model import ClearingFormatError, OutgoingMessage
 from otc.clearing.outbox import StatusAnswer
 
@@ -144,29 +144,40 @@ class HttpSender:
 
     def _outcome(self, resp: httpx.Response) -> SendOutcome:
         code = resp.status_code
+        wire = _wire(resp)
         if code == 200:
             try:
-                return SendOutcome(SendResult.ANSWERED, ack=parse_ack(resp.content))
+                return SendOutcome(SendResult.ANSWERED, ack=parse_ack(resp.content), wire=wire)
             except ClearingFormatError as exc:
-                return SendOutcome(SendResult.UNKNOWN, detail=f"unreadable answer: {exc}")
+                return SendOutcome(SendResult.UNKNOWN, detail=f"unreadable answer: {exc}",
+                                   wire=wire)
         if code == 202:
-            return SendOutcome(SendResult.DELIVERED, detail="accepted for processing")
+            return SendOutcome(SendResult.DELIVERED, detail="accepted for processing", wire=wire)
         if code in (400, 409, 413, 415, 422):
-            return SendOutcome(SendResult.INVALID, detail=f"HTTP {code}: {resp.text[:2000]}")
-        return SendOutcome(SendResult.TRANSPORT_ERROR, detail=f"HTTP {code}: {resp.text[:200]}")
+            return SendOutcome(SendResult.INVALID, detail=f"HTTP {code}: {resp.text[:2000]}",
+                               wire=wire)
+        return SendOutcome(SendResult.TRANSPORT_ERROR, detail=f"HTTP {code}: {resp.text[:200]}",
+                           wire=wire)
 
     def query_status(self, key: str) -> StatusResult:
         try:
             resp = self._client.get(f"{MESSAGES_PATH}/{key}")
         except httpx.TransportError as exc:
             return StatusResult(StatusAnswer.ERROR, detail=repr(exc))
+        wire = _wire(resp)
         if resp.status_code == 404:
-            return StatusResult(StatusAnswer.NOT_RECEIVED)
+            return StatusResult(StatusAnswer.NOT_RECEIVED, wire=wire)
         if resp.status_code == 202:
-            return StatusResult(StatusAnswer.RECEIVED)
+            return StatusResult(StatusAnswer.RECEIVED, wire=wire)
         if resp.status_code == 200:
             try:
-                return StatusResult(StatusAnswer.RECEIVED, ack=parse_ack(resp.content))
+                return StatusResult(StatusAnswer.RECEIVED, ack=parse_ack(resp.content), wire=wire)
             except ClearingFormatError as exc:
-                return StatusResult(StatusAnswer.ERROR, detail=f"unreadable status: {exc}")
-        return StatusResult(StatusAnswer.ERROR, detail=f"HTTP {resp.status_code}")
+                return StatusResult(StatusAnswer.ERROR, detail=f"unreadable status: {exc}",
+                                    wire=wire)
+        return StatusResult(StatusAnswer.ERROR, detail=f"HTTP {resp.status_code}", wire=wire)
+
+
+def _wire(resp: httpx.Response) -> WireAnswer:
+    """The answer's body bytes as received (after any transfer or content encoding)."""
+    return WireAnswer(resp.content, resp.status_code, resp.headers.get("content-type"))

@@ -14,7 +14,8 @@ import quickfix as fix
 
 log = logging.getLogger("fixbridge.fix")
 
-# sink(kind, actor, raw_message): kind is "fix.in", "fix.out" or "fix.event"
+# sink(kind, actor, message): kind is "fix.in", "fix.out" or "fix.event"; the message's text as
+# QuickFIX gave it, SOH delimiters kept, non-UTF-8 bytes as surrogate escapes
 Sink = Callable[[str, str, str], None]
 _INNER = {"fix.in": "onIncoming", "fix.out": "onOutgoing", "fix.event": "onEvent"}
 
@@ -39,11 +40,12 @@ class AuditingLog(fix.Log):
 
     def _emit(self, kind: str, text: str) -> None:
         """To the file log and the audit trail. Nothing may raise into QuickFIX: an exception
-        in a SWIG director callback leaves QuickFIX's socket thread dead."""
-        text = readable(text)
+        in a SWIG director callback leaves QuickFIX's socket thread dead. The audit trail gets
+        the text exactly as QuickFIX handed it over (surrogate escapes included: the trail
+        keeps such a message's original bytes); the file log a readable copy."""
         if self.inner is not None:
             try:
-                getattr(self.inner, _INNER[kind])(text)
+                getattr(self.inner, _INNER[kind])(readable(text))
             except Exception:  # the failure itself is logged
                 log.exception("file log of %s failed for %s", kind, self.actor)
         try:

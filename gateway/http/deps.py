@@ -18,6 +18,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.config import ApiToken, Config
 from gateway.fix.control import SessionControl
@@ -155,8 +156,22 @@ async def _readiness(conn: HTTPConnection) -> Readiness:
     if found is None:
         raise HTTPException(404, "readiness is not served by this app")
     return found
+
+
 async def _reload(conn: HTTPConnection) -> Callable[[str], dict[str, Any]] | None:
     return services(conn).reload
+
+
+async def _compliance(conn: HTTPConnection) -> ComplianceTrail:
+    found = services(conn).compliance or getattr(conn.app.state, "compliance", None)
+    if found is None:
+        from gateway.fix.dictionary import assemble
+
+        s = services(conn)
+        found = conn.app.state.compliance = ComplianceTrail(
+            s.auditor.log, assemble(), s.audit_exports
+        )
+    return found
 
 
 ConfigDep = Annotated[Config, Depends(_config)]
@@ -174,3 +189,4 @@ ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
 ReloadDep = Annotated[Callable[[str], dict[str, Any]] | None, Depends(_reload)]
+ComplianceDep = Annotated[ComplianceTrail, Depends(_compliance)]

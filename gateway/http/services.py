@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.config import Config
 from gateway.fix.control import SessionControl
@@ -50,3 +51,6 @@ class ApiServices:
     # re-read the configuration file and apply its session changes (POST /admin/reload); takes
     # the actor, returns what changed, raises gateway.reload.ReloadRefused
     reload: Callable[[str], dict[str, Any]] | None = None
+    # what the compliance console reads; None: made on first use from the auditor's log and the
+    # installed FIX dictionary
+    compliance: ComplianceTrail | None = None

@@ -1,4 +1,5 @@
-"""The desk blotter at ``/desk`` and its assets under ``/ui/``, served from this package.
+"""The desk blotter at ``/desk``, the compliance console at ``/compliance``, and their assets
+under ``/ui/``, served from this package.
 
 A page and its assets need no token to load: they are the same static files for everyone. Every
 call the page then makes goes to the public API with the desk's bearer token, so a page shows
@@ -16,7 +17,8 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 
 STATIC = Path(__file__).parent / "static"
-PAGES = {"/desk": "desk.html"}  # path -> the page's HTML file in STATIC
+# path -> the page's HTML file in STATIC
+PAGES = {"/desk": "desk.html", "/compliance": "compliance.html"}
 ASSETS = "/ui/"
 TYPES = {
     ".html": "text/html; charset=utf-8",

@@ -15,6 +15,9 @@ call                          what the sender returns
 ``query_status(key)``         :class:`StatusResult`: whether the message with idempotency key
                               ``key`` was received, with its ack if there is one
 ============================  =================================================================
+
+Both carry the answer exactly as it arrived (:class:`WireAnswer`) when there was one, so the
+audit trail can keep the clearinghouse's bytes, not only what the dispatcher made of them.
 """
 
 from __future__ import annotations
@@ -36,10 +39,21 @@ class SendResult(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class WireAnswer:
+    """The clearinghouse's answer exactly as received, for the audit trail: the body's bytes,
+    and the transport's status code (HTTP) where there is one."""
+
+    body: bytes
+    status: int | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SendOutcome:
     result: SendResult
     ack: ClearingAck | None = None
     detail: str = ""
+    wire: WireAnswer | None = None  # the answer as received, if one came
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +61,7 @@ class StatusResult:
     answer: StatusAnswer
     ack: ClearingAck | None = None
     detail: str = ""
+    wire: WireAnswer | None = None  # the answer as received, if one came
 
 
 class ClearingSender(Protocol):

@@ -1,4 +1,5 @@
-// The gateway's public desk API, called with the desk's bearer token. Bodies go out as JSON
+// The gateway's public API, called with the user's bearer token: the desk's (DeskApi) or
+// compliance's (ComplianceApi). Bodies go out as JSON
 // with prices as the strings the user typed; answers come back with prices as strings.
 
 export class ApiError extends Error {
@@ -13,24 +14,43 @@ export class ApiError extends Error {
 /** No answer at all: the gateway is down or unreachable. */
 export class NetworkError extends Error {}
 
-export class DeskApi {
+/** Calls to the gateway's API with a bearer token (never a cookie). */
+export class BearerApi {
   constructor(token) {
     this.token = token;
   }
 
-  async call(method, path, body) {
-    const headers = { Authorization: `Bearer ${this.token}`, Accept: "application/json" };
+  async fetch(method, path, body, accept = "application/json") {
+    const headers = { Authorization: `Bearer ${this.token}`, Accept: accept };
     const init = { method, headers, cache: "no-store", credentials: "omit" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    let response;
     try {
-      response = await fetch(path, init);
+      return await fetch(path, init);
     } catch (err) {
       throw new NetworkError(`gateway unreachable (${err.message})`);
     }
+  }
+
+  /** A file the API answers with (a CSV, a tar), as a Blob; errors as ApiError. */
+  async blob(method, path, body) {
+    const response = await this.fetch(method, path, body, "*/*");
+    if (!response.ok) {
+      let data = null;
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+      throw new ApiError(response.status, data?.title ?? response.statusText, data?.detail ?? "");
+    }
+    return response.blob();
+  }
+
+  async call(method, path, body) {
+    const response = await this.fetch(method, path, body);
     const text = await response.text();
     let data = null;
     if (text) {
@@ -45,7 +65,9 @@ export class DeskApi {
     }
     return data;
   }
+}
 
+export class DeskApi extends BearerApi {
   me() {
     return this.call("GET", "/desk/me");
   }
@@ -114,5 +136,54 @@ export class DeskApi {
 
   trades(limit = 50) {
     return this.call("GET", `/trades?limit=${limit}`);
+  }
+}
+
+/** The compliance console's routes (compliance or admin token). */
+export class ComplianceApi extends BearerApi {
+  me() {
+    return this.call("GET", "/compliance/me");
+  }
+
+  /** filters: {client, desk, cl_ord_id, order_id, rfq_id, quote_id, trade_id, kind, from, to} */
+  search(filters, after = null, limit = 100) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(filters)) {
+      if (value) params.set(key, value);
+    }
+    if (after !== null) params.set("after", String(after));
+    params.set("limit", String(limit));
+    return this.call("GET", `/compliance/search?${params}`);
+  }
+
+  entry(seq) {
+    return this.call("GET", `/compliance/entries/${encodeURIComponent(seq)}`);
+  }
+
+  timeline(subject, value) {
+    return this.call("GET",
+      `/compliance/timeline/${encodeURIComponent(subject)}/${encodeURIComponent(value)}`);
+  }
+
+  receipt(subject, value) {
+    return this.call("GET",
+      `/compliance/receipts/${encodeURIComponent(subject)}/${encodeURIComponent(value)}`);
+  }
+
+  startCsv(filters) {
+    return this.call("POST", "/compliance/exports", filters);
+  }
+
+  csvProgress(jobId) {
+    return this.call("GET", `/compliance/exports/${encodeURIComponent(jobId)}`);
+  }
+
+  csv(jobId) {
+    return this.blob("GET", `/compliance/exports/${encodeURIComponent(jobId)}/csv`);
+  }
+
+  /** The signed, self-verifying bundle (tar) of a time range; times ISO with Z or null. */
+  bundle(frm, to) {
+    return this.blob("POST", "/audit/export", { frm: frm || null, to: to || null });
   }
 }
