@@ -22,8 +22,12 @@ class FieldRow:
     enum_name: str | None  # the value's name, for enumerated fields (and MsgType)
 
     def to_json(self) -> dict[str, str | None]:
-        return {"tag": self.tag, "name": self.name, "value": self.value,
-                "enum_name": self.enum_name}
+        return {
+            "tag": self.tag,
+            "name": self.name,
+            "value": self.value,
+            "enum_name": self.enum_name,
+        }
 
 
 @dataclass(frozen=True, slots=True)

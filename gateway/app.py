@@ -149,8 +149,10 @@ class Gateway:
                 self.metrics.rfqs.sink,  # last: RFQ -> first quote includes sending it
             ],
             gate=RfqRiskGate(
-                self.orders.risk, self.orders.halt_reason, self.orders.exposure,
-                rfq_rate=lambda client: (s.rfq_rate if (s := self.config.session(client)) else 20),
+                self.orders.risk,
+                self.orders.halt_reason,
+                self.orders.exposure,
+                rfq_rate=lambda client: s.rfq_rate if (s := self.config.session(client)) else 20,
             ),
             archive=self.rfq_archive.save,
         )
@@ -160,7 +162,12 @@ class Gateway:
             cfg, {}, self.peers, SessionControls(self.database), self.auditor.admin
         )
         self.application = GatewayApplication(
-            self.orders, self.writer, self.policy, self.peers, cfg, dictionary,
+            self.orders,
+            self.writer,
+            self.policy,
+            self.peers,
+            cfg,
+            dictionary,
             require_front=parts.acceptor_port is None,
             negotiation=self.negotiation,
             lock=core_lock,
@@ -172,12 +179,16 @@ class Gateway:
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
-            self.orders, core_lock, self.application.run_core,
-            self.negotiation.cancel_client_rfqs, self.auditor.admin,
+            self.orders,
+            core_lock,
+            self.application.run_core,
+            self.negotiation.cancel_client_rfqs,
+            self.auditor.admin,
         )
         self.clearing_outbox = SqlOutbox(self.database)
-        self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin,
-                                 self.metrics.clearing)
+        self.clearing = Clearing(
+            cfg.clearing, self.clearing_outbox, self.auditor.admin, self.metrics.clearing
+        )
 
         self.clearing.start()
         self.negotiation.start()
@@ -203,23 +214,39 @@ class Gateway:
         if cfg.gateway.fix_plain:
             host, _, port = cfg.gateway.fix_listen.rpartition(":")
             self.fronts.append(
-                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
-                      route=route)
+                Front(
+                    (host, int(port)),
+                    acceptor_port,
+                    self.peers,
+                    self.application.admit,
+                    route=route,
+                )
             )
         if cfg.tls.enabled:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
             binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.cert_bindings.append(binding)
             self.fronts.append(
-                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
-                      binding, on_refused=self.application.tls_refused, route=route)
+                Front(
+                    (host, int(port)),
+                    acceptor_port,
+                    self.peers,
+                    self.application.admit,
+                    binding,
+                    on_refused=self.application.tls_refused,
+                    route=route,
+                )
             )
         for front in self.fronts:
             front.start()
             log.info(
                 "FIX%s listening on %s:%d as %s (%d sessions); data in %s",
-                " over TLS" if front.tls else "", front.listen[0], front.port,
-                cfg.gateway.comp_id, len(cfg.sessions), data,
+                " over TLS" if front.tls else "",
+                front.listen[0],
+                front.port,
+                cfg.gateway.comp_id,
+                len(cfg.sessions),
+                data,
             )
         self._start_readiness()
         if cfg.gateway.http_enabled:
@@ -230,19 +257,23 @@ class Gateway:
         """The /ready checks, run every few seconds (failures are logged when they happen), and
         the state /metrics reads at each scrape."""
         backlog = Probe(self.clearing_outbox.counts, name="clearing-backlog")
-        self.readiness = Readiness({
-            "database": DatabaseCheck(self.database),
-            "db_writer": WriterCheck(self.writer),
-            "audit": AuditCheck(self.auditor),
-            "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
-        })
-        self.metrics.watch(Sources(
-            sessions=self.session_control.views,
-            auditor=self.auditor,
-            writer=self.writer,
-            clearing_counts=lambda: backlog().get(),
-            readiness=self.readiness.last,
-        ))
+        self.readiness = Readiness(
+            {
+                "database": DatabaseCheck(self.database),
+                "db_writer": WriterCheck(self.writer),
+                "audit": AuditCheck(self.auditor),
+                "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
+            }
+        )
+        self.metrics.watch(
+            Sources(
+                sessions=self.session_control.views,
+                auditor=self.auditor,
+                writer=self.writer,
+                clearing_counts=lambda: backlog().get(),
+                readiness=self.readiness.last,
+            )
+        )
         self.readiness.start()
 
     def _start_http(self) -> None:
@@ -254,8 +285,9 @@ class Gateway:
             risk=self.risk_control,
             negotiation=self.negotiation,
             desk_hub=self.desk_hub,
-            trades=TradesWithClearing(TradeReader(self.database, self.writer),
-                                      self.clearing_outbox),
+            trades=TradesWithClearing(
+                TradeReader(self.database, self.writer), self.clearing_outbox
+            ),
             rfq_archive=self.rfq_archive,
             auditor=self.auditor,
             audit_exports=self.config.gateway.data_dir / "exports",
@@ -264,12 +296,16 @@ class Gateway:
             metrics=self.metrics,
             readiness=self.readiness,
             reload=self.reload if self.config_path is not None else None,
-            compliance=ComplianceTrail(self.auditor.log, self.dictionary.read_bytes(),
-                                       self.config.gateway.data_dir / "exports"),
+            compliance=ComplianceTrail(
+                self.auditor.log,
+                self.dictionary.read_bytes(),
+                self.config.gateway.data_dir / "exports",
+            ),
         )
         self.services = services
-        self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
-                               self.config.api)
+        self.http = HttpServer(
+            create_app(services), self.config.gateway.http_listen, self.config.api
+        )
         self.http.start()
 
     def reload(self, actor: str) -> dict:
@@ -286,8 +322,9 @@ class Gateway:
                 raise reload.ReloadRefused(str(exc)) from None
             if self.data_dir_override is not None:
                 new = new.with_data_dir(self.data_dir_override)
-            plan = reload.plan(self.config, new, self.engine_sessions, self.process_zone,
-                               engine_settings)
+            plan = reload.plan(
+                self.config, new, self.engine_sessions, self.process_zone, engine_settings
+            )
             if plan.refused:
                 log.warning("reload refused: %s", plan.refusal())
                 self.auditor.admin("config.reload_refused", who, {"refused": plan.refused})
@@ -305,8 +342,10 @@ class Gateway:
                     )
                     acceptor.start()
                 except Exception as exc:
-                    why = (f"could not start an acceptor for {[s.comp_id for s in plan.added]}: "
-                           f"{exc}; nothing was applied, and adding them now needs a restart")
+                    why = (
+                        f"could not start an acceptor for {[s.comp_id for s in plan.added]}: "
+                        f"{exc}; nothing was applied, and adding them now needs a restart"
+                    )
                     log.error("reload failed: %s", why)
                     self.auditor.admin("config.reload_refused", who, {"problem": why})
                     raise reload.ReloadRefused(why) from None
@@ -328,7 +367,8 @@ class Gateway:
                 self.services.config = new
             for comp_id in plan.removed:
                 self.session_control.retire(
-                    comp_id, "session removed from the gateway's configuration")
+                    comp_id, "session removed from the gateway's configuration"
+                )
             still_on = self.session_control.wait_logged_out(plan.removed)
             outcome = {
                 "added": [s.comp_id for s in plan.added],

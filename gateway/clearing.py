@@ -80,11 +80,19 @@ class AuditedSender:
         self.transport = transport
 
     def send(self, msg: OutgoingMessage) -> SendOutcome:
-        self.audit("clearing.out", "clearing", {
-            "key": msg.key, "idempotency_key": msg.key, "trade_id": msg.trade_id,
-            "format": msg.fmt.value, "content_type": msg.content_type,
-            "transport": self.transport, **body_record(msg.body),
-        })
+        self.audit(
+            "clearing.out",
+            "clearing",
+            {
+                "key": msg.key,
+                "idempotency_key": msg.key,
+                "trade_id": msg.trade_id,
+                "format": msg.fmt.value,
+                "content_type": msg.content_type,
+                "transport": self.transport,
+                **body_record(msg.body),
+            },
+        )
         outcome = self.inner.send(msg)
         if outcome.wire is not None:
             self._answer(msg.key, msg.trade_id, "send", outcome.result.value, outcome.wire)
@@ -97,11 +105,16 @@ class AuditedSender:
             self._answer(key, None, "status", result.answer.value, result.wire)
         return result
 
-    def _answer(self, key: str, trade_id: str | None, exchange: str, result: str,
-                wire: WireAnswer) -> None:
+    def _answer(
+        self, key: str, trade_id: str | None, exchange: str, result: str, wire: WireAnswer
+    ) -> None:
         payload: dict[str, Any] = {
-            "key": key, "exchange": exchange, "result": result, "status": wire.status,
-            "content_type": wire.content_type, "transport": self.transport,
+            "key": key,
+            "exchange": exchange,
+            "result": result,
+            "status": wire.status,
+            "content_type": wire.content_type,
+            "transport": self.transport,
             **body_record(wire.body),
         }
         if trade_id is not None:
@@ -170,13 +183,27 @@ class Clearing:
         state = msg.state
         if state is ClearingState.PENDING and msg.last_error:  # back to pending: a failed send
             self.last_error = msg.last_error
-            log.warning("clearing message %s (trade %s): delivery attempt %d failed: %s; "
-                        "retrying", msg.key, msg.trade_id, msg.attempts, msg.last_error)
+            log.warning(
+                "clearing message %s (trade %s): delivery attempt %d failed: %s; retrying",
+                msg.key,
+                msg.trade_id,
+                msg.attempts,
+                msg.last_error,
+            )
         elif state is ClearingState.ACKED:
             self.last_error = None
         elif state is ClearingState.REJECTED:
-            log.warning("clearing message %s (trade %s) rejected by the clearinghouse: %s",
-                        msg.key, msg.trade_id, msg.reject_reason)
+            log.warning(
+                "clearing message %s (trade %s) rejected by the clearinghouse: %s",
+                msg.key,
+                msg.trade_id,
+                msg.reject_reason,
+            )
         elif state is ClearingState.FAILED:
-            log.error("clearing message %s (trade %s) given up after %d attempts: %s",
-                      msg.key, msg.trade_id, msg.attempts, msg.last_error)
+            log.error(
+                "clearing message %s (trade %s) given up after %d attempts: %s",
+                msg.key,
+                msg.trade_id,
+                msg.attempts,
+                msg.last_error,
+            )

@@ -57,8 +57,12 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     if found:
         return 2
     _setup_logging(config.gateway.data_dir, args.verbose)
-    gateway = Gateway(config, parts, Path(args.config) if args.config else EXAMPLE_CONFIG,
-                      Path(args.data_dir) if args.data_dir else None)
+    gateway = Gateway(
+        config,
+        parts,
+        Path(args.config) if args.config else EXAMPLE_CONFIG,
+        Path(args.data_dir) if args.data_dir else None,
+    )
     wake = threading.Event()
     asked: set[str] = set()
 
@@ -84,8 +88,11 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     # objects, and frequent passes over the growing order book cost ~19 µs per order.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
-          f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
+    print(
+        f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
+        f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}",
+        flush=True,
+    )
     while "stop" not in asked:
         wake.wait()
         wake.clear()
@@ -143,8 +150,9 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict | None = N
         return 2
     url = args.url or f"http://{_load(args).gateway.http_listen}"
     try:
-        r = httpx.request(method, url + path, json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        r = httpx.request(
+            method, url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
     except httpx.HTTPError as exc:
         print(f"fixbridge: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
@@ -173,8 +181,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.next_sender is None and args.next_target is None:
             print("fixbridge: give --next-sender, --next-target or both", file=sys.stderr)
             return 2
-        return _api(args, "PUT", f"{path}/seqnums",
-                    {"next_sender": args.next_sender, "next_target": args.next_target})
+        return _api(
+            args,
+            "PUT",
+            f"{path}/seqnums",
+            {"next_sender": args.next_sender, "next_target": args.next_target},
+        )
     if args.sessions_command == "disable":
         return _api(args, "POST", f"{path}/disable", {"reason": args.reason})
     return _api(args, "POST", f"{path}/{args.sessions_command}")
@@ -221,15 +233,19 @@ def cmd_certs(args: argparse.Namespace) -> int:
     certs_dir = config.certs_dir
     try:
         if args.certs_command == "init":
-            names = sorted({"localhost", "127.0.0.1",
-                            config.tls.fix_listen.rpartition(":")[0]} - {"0.0.0.0", ""})
-            paths = devca.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
-                                       exist_ok=args.exist_ok)
+            names = sorted(
+                {"localhost", "127.0.0.1", config.tls.fix_listen.rpartition(":")[0]}
+                - {"0.0.0.0", ""}
+            )
+            paths = devca.init_dev_pki(
+                certs_dir, names, [s.comp_id for s in config.sessions], exist_ok=args.exist_ok
+            )
             print(f"development CA, server and client certificates in {paths.certs_dir}")
         elif args.certs_command == "issue":
             if config.session(args.comp_id) is None:
-                print(f"fixbridge: no session {args.comp_id!r} in the configuration",
-                      file=sys.stderr)
+                print(
+                    f"fixbridge: no session {args.comp_id!r} in the configuration", file=sys.stderr
+                )
                 return 2
             print(devca.issue_client(certs_dir, args.comp_id))
         elif args.certs_command == "revoke":
@@ -267,8 +283,11 @@ def cmd_clearing(args: argparse.Namespace) -> int:
 
         schemas = args.schemas or (_load(args).clearing.schema_dir)
         if schemas is None:
-            print("fixbridge: no schema directory: pass --schemas DIR or set "
-                  "clearing.schema_dir in the config", file=sys.stderr)
+            print(
+                "fixbridge: no schema directory: pass --schemas DIR or set "
+                "clearing.schema_dir in the config",
+                file=sys.stderr,
+            )
             return 2
         try:
             errors = validate_file(args.file, schemas)
@@ -320,8 +339,9 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("--config")
     kill.set_defaults(func=cmd_kill)
 
-    ses = sub.add_parser("sessions", help="FIX sessions of the running gateway (admin API; "
-                         "FIXBRIDGE_TOKEN)")
+    ses = sub.add_parser(
+        "sessions", help="FIX sessions of the running gateway (admin API; FIXBRIDGE_TOKEN)"
+    )
     ses_sub = ses.add_subparsers(dest="sessions_command", required=True)
     s_list = ses_sub.add_parser("list", help="every session: state, sequence numbers, schedule")
     s_logout = ses_sub.add_parser("logout", help="send a Logout with a reason (Text 58)")
@@ -341,8 +361,11 @@ def parser() -> argparse.ArgumentParser:
         p_.add_argument("--config")
     ses.set_defaults(func=cmd_sessions)
 
-    rel = sub.add_parser("reload", help="re-read the configuration: add or remove sessions "
-                         "(admin API; FIXBRIDGE_TOKEN). SIGHUP does the same")
+    rel = sub.add_parser(
+        "reload",
+        help="re-read the configuration: add or remove sessions "
+        "(admin API; FIXBRIDGE_TOKEN). SIGHUP does the same",
+    )
     rel.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
     rel.add_argument("--config")
     rel.set_defaults(func=cmd_reload)

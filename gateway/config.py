@@ -244,8 +244,10 @@ class ScheduleSection(Strict):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as "
-                             "'Europe/London', or 'UTC')") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (expected an IANA name such as "
+                "'Europe/London', or 'UTC')"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -254,8 +256,9 @@ class ScheduleSection(Strict):
             raise ValueError("start_day and end_day go together (a weekly session)")
         if self.days is not None:
             if self.start_day is not None:
-                raise ValueError("days is for daily sessions; a weekly session runs from "
-                                 "start_day to end_day")
+                raise ValueError(
+                    "days is for daily sessions; a weekly session runs from start_day to end_day"
+                )
             if not self.days:
                 raise ValueError("days must name at least one weekday")
             if len(set(self.days)) != len(self.days):
@@ -338,8 +341,11 @@ class Config(Strict):
             if s.comp_id == self.gateway.comp_id:
                 raise ValueError(f"session {s.comp_id!r} uses the gateway's own CompID")
             seen.add(s.comp_id)
-        zones = {s.schedule.time_zone: s.comp_id for s in self.sessions
-                 if s.schedule is not None and not s.schedule.utc}
+        zones = {
+            s.schedule.time_zone: s.comp_id
+            for s in self.sessions
+            if s.schedule is not None and not s.schedule.utc
+        }
         if len(zones) > 1:
             named = ", ".join(f"{zone} ({comp_id})" for zone, comp_id in zones.items())
             raise ValueError(
@@ -352,8 +358,14 @@ class Config(Strict):
     @property
     def time_zone(self) -> str | None:
         """The zone every zoned session schedule uses (the process's local time), if any."""
-        return next((s.schedule.time_zone for s in self.sessions
-                     if s.schedule is not None and not s.schedule.utc), None)
+        return next(
+            (
+                s.schedule.time_zone
+                for s in self.sessions
+                if s.schedule is not None and not s.schedule.utc
+            ),
+            None,
+        )
 
     @property
     def database_url(self) -> str:

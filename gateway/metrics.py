@@ -43,13 +43,42 @@ if TYPE_CHECKING:
 
 # order -> first ER: tens of µs (the order path alone) to a second (a stalled process)
 ORDER_BUCKETS = (
-    50e-6, 100e-6, 200e-6, 350e-6, 500e-6, 750e-6, 1e-3, 2e-3, 3.5e-3, 5e-3, 10e-3, 25e-3,
-    50e-3, 100e-3, 250e-3, 1.0,
+    50e-6,
+    100e-6,
+    200e-6,
+    350e-6,
+    500e-6,
+    750e-6,
+    1e-3,
+    2e-3,
+    3.5e-3,
+    5e-3,
+    10e-3,
+    25e-3,
+    50e-3,
+    100e-3,
+    250e-3,
+    1.0,
 )
 # RFQ -> first quote: a desk's answer, from a quoting engine's milliseconds to a person's minute
 RFQ_BUCKETS = (
-    1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 120.0, 300.0,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    10e-3,
+    25e-3,
+    50e-3,
+    100e-3,
+    250e-3,
+    500e-3,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
 )
 MAX_MSG_TYPES = 200  # per direction; the FIX 4.4 dictionary has fewer, this is a backstop
 
@@ -89,19 +118,25 @@ class FixMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._messages = Counter(
-            "fixbridge_fix_messages", "FIX messages the application received (in: those that "
+            "fixbridge_fix_messages",
+            "FIX messages the application received (in: those that "
             "passed the session layer's checks) and the gateway sent (out), by MsgType(35)",
-            ["direction", "msg_type"], registry=registry,
+            ["direction", "msg_type"],
+            registry=registry,
         )
         self._rejects = Counter(
-            "fixbridge_fix_rejects", "Rejects sent to FIX clients, by the reject's MsgType and "
+            "fixbridge_fix_rejects",
+            "Rejects sent to FIX clients, by the reject's MsgType and "
             "its reason code (3: 373, 8 with OrdStatus 8: 103, 9: 102, j: 380, AG: 658)",
-            ["msg_type", "reason"], registry=registry,
+            ["msg_type", "reason"],
+            registry=registry,
         )
         self.order_first_er = Histogram(
-            "fixbridge_order_first_er_seconds", "From a NewOrderSingle's arrival in the FIX "
+            "fixbridge_order_first_er_seconds",
+            "From a NewOrderSingle's arrival in the FIX "
             "application to the send of its first ExecutionReport, on the gateway's clock",
-            buckets=ORDER_BUCKETS, registry=registry,
+            buckets=ORDER_BUCKETS,
+            registry=registry,
         )
         self._in: dict[str, Any] = {}
         self._out: dict[str, Any] = {}
@@ -159,15 +194,20 @@ class RfqMetrics:
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float]) -> None:
         funnel = Counter(
-            "fixbridge_rfqs", "RFQs by funnel stage: received, quoted (first quote to the "
+            "fixbridge_rfqs",
+            "RFQs by funnel stage: received, quoted (first quote to the "
             "client), traded, expired, cancelled, rejected; refused: requests the negotiation "
-            "refused before they became an RFQ", ["stage"], registry=registry,
+            "refused before they became an RFQ",
+            ["stage"],
+            registry=registry,
         )
         self._stage = {stage: funnel.labels(stage) for stage in RFQ_STAGES}
         self.first_quote = Histogram(
-            "fixbridge_rfq_first_quote_seconds", "From an RFQ's acknowledgement (open and "
+            "fixbridge_rfq_first_quote_seconds",
+            "From an RFQ's acknowledgement (open and "
             "routed to desks) to the first quote sent to the client for it",
-            buckets=RFQ_BUCKETS, registry=registry,
+            buckets=RFQ_BUCKETS,
+            registry=registry,
         )
         self._clock = clock
         self._opened: dict[str, float] = {}  # RFQs not quoted yet -> when they were routed
@@ -199,20 +239,24 @@ class ClearingMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.acks = Counter(
-            "fixbridge_clearing_acks", "Clearing messages the clearinghouse acknowledged",
+            "fixbridge_clearing_acks",
+            "Clearing messages the clearinghouse acknowledged",
             registry=registry,
         )
         self.rejects = Counter(
-            "fixbridge_clearing_rejects", "Clearing messages the clearinghouse rejected (they "
-            "go to GET /clearing/exceptions)", registry=registry,
+            "fixbridge_clearing_rejects",
+            "Clearing messages the clearinghouse rejected (they go to GET /clearing/exceptions)",
+            registry=registry,
         )
         self.given_up = Counter(
-            "fixbridge_clearing_given_up", "Clearing messages given up after the last retry "
-            "(also in GET /clearing/exceptions)", registry=registry,
+            "fixbridge_clearing_given_up",
+            "Clearing messages given up after the last retry (also in GET /clearing/exceptions)",
+            registry=registry,
         )
         self.delivery_errors = Counter(
-            "fixbridge_clearing_delivery_errors", "Failed delivery attempts (transport errors), "
-            "each retried with backoff", registry=registry,
+            "fixbridge_clearing_delivery_errors",
+            "Failed delivery attempts (transport errors), each retried with backoff",
+            registry=registry,
         )
 
     def changed(self, msg: ClearingMessage) -> None:
@@ -265,13 +309,15 @@ class StateCollector(Collector):
             return
         views = s.sessions()
         per = GaugeMetricFamily(
-            "fixbridge_fix_session_logged_on", "1 while the configured FIX session is logged on",
+            "fixbridge_fix_session_logged_on",
+            "1 while the configured FIX session is logged on",
             labels=["comp_id"],
         )
         for view in views:
             per.add_metric([view["comp_id"]], 1.0 if view.get("logged_on") else 0.0)
         yield GaugeMetricFamily(
-            "fixbridge_fix_sessions_logged_on", "FIX sessions logged on",
+            "fixbridge_fix_sessions_logged_on",
+            "FIX sessions logged on",
             value=sum(1 for v in views if v.get("logged_on")),
         )
         yield per
@@ -284,21 +330,26 @@ class StateCollector(Collector):
         checkpoint = log.latest_checkpoint
         sealed = checkpoint.size if checkpoint is not None else 0
         yield GaugeMetricFamily(
-            "fixbridge_audit_lag_entries", "Audit entries handed over by the edges that are not "
+            "fixbridge_audit_lag_entries",
+            "Audit entries handed over by the edges that are not "
             "durable yet (queued for the log, or written and awaiting fdatasync)",
             value=s.auditor.queued + size - durable,
         )
         yield GaugeMetricFamily(
-            "fixbridge_audit_unsealed_entries", "Durable audit entries not yet covered by a "
-            "signed checkpoint", value=max(durable - sealed, 0),
+            "fixbridge_audit_unsealed_entries",
+            "Durable audit entries not yet covered by a signed checkpoint",
+            value=max(durable - sealed, 0),
         )
         yield GaugeMetricFamily(
-            "fixbridge_audit_entries", "Durable entries in the audit log", value=durable,
+            "fixbridge_audit_entries",
+            "Durable entries in the audit log",
+            value=durable,
         )
         if checkpoint is not None:
             age = self.wall_clock() - parse_ts(checkpoint.ts).timestamp()
             yield GaugeMetricFamily(
-                "fixbridge_audit_checkpoint_age_seconds", "Seconds since the last signed audit "
+                "fixbridge_audit_checkpoint_age_seconds",
+                "Seconds since the last signed audit "
                 "checkpoint (its own timestamp); grows while nothing new is logged",
                 value=max(age, 0.0),
             )
@@ -307,12 +358,14 @@ class StateCollector(Collector):
         if s.writer is None:
             return
         yield GaugeMetricFamily(
-            "fixbridge_db_writer_queue_depth", "Records waiting for the database writer's next "
-            "batch", value=s.writer.queued,
+            "fixbridge_db_writer_queue_depth",
+            "Records waiting for the database writer's next batch",
+            value=s.writer.queued,
         )
         yield CounterMetricFamily(
-            "fixbridge_db_write_failures", "Database writer transactions that failed (each is "
-            "retried)", value=s.writer.failures,
+            "fixbridge_db_write_failures",
+            "Database writer transactions that failed (each is retried)",
+            value=s.writer.failures,
         )
 
     def _clearing(self, s: Sources) -> Iterator[Metric]:
@@ -320,15 +373,17 @@ class StateCollector(Collector):
             return
         counts = s.clearing_counts()
         per = GaugeMetricFamily(
-            "fixbridge_clearing_messages", "Clearing outbox messages by state",
+            "fixbridge_clearing_messages",
+            "Clearing outbox messages by state",
             labels=["state"],
         )
         for state in ClearingState:
             per.add_metric([state.value], counts.get(state.value, 0))
         yield per
         yield GaugeMetricFamily(
-            "fixbridge_clearing_backlog", "Clearing messages not yet acknowledged or rejected "
-            "(pending, sent, unknown)", value=backlog(counts),
+            "fixbridge_clearing_backlog",
+            "Clearing messages not yet acknowledged or rejected (pending, sent, unknown)",
+            value=backlog(counts),
         )
 
     def _ready(self, s: Sources) -> Iterator[Metric]:
@@ -336,13 +391,15 @@ class StateCollector(Collector):
             return
         verdicts = s.readiness()
         per = GaugeMetricFamily(
-            "fixbridge_ready_check", "1 while the readiness check passes (as of its last run)",
+            "fixbridge_ready_check",
+            "1 while the readiness check passes (as of its last run)",
             labels=["check"],
         )
         for name, ok in verdicts.items():
             per.add_metric([name], 1.0 if ok else 0.0)
         yield GaugeMetricFamily(
-            "fixbridge_ready", "1 while every readiness check passes (GET /ready answers 200)",
+            "fixbridge_ready",
+            "1 while every readiness check passes (GET /ready answers 200)",
             value=1.0 if verdicts and all(verdicts.values()) else 0.0,
         )
         yield per

@@ -175,12 +175,13 @@ class WriterCheck:
         if not w.alive:
             return Verdict(False, f"the database writer has stopped ({queued} records queued)")
         if w.failing is not None:
-            return Verdict(False, f"database writes are failing ({w.failing}); {queued} records "
-                                  "queued, retrying")
+            return Verdict(
+                False,
+                f"database writes are failing ({w.failing}); {queued} records queued, retrying",
+            )
         idle = self.stall.stuck_for(w.batches, queued > 0)
         if idle is not None:
-            return Verdict(False, f"no batch taken for {idle:.0f} s with {queued} records "
-                                  "queued")
+            return Verdict(False, f"no batch taken for {idle:.0f} s with {queued} records queued")
         return Verdict(True, f"{queued} records queued")
 
 
@@ -196,8 +197,9 @@ class AuditCheck:
         a = self.auditor
         failure = a.log.failure
         if failure is not None:
-            return Verdict(False, f"the audit log has failed ({short(failure)}); nothing more "
-                                  "is recorded")
+            return Verdict(
+                False, f"the audit log has failed ({short(failure)}); nothing more is recorded"
+            )
         if not a.log.writing:
             return Verdict(False, "the audit log's writer has stopped")
         if not a.feeding:
@@ -206,8 +208,9 @@ class AuditCheck:
         waiting = a.queued + a.log.size - durable
         idle = self.stall.stuck_for(durable, waiting > 0)
         if idle is not None:
-            return Verdict(False, f"{waiting} audit entries waiting, none made durable for "
-                                  f"{idle:.0f} s")
+            return Verdict(
+                False, f"{waiting} audit entries waiting, none made durable for {idle:.0f} s"
+            )
         return Verdict(True, f"{durable} entries durable, {waiting} waiting")
 
 
@@ -234,10 +237,12 @@ class ClearingCheck:
         waiting = backlog(answer.get())
         if waiting > self.max_backlog:
             why = f"; last delivery error: {c.last_error}" if c.last_error else ""
-            return Verdict(False, f"{waiting} clearing messages unanswered, over the limit of "
-                                  f"{self.max_backlog}{why}")
-        return Verdict(True, f"{waiting} clearing messages unanswered (limit "
-                             f"{self.max_backlog})")
+            return Verdict(
+                False,
+                f"{waiting} clearing messages unanswered, over the limit of "
+                f"{self.max_backlog}{why}",
+            )
+        return Verdict(True, f"{waiting} clearing messages unanswered (limit {self.max_backlog})")
 
 
 # --- the verdict ----------------------------------------------------------------------------

@@ -39,8 +39,16 @@ from gateway.config import Config, SessionConfig
 
 # Session fields the gateway reads at each logon or use, so a reload may change them
 LIVE_SESSION_FIELDS = frozenset(
-    {"auth", "username", "password_hash", "heartbeat_min", "heartbeat_max",
-     "cancel_on_disconnect", "rfq_rate", "cert_identity"}
+    {
+        "auth",
+        "username",
+        "password_hash",
+        "heartbeat_min",
+        "heartbeat_max",
+        "cancel_on_disconnect",
+        "rfq_rate",
+        "cert_identity",
+    }
 )
 
 
@@ -57,8 +65,10 @@ class ReloadPlan:
     refused: list[str] = field(default_factory=list)
 
     def refusal(self) -> str:
-        return ("the configuration changes what only a restart can; nothing was applied: "
-                + "; ".join(self.refused))
+        return (
+            "the configuration changes what only a restart can; nothing was applied: "
+            + "; ".join(self.refused)
+        )
 
 
 def _differences(old: Any, new: Any, key: str) -> list[str]:
@@ -82,8 +92,11 @@ def plan(
     ``process_zone``: the time zone the process runs in for zoned schedules (None: not set);
     ``engine_settings``: SessionConfig -> those settings."""
     result = ReloadPlan()
-    others = _differences(running.model_dump(mode="json", exclude={"sessions"}),
-                          new.model_dump(mode="json", exclude={"sessions"}), "")
+    others = _differences(
+        running.model_dump(mode="json", exclude={"sessions"}),
+        new.model_dump(mode="json", exclude={"sessions"}),
+        "",
+    )
     result.refused += [f"{key} changed" for key in others]
     old = {s.comp_id: s for s in running.sessions}
     for s in new.sessions:

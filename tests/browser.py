@@ -21,9 +21,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 
 
@@ -49,16 +55,20 @@ def chrome(width: int = 1440, height: int = 1000, downloads: Path | None = None)
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if downloads is not None:
-        options.add_experimental_option("prefs", {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        })
+        options.add_experimental_option(
+            "prefs",
+            {
+                "download.default_directory": str(downloads),
+                "download.prompt_for_download": False,
+                "safebrowsing.enabled": False,
+            },
+        )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.profile_dir = profile  # type: ignore[attr-defined]
     if downloads is not None:  # headless Chromium also wants to be told over DevTools
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                               {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
     return driver
 
 
@@ -71,8 +81,9 @@ def quit(driver: WebDriver) -> None:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for(driver: WebDriver, what: Callable[[WebDriver], object], timeout: float = 15,
-             message: str = "") -> object:
+def wait_for(
+    driver: WebDriver, what: Callable[[WebDriver], object], timeout: float = 15, message: str = ""
+) -> object:
     """What ``what`` returns once truthy (retried on stale elements); fails after ``timeout``."""
 
     def attempt(d: WebDriver) -> object:
@@ -97,5 +108,8 @@ def text_of(driver: WebDriver, selector: str) -> str:
 def console_errors(driver: WebDriver) -> list[str]:
     """Script errors and security (CSP) violations logged since the last call. An HTTP error
     answer (source "network") is left out: a page reading a finished RFQ back gets a 404."""
-    return [e["message"] for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and e.get("source") != "network"]
+    return [
+        e["message"]
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and e.get("source") != "network"
+    ]

@@ -133,11 +133,7 @@ def test_no_operation_answers_5xx(gateway, token):
 def test_without_a_token_every_operation_but_health_and_ready_is_401(gateway):
     seen, errors = explore(gateway.http, {}, (GenerationMode.POSITIVE,))
     assert errors == []
-    wrong = {
-        (label, status)
-        for label, status in seen
-        if status != (200 if label in OPEN else 401)
-    }
+    wrong = {(label, status) for label, status in seen if status != (200 if label in OPEN else 401)}
     assert wrong == set()
 
 
@@ -146,9 +142,7 @@ def test_without_a_token_a_malformed_request_never_succeeds(gateway):
     body is answered 400/422 even without a token; never anything that succeeds."""
     seen, errors = explore(gateway.http, {}, (GenerationMode.NEGATIVE,))
     assert errors == []
-    succeeded = {
-        (label, status) for label, status in seen if label not in OPEN and status < 400
-    }
+    succeeded = {(label, status) for label, status in seen if label not in OPEN and status < 400}
     assert succeeded == set()
     assert {status for _, status in seen} <= {200, 400, 401, 422}
 
@@ -261,8 +255,11 @@ class InProcessApi:
                 orders=OrderReader(self.database, self.writer),
                 sessions=lambda: [],
                 risk=RiskControl(
-                    orders, threading.RLock(), lambda action: action(orders),
-                    self.service.cancel_client_rfqs, lambda kind, actor, payload: None,
+                    orders,
+                    threading.RLock(),
+                    lambda action: action(orders),
+                    self.service.cancel_client_rfqs,
+                    lambda kind, actor, payload: None,
                 ),
                 negotiation=self.service,
                 desk_hub=self.hub,

@@ -78,8 +78,14 @@ def story(gateway):
     finally:
         client.close()
         desk.close()
-    return {"rfq_id": rfq_id, "quote_id": quote.quote_id, "trade_id": trade_id,
-            "order_id": new.get(37), "order_bytes": order_bytes, "started": started}
+    return {
+        "rfq_id": rfq_id,
+        "quote_id": quote.quote_id,
+        "trade_id": trade_id,
+        "order_id": new.get(37),
+        "order_bytes": order_bytes,
+        "started": started,
+    }
 
 
 def search(gw, **params) -> dict:
@@ -151,7 +157,10 @@ def test_every_query_is_audited_with_who_and_what(gateway, story):
 def test_search_by_each_filter(gateway, story):
     by_clordid = every(gateway, cl_ord_id="cmp-clord")
     assert [(i["kind"], i["msg_type"]) for i in by_clordid] == [
-        ("fix.in", "AJ"), ("fix.out", "8"), ("fix.out", "AE")]
+        ("fix.in", "AJ"),
+        ("fix.out", "8"),
+        ("fix.out", "AE"),
+    ]
     assert all(story["trade_id"] in i["refs"].get("trade_id", []) for i in by_clordid[1:])
 
     by_rfq = every(gateway, rfq_id=story["rfq_id"])
@@ -164,7 +173,8 @@ def test_search_by_each_filter(gateway, story):
 
     by_trade = every(gateway, trade_id=story["trade_id"])
     assert {"otc.TradeCaptured", "clearing.out", "clearing.in", "clearing.state"} <= {
-        i["kind"] for i in by_trade}
+        i["kind"] for i in by_trade
+    }
 
     by_order = every(gateway, order_id=story["order_id"])
     assert {"order.state", "fix.out"} == {i["kind"] for i in by_order}
@@ -185,8 +195,11 @@ def test_search_by_each_filter(gateway, story):
     assert every(gateway, cl_ord_id="cmp-clord", to=at) == []
     before = (story["started"] - timedelta(hours=1)).isoformat()
     assert every(gateway, to=before) == []
-    r = httpx.get(f"{gateway.http}/compliance/search", params={"from": "2026-01-01T00:00:00"},
-                  headers=COMPLIANCE)
+    r = httpx.get(
+        f"{gateway.http}/compliance/search",
+        params={"from": "2026-01-01T00:00:00"},
+        headers=COMPLIANCE,
+    )
     assert r.status_code == 422  # no offset: refused, never guessed
 
 
@@ -196,8 +209,12 @@ def test_pages_follow_the_cursor(gateway, story):
     assert [i["seq"] for i in page["items"]] == [i["seq"] for i in whole[:3]]
     second = search(gateway, client="CLIENT2", limit=3, after=page["next"])
     assert [i["seq"] for i in second["items"]] == [i["seq"] for i in whole[3:6]]
-    assert httpx.get(f"{gateway.http}/compliance/search", params={"limit": 5000},
-                     headers=COMPLIANCE).status_code == 422
+    assert (
+        httpx.get(
+            f"{gateway.http}/compliance/search", params={"limit": 5000}, headers=COMPLIANCE
+        ).status_code
+        == 422
+    )
 
 
 def test_fix_message_with_a_pipe_in_a_value_comes_back_byte_for_byte(gateway, story):
@@ -232,8 +249,11 @@ def test_clearing_message_and_ack_are_recorded_as_sent_and_received(gateway, sto
     assert story["trade_id"] in sent.decode()
     assert submission is not None
     ack = parse_ack(body_bytes(answer[0]["payload"]))
-    cleared = httpx.get(f"{gateway.http}/clearing/messages",
-                        params={"trade_id": story["trade_id"]}, headers=COMPLIANCE).json()
+    cleared = httpx.get(
+        f"{gateway.http}/clearing/messages",
+        params={"trade_id": story["trade_id"]},
+        headers=COMPLIANCE,
+    ).json()
     assert [c.clearing_trade_id for c in ack.cleared] == cleared[0]["clearing_trade_ids"]
     assert answer[0]["payload"]["status"] == 200 and answer[0]["body"]["text"]
 
@@ -248,9 +268,11 @@ def test_audited_sender_keeps_exact_bytes_both_ways_and_status_answers(tmp_path)
         repo = InMemoryOutbox()
         now = datetime.now(UTC)
         policy = RetryPolicy(status_query_delay=timedelta(0))
-        sender = AuditedSender(HttpSender(sim.url, verify=False, timeout=2),
-                               lambda kind, actor, payload: records.append((kind, payload)),
-                               "http")
+        sender = AuditedSender(
+            HttpSender(sim.url, verify=False, timeout=2),
+            lambda kind, actor, payload: records.append((kind, payload)),
+            "http",
+        )
         msg = enqueue(repo, option_trade(), now)
         dispatcher = ClearingDispatcher(repo, sender, policy=policy)
         first = dispatcher.step(msg)  # the reply is dropped: unknown
@@ -283,8 +305,9 @@ def test_body_and_fix_records_fall_back_to_base64():
 
 
 def test_timelines(gateway, story):
-    r = httpx.get(f"{gateway.http}/compliance/timeline/trade/{story['trade_id']}",
-                  headers=COMPLIANCE)
+    r = httpx.get(
+        f"{gateway.http}/compliance/timeline/trade/{story['trade_id']}", headers=COMPLIANCE
+    )
     assert r.status_code == 200
     items = r.json()["items"]
     seqs = [i["seq"] for i in items]
@@ -293,15 +316,21 @@ def test_timelines(gateway, story):
     # the whole life: QuoteRequest, Quote, QuoteResponse, the fill and the trade report
     assert msg_types == ["R", "S", "AJ", "8", "AE"]
     kinds = [i["kind"] for i in items]
-    assert kinds.index("otc.TradeCaptured") < kinds.index("clearing.out") < kinds.index(
-        "clearing.in")
+    assert (
+        kinds.index("otc.TradeCaptured") < kinds.index("clearing.out") < kinds.index("clearing.in")
+    )
     assert "otc.RfqToDesk" in kinds and "api.action" not in kinds
 
-    order = httpx.get(f"{gateway.http}/compliance/timeline/order/{story['order_id']}",
-                      headers=COMPLIANCE).json()["items"]
+    order = httpx.get(
+        f"{gateway.http}/compliance/timeline/order/{story['order_id']}", headers=COMPLIANCE
+    ).json()["items"]
     assert [(i["kind"], i["msg_type"]) for i in order] == [
-        ("fix.in", "D"), ("order.state", None), ("order.state", None), ("fix.out", "8"),
-        ("fix.out", "8")]
+        ("fix.in", "D"),
+        ("order.state", None),
+        ("order.state", None),
+        ("fix.out", "8"),
+        ("fix.out", "8"),
+    ]
     missing = httpx.get(f"{gateway.http}/compliance/timeline/trade/nope", headers=COMPLIANCE)
     assert missing.status_code == 404
 
@@ -316,8 +345,9 @@ def test_receipts_verify_with_the_core_verifier(gateway, story, subject):
     report = verify_receipt(body["receipt"], expected_key_id=key_id)
     assert report.ok, report
     assert body["report"]["ok"] and report.entries == len(body["receipt"]["entries"]) >= 5
-    timeline = httpx.get(f"{gateway.http}/compliance/timeline/{subject}/{value}",
-                         headers=COMPLIANCE).json()["items"]
+    timeline = httpx.get(
+        f"{gateway.http}/compliance/timeline/{subject}/{value}", headers=COMPLIANCE
+    ).json()["items"]
     assert [e["seq"] for e in body["receipt"]["entries"]] == [i["seq"] for i in timeline]
     # tampering with one entry breaks it
     doc = body["receipt"]
@@ -326,8 +356,11 @@ def test_receipts_verify_with_the_core_verifier(gateway, story, subject):
 
 
 def test_csv_export_with_progress(gateway, story):
-    r = httpx.post(f"{gateway.http}/compliance/exports", headers=COMPLIANCE,
-                   json={"client": "CLIENT2", "kind": "fix."})
+    r = httpx.post(
+        f"{gateway.http}/compliance/exports",
+        headers=COMPLIANCE,
+        json={"client": "CLIENT2", "kind": "fix."},
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["total"] > 5 and job["filters"] == {"client": "CLIENT2", "kind": "fix."}
@@ -335,8 +368,9 @@ def test_csv_export_with_progress(gateway, story):
     while job["state"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-        job = httpx.get(f"{gateway.http}/compliance/exports/{job['job_id']}",
-                        headers=COMPLIANCE).json()
+        job = httpx.get(
+            f"{gateway.http}/compliance/exports/{job['job_id']}", headers=COMPLIANCE
+        ).json()
     assert job["state"] == "done" and job["done"] == job["total"]
     download = httpx.get(gateway.http + job["download"], headers=COMPLIANCE)
     assert download.status_code == 200
@@ -349,8 +383,9 @@ def test_csv_export_with_progress(gateway, story):
     assert fix_wire(json.loads(pipe["payload"])) == story["order_bytes"]
     assert pipe["entry_hash"] == entry(gateway, int(pipe["seq"]))["entry_hash"]
     assert httpx.get(gateway.http + job["download"]).status_code == 401
-    assert httpx.get(f"{gateway.http}/compliance/exports/nope", headers=COMPLIANCE
-                     ).status_code == 404
+    assert (
+        httpx.get(f"{gateway.http}/compliance/exports/nope", headers=COMPLIANCE).status_code == 404
+    )
 
 
 def test_csv_cells_never_start_a_formula(gateway, story):
@@ -360,12 +395,16 @@ def test_csv_cells_never_start_a_formula(gateway, story):
         client.next("8")
     finally:
         client.close()
-    job = httpx.post(f"{gateway.http}/compliance/exports", headers=COMPLIANCE,
-                     json={"cl_ord_id": "=HYPERLINK(1)"}).json()
+    job = httpx.post(
+        f"{gateway.http}/compliance/exports",
+        headers=COMPLIANCE,
+        json={"cl_ord_id": "=HYPERLINK(1)"},
+    ).json()
     while job["state"] == "running":
         time.sleep(0.05)
-        job = httpx.get(f"{gateway.http}/compliance/exports/{job['job_id']}",
-                        headers=COMPLIANCE).json()
+        job = httpx.get(
+            f"{gateway.http}/compliance/exports/{job['job_id']}", headers=COMPLIANCE
+        ).json()
     text = httpx.get(gateway.http + job["download"], headers=COMPLIANCE).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows and all(r["cl_ord_id"] == "'=HYPERLINK(1)" for r in rows)
@@ -385,8 +424,9 @@ def test_old_pipe_records_still_verify_beside_exact_ones(tmp_path):
     generate_signing_key(directory)
     wire = "8=FIX.4.4\x019=20\x0135=D\x0111=old-1\x0158=a|b\x0110=000\x01"
     with AuditLog.open(directory) as log:
-        log.append("fix.in", "session:CLIENT1",
-                   {"msg_type": "D", "raw": wire.replace(SOH, "|")})  # as written before
+        log.append(
+            "fix.in", "session:CLIENT1", {"msg_type": "D", "raw": wire.replace(SOH, "|")}
+        )  # as written before
         log.append("fix.in", "session:CLIENT1", fix_record(wire))
         trail = ComplianceTrail(log, assemble(), tmp_path / "exports")
         trail.refresh()
@@ -408,10 +448,17 @@ def test_entry_refs_read_actors_payloads_and_fix_ids():
 
     er = fix_record("8=FIX.4.4\x0135=9\x0137=NONE\x0111=c-2\x0141=c-1\x0110=000\x01")
     assert entry_refs("fix.out", "session:C1", er) == {
-        ("client", "C1"), ("cl_ord_id", "c-2"), ("cl_ord_id", "c-1")}  # 37=NONE links nothing
+        ("client", "C1"),
+        ("cl_ord_id", "c-2"),
+        ("cl_ord_id", "c-1"),
+    }  # 37=NONE links nothing
     captured = {"rfq_id": "R1", "desk_id": "D1", "trade": {"trade_id": "T1", "quote_id": "Q1"}}
     assert entry_refs("otc.TradeCaptured", "desk:D1", captured) == {
-        ("desk", "D1"), ("rfq_id", "R1"), ("trade_id", "T1"), ("quote_id", "Q1")}
+        ("desk", "D1"),
+        ("rfq_id", "R1"),
+        ("trade_id", "T1"),
+        ("quote_id", "Q1"),
+    }
     assert ("clearing_key", "cb-1") in entry_refs("clearing.in", "clearing", {"key": "cb-1"})
     # a compliance query names ids only as its filters
     assert entry_refs("compliance.query", "api:c", {"filters": {"rfq_id": "R1"}}) == set()

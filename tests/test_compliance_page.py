@@ -91,23 +91,29 @@ def screenshot(d, name: str) -> None:
 
 def test_a_desk_token_is_refused(driver, gateway):
     sign_in(driver, gateway, VIEWER_TOKEN)
-    browser.wait_for(driver, lambda d: "no compliance role" in browser.text_of(d,
-                     "#sign-in-error"), message="a desk token was let in")
+    browser.wait_for(
+        driver,
+        lambda d: "no compliance role" in browser.text_of(d, "#sign-in-error"),
+        message="a desk token was let in",
+    )
     assert not driver.find_element(By.ID, "console").is_displayed()
     assert driver.execute_script("return sessionStorage.length") == 0
 
 
-def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, trade_id,
-                                                            downloads):
+def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, trade_id, downloads):
     d = driver
     sign_in(d, gateway, COMPLIANCE_TOKEN)
-    browser.wait_for(d, lambda d: browser.text_of(d, "#status") == "signed in",
-                     message="sign-in failed")
+    browser.wait_for(
+        d, lambda d: browser.text_of(d, "#status") == "signed in", message="sign-in failed"
+    )
     assert "test-compliance" in browser.text_of(d, "#who")
     form = d.find_element(By.ID, "search-form")
     form.find_element(By.NAME, "cl_ord_id").send_keys(CL_ORD_ID, Keys.ENTER)
-    found = browser.wait_for(d, lambda d: len(r := rows(d)) == 3 and r,
-                             message="the ClOrdID search did not find the 3 FIX messages")
+    found = browser.wait_for(
+        d,
+        lambda d: len(r := rows(d)) == 3 and r,
+        message="the ClOrdID search did not find the 3 FIX messages",
+    )
     whats = [r["what"] for r in found]
     assert whats[0].startswith("QuoteResponse") and whats[1].startswith("ExecutionReport")
     assert whats[2].startswith("TradeCaptureReport") and trade_id in whats[2]
@@ -117,11 +123,20 @@ def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, tra
     press(d, "j", "j")
     assert rows(d)[2]["selected"]
     press(d, "t")
-    browser.wait_for(d, lambda d: trade_id in browser.text_of(d, "#timeline-title"),
-                     message="no timeline")
+    browser.wait_for(
+        d, lambda d: trade_id in browser.text_of(d, "#timeline-title"), message="no timeline"
+    )
     timeline = browser.text_of(d, "#timeline-items")
-    for what in ("QuoteRequest", "Quote ", "QuoteResponse", "ExecutionReport",
-                 "TradeCaptureReport", "TradeCaptured", "clearing.out", "clearing.in"):
+    for what in (
+        "QuoteRequest",
+        "Quote ",
+        "QuoteResponse",
+        "ExecutionReport",
+        "TradeCaptureReport",
+        "TradeCaptured",
+        "clearing.out",
+        "clearing.in",
+    ):
         assert what in timeline, (what, timeline)
     screenshot(d, "compliance.png")
 
@@ -130,14 +145,20 @@ def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, tra
     browser.wait_for(d, lambda d: browser.css(d, "#fix-fields tbody tr"), message="no FIX table")
     fields = browser.text_of(d, "#fix-fields")
     assert "TradeCaptureReport" in browser.text_of(d, "#detail-body")
-    assert "TradeReportID" in fields and trade_id in fields and "exact wire bytes" in \
-        browser.text_of(d, "#detail-body")
+    assert (
+        "TradeReportID" in fields
+        and trade_id in fields
+        and "exact wire bytes" in browser.text_of(d, "#detail-body")
+    )
     screenshot(d, "compliance-entry.png")
 
     # the receipt: the gateway's verifier and this browser's own check of every proof
     press(d, "r")
-    browser.wait_for(d, lambda d: "inclusion proofs lead" in browser.text_of(d,
-                     "#receipt-browser"), message="the browser never checked the proofs")
+    browser.wait_for(
+        d,
+        lambda d: "inclusion proofs lead" in browser.text_of(d, "#receipt-browser"),
+        message="the browser never checked the proofs",
+    )
     assert browser.text_of(d, "#receipt-status").startswith("Verified")
     checked = browser.text_of(d, "#receipt-browser")
     ok, _, rest = checked.partition(" of ")
@@ -155,8 +176,9 @@ def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, tra
         time.sleep(0.1)
     assert path is not None, "no CSV downloaded"
     assert "downloaded" in browser.text_of(d, "#export-label")
-    assert d.execute_script("return document.getElementById('export-progress').value") == \
-        d.execute_script("return document.getElementById('export-progress').max")
+    assert d.execute_script(
+        "return document.getElementById('export-progress').value"
+    ) == d.execute_script("return document.getElementById('export-progress').max")
     table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     assert [r["cl_ord_id"] for r in table] == [CL_ORD_ID] * 3
     assert trade_id in table[2]["trade_id"]
@@ -164,8 +186,12 @@ def test_find_the_trade_by_clordid_timeline_receipt_and_csv(driver, gateway, tra
     # the signed bundle beside it, which verifies offline
     press(d, "b")
     bundle = downloads / "audit-bundle.tar"
-    browser.wait_for(d, lambda d: bundle.exists() and "downloaded" in browser.text_of(
-        d, "#export-label"), timeout=30, message="no bundle downloaded")
+    browser.wait_for(
+        d,
+        lambda d: bundle.exists() and "downloaded" in browser.text_of(d, "#export-label"),
+        timeout=30,
+        message="no bundle downloaded",
+    )
     report = verify_bundle(bundle)
     assert report.ok, report
     assert browser.console_errors(d) == []

@@ -104,8 +104,9 @@ def test_fix_counters_and_order_latency_move_by_exactly_what_was_sent(gateway):
         assert client.expect("8").get(39) == "2"
     client.send("D", order_fields("m-ord-bad", symbol="NOT-A-THING-X"))
     assert client.expect("8").get(103) == "1"  # rejected: unknown symbol
-    client.send("F", [(41, "never-sent"), (11, "m-cxl"), (55, "BTC-PERP"), (54, "1"),
-                      (60, fix_time())])
+    client.send(
+        "F", [(41, "never-sent"), (11, "m-cxl"), (55, "BTC-PERP"), (54, "1"), (60, fix_time())]
+    )
     assert client.expect("9").get(102) == "1"
     client.send("AF", [(584, "m1"), (585, "7")])  # QuickFIX answers 380=3 by itself
     assert client.expect("j").get(380) == "3"
@@ -145,8 +146,11 @@ def test_fix_counters_and_order_latency_move_by_exactly_what_was_sent(gateway):
     assert during("fixbridge_fix_sessions_logged_on") >= 1
     # logged out: the gauge follows, and the Logout went both ways
     after = eventually(
-        lambda: (s := Scrape(gateway))("fixbridge_fix_session_logged_on", comp_id="CLIENT2") == 0
-        and s, what="CLIENT2 logged off")
+        lambda: (
+            (s := Scrape(gateway))("fixbridge_fix_session_logged_on", comp_id="CLIENT2") == 0 and s
+        ),
+        what="CLIENT2 logged off",
+    )
     assert delta(during, after, msgs, direction="in", msg_type="5") == 1
     assert delta(during, after, msgs, direction="out", msg_type="5") == 1
     # the database writer and the audit trail caught up
@@ -179,8 +183,9 @@ def test_rfq_funnel_first_quote_latency_and_clearing_acks(gateway):
         assert client.next("8").get(39) == "2"
         trade_id = client.next("AE").get(571)
         # not an RFQ at all: the FIX edge cannot decode it (QuoteRequestReject 658=1)
-        client.fix.send("R", [(131, "m-bad"), (146, 1), (55, "NOT-AN-INSTRUMENT-X"),
-                              (537, "1"), (38, "10")])
+        client.fix.send(
+            "R", [(131, "m-bad"), (146, 1), (55, "NOT-AN-INSTRUMENT-X"), (537, "1"), (38, "10")]
+        )
         assert client.next("AG").get(658) == "1"
         # rejected: every desk passes (658=10)
         rfq_id = open_rfq(client, desks, "m-passed")
@@ -195,17 +200,32 @@ def test_rfq_funnel_first_quote_latency_and_clearing_acks(gateway):
         client.rfq("m-cancelled")
         assert client.next("AG").get(658) == "99"
         client.send(rfq_client.encode_quote_cancel("m-cancelled"))
-        eventually(lambda: Scrape(gateway)("fixbridge_rfqs_total", stage="cancelled")
-                   > before("fixbridge_rfqs_total", stage="cancelled"), what="cancelled")
+        eventually(
+            lambda: (
+                Scrape(gateway)("fixbridge_rfqs_total", stage="cancelled")
+                > before("fixbridge_rfqs_total", stage="cancelled")
+            ),
+            what="cancelled",
+        )
         # expired: nobody quotes before it ends
         open_rfq(client, desks, "m-expired", expire_at=datetime.now(UTC) + timedelta(seconds=1))
         after = eventually(
-            lambda: (s := Scrape(gateway))("fixbridge_rfqs_total", stage="expired")
-            > before("fixbridge_rfqs_total", stage="expired") and s, what="expired")
+            lambda: (
+                (s := Scrape(gateway))("fixbridge_rfqs_total", stage="expired")
+                > before("fixbridge_rfqs_total", stage="expired")
+                and s
+            ),
+            what="expired",
+        )
         # the trade clears (the simulated clearinghouse acks it)
         after = eventually(
-            lambda: (s := Scrape(gateway))("fixbridge_clearing_acks_total")
-            > before("fixbridge_clearing_acks_total") and s, what="clearing ack")
+            lambda: (
+                (s := Scrape(gateway))("fixbridge_clearing_acks_total")
+                > before("fixbridge_clearing_acks_total")
+                and s
+            ),
+            what="clearing ack",
+        )
     finally:
         client.close()
         for desk in desks:
@@ -215,10 +235,26 @@ def test_rfq_funnel_first_quote_latency_and_clearing_acks(gateway):
         return delta(before, after, name, **labels)
 
     funnel = "fixbridge_rfqs_total"
-    assert {stage: d(funnel, stage=stage) for stage in (
-        "received", "quoted", "traded", "expired", "cancelled", "rejected", "refused",
-    )} == {"received": 4, "quoted": 1, "traded": 1, "expired": 1, "cancelled": 1,
-           "rejected": 1, "refused": 1}
+    assert {
+        stage: d(funnel, stage=stage)
+        for stage in (
+            "received",
+            "quoted",
+            "traded",
+            "expired",
+            "cancelled",
+            "rejected",
+            "refused",
+        )
+    } == {
+        "received": 4,
+        "quoted": 1,
+        "traded": 1,
+        "expired": 1,
+        "cancelled": 1,
+        "rejected": 1,
+        "refused": 1,
+    }
     assert d("fixbridge_rfq_first_quote_seconds_count") == 1  # only one RFQ got a quote
     assert d("fixbridge_rfq_first_quote_seconds_sum") > 0
     assert d("fixbridge_fix_messages_total", direction="in", msg_type="R") == 6
@@ -247,8 +283,13 @@ def test_metrics_need_a_metrics_or_admin_token_and_that_token_opens_nothing_else
         assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 403
     Scrape(gateway, METRICS_TOKEN)
     Scrape(gateway, API_TOKEN)
-    openmetrics = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}",
-                                          "Accept": "application/openmetrics-text"})
+    openmetrics = httpx.get(
+        url,
+        headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}",
+            "Accept": "application/openmetrics-text",
+        },
+    )
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.endswith("# EOF\n")
     # the scraper's token reads the metrics and nothing else
@@ -259,8 +300,12 @@ def test_metrics_need_a_metrics_or_admin_token_and_that_token_opens_nothing_else
         for method in item:
             if path in ("/health", "/ready", "/metrics"):
                 continue
-            r = httpx.request(method, gateway.http + path.replace("{", "").replace("}", ""),
-                              headers=scraper, json={})
+            r = httpx.request(
+                method,
+                gateway.http + path.replace("{", "").replace("}", ""),
+                headers=scraper,
+                json={},
+            )
             assert r.status_code == 403, (method, path, r.status_code)
             checked += 1
     assert checked >= 20
@@ -282,8 +327,10 @@ def test_ready_needs_no_token_and_names_every_check(gateway):
 
 def test_ready_fails_naming_clearing_when_the_backlog_is_over_its_limit(tmp_path):
     closed = free_port()  # nothing listens there: every delivery attempt is refused
-    extra = (METRICS_ROLE
-             + f'[clearing]\nmode = "http"\nurl = "http://127.0.0.1:{closed}"\nmax_backlog = 0\n')
+    extra = (
+        METRICS_ROLE
+        + f'[clearing]\nmode = "http"\nurl = "http://127.0.0.1:{closed}"\nmax_backlog = 0\n'
+    )
     gw = GatewayProcess(tmp_path, extra=extra).start()
     try:
         assert httpx.get(f"{gw.http}/ready").status_code == 200  # nothing waiting yet
@@ -308,21 +355,30 @@ def test_ready_fails_naming_clearing_when_the_backlog_is_over_its_limit(tmp_path
         assert r.headers["content-type"].startswith("application/problem+json")
         body = r.json()
         assert body["status"] == 503 and body["title"] == "Service Unavailable"
-        assert body["detail"].startswith("not ready: clearing (1 clearing messages unanswered, "
-                                         "over the limit of 0")
+        assert body["detail"].startswith(
+            "not ready: clearing (1 clearing messages unanswered, over the limit of 0"
+        )
         assert not body["checks"]["clearing"]["ok"]
         assert all(body["checks"][c]["ok"] for c in CHECKS - {"clearing"})
         scrape = eventually(
             lambda: (s := Scrape(gw))("fixbridge_clearing_delivery_errors_total") >= 1 and s,
-            what="a failed delivery counted")
+            what="a failed delivery counted",
+        )
         assert scrape("fixbridge_clearing_backlog") == 1
-        assert scrape("fixbridge_clearing_messages", state="pending") + scrape(
-            "fixbridge_clearing_messages", state="sent") == 1
+        assert (
+            scrape("fixbridge_clearing_messages", state="pending")
+            + scrape("fixbridge_clearing_messages", state="sent")
+            == 1
+        )
         assert scrape("fixbridge_clearing_acks_total") == 0
-        eventually(lambda: Scrape(gw)("fixbridge_ready_check", check="clearing") == 0,
-                   what="the readiness gauge")
-        log = eventually(lambda: "not ready: clearing" in (t := gw.stderr()) and t,
-                         what="the readiness warning in the log")
+        eventually(
+            lambda: Scrape(gw)("fixbridge_ready_check", check="clearing") == 0,
+            what="the readiness gauge",
+        )
+        log = eventually(
+            lambda: "not ready: clearing" in (t := gw.stderr()) and t,
+            what="the readiness warning in the log",
+        )
         assert log.count("not ready: clearing") == 1  # once, however often it is probed
         assert "delivery attempt 1 failed" in log
     finally:
@@ -351,8 +407,9 @@ class ThrowawayPostgres:
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.root, "postgres")
-        self._run("initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres",
-                  "--no-sync")
+        self._run(
+            "initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
 
     @property
     def url(self) -> str:
@@ -365,10 +422,18 @@ class ThrowawayPostgres:
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off")
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "start")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")

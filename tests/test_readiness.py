@@ -83,11 +83,13 @@ def test_a_failing_source_leaves_the_others_in_the_scrape():
     def broken() -> dict[str, int]:
         raise RuntimeError("database down")
 
-    metrics.watch(Sources(
-        sessions=lambda: [{"comp_id": "A", "logged_on": True}, {"comp_id": "B"}],
-        clearing_counts=broken,
-        readiness=lambda: {"database": False, "audit": True},
-    ))
+    metrics.watch(
+        Sources(
+            sessions=lambda: [{"comp_id": "A", "logged_on": True}, {"comp_id": "B"}],
+            clearing_counts=broken,
+            readiness=lambda: {"database": False, "audit": True},
+        )
+    )
     found = samples(metrics)
     assert found[("fixbridge_fix_sessions_logged_on", ())] == 1
     assert found[("fixbridge_fix_session_logged_on", (("comp_id", "B"),))] == 0
@@ -100,10 +102,14 @@ def test_two_metrics_objects_never_share_a_counter():
     one, two = Metrics(), Metrics()
     one.fix.received("D")
     one.fix.sent("8", "3")
-    assert samples(one)[("fixbridge_fix_messages_total", (("direction", "in"),
-                                                          ("msg_type", "D")))] == 1
-    assert samples(two)[("fixbridge_fix_messages_total", (("direction", "in"),
-                                                          ("msg_type", "D")))] == 0
+    assert (
+        samples(one)[("fixbridge_fix_messages_total", (("direction", "in"), ("msg_type", "D")))]
+        == 1
+    )
+    assert (
+        samples(two)[("fixbridge_fix_messages_total", (("direction", "in"), ("msg_type", "D")))]
+        == 0
+    )
     assert samples(one)[("fixbridge_fix_rejects_total", (("msg_type", "8"), ("reason", "3")))] == 1
 
 
@@ -146,10 +152,12 @@ def test_probe_reports_an_exception_in_one_line():
 
 def test_a_check_turning_red_is_logged_once_and_green_again_once(caplog):
     state = {"ok": True}
-    readiness = Readiness({
-        "disk": lambda: Verdict(state["ok"], "fine" if state["ok"] else "disk full"),
-        "broken": lambda: 1 / 0,
-    })
+    readiness = Readiness(
+        {
+            "disk": lambda: Verdict(state["ok"], "fine" if state["ok"] else "disk full"),
+            "broken": lambda: 1 / 0,
+        }
+    )
     with caplog.at_level(logging.INFO, logger="fixbridge.ready"):
         readiness.evaluate()
         state["ok"] = False
@@ -252,8 +260,11 @@ def test_clearing_check_compares_the_backlog_with_its_limit():
     assert check() == Verdict(True, "1 clearing messages unanswered (limit 1)")
     counts["unknown"] = 1
     clearing.last_error = "connection refused"
-    assert check() == Verdict(False, "2 clearing messages unanswered, over the limit of 1; "
-                                     "last delivery error: connection refused")
+    assert check() == Verdict(
+        False,
+        "2 clearing messages unanswered, over the limit of 1; "
+        "last delivery error: connection refused",
+    )
     clearing.running = False
     assert check() == Verdict(False, "the clearing worker has stopped")
     off = FakeClearing(ClearingSection(mode="off"), running=False)

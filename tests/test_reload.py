@@ -93,8 +93,10 @@ def test_reload_adds_and_removes_sessions_while_others_stay_logged_on(gw):
     # KEEPSEQ never noticed: same connection, numbers carry on
     after = sessions(gw)
     assert after["KEEPSEQ"]["logged_on"] and after["KEEPSEQ"]["peer"] == before["peer"]
-    assert (after["KEEPSEQ"]["next_sender_seq_num"], after["KEEPSEQ"]["next_target_seq_num"]) \
-        == (before["next_sender_seq_num"], before["next_target_seq_num"])
+    assert (after["KEEPSEQ"]["next_sender_seq_num"], after["KEEPSEQ"]["next_target_seq_num"]) == (
+        before["next_sender_seq_num"],
+        before["next_target_seq_num"],
+    )
     assert ping(keep, "after") == str(before["next_sender_seq_num"])
     assert set(after) == {"CLIENT1", "CLIENT2", "KEEPSEQ", "NEWCO"}
     assert "NEWCO" in after and after["NEWCO"]["reset_on_logon"] is False
@@ -120,17 +122,25 @@ def test_a_removed_session_comes_back_as_it_was_or_needs_a_restart(gw):
 def test_what_needs_a_restart_is_refused_whole_and_nothing_is_applied(gw):
     text = gw.config_path.read_text()
     with_extra(gw, TEMP + NEW)
-    changed = gw.config_path.read_text().replace("max_failures = 50", "max_failures = 7") \
-        .replace('comp_id = "KEEPSEQ"\nreset_on_logon = false',
-                 'comp_id = "KEEPSEQ"\nreset_on_logon = true') \
+    changed = (
+        gw.config_path.read_text()
+        .replace("max_failures = 50", "max_failures = 7")
+        .replace(
+            'comp_id = "KEEPSEQ"\nreset_on_logon = false',
+            'comp_id = "KEEPSEQ"\nreset_on_logon = true',
+        )
         .replace('"BTC-PERP" = "65000"', '"BTC-PERP" = "66000"')
+    )
     gw.config_path.write_text(changed)
     r = reload(gw)
     assert r.status_code == 409
     detail = r.json()["detail"]
     assert detail.startswith("the configuration changes what only a restart can; nothing was")
-    for key in ("logon.max_failures changed", "sessions[KEEPSEQ].reset_on_logon changed",
-                "venue.reference_prices.BTC-PERP changed"):
+    for key in (
+        "logon.max_failures changed",
+        "sessions[KEEPSEQ].reset_on_logon changed",
+        "venue.reference_prices.BTC-PERP changed",
+    ):
         assert key in detail, detail
     assert "NEWCO" not in sessions(gw)  # the addition in the same file was not applied
     c = FixClient("127.0.0.1", gw.fix_port, "NEWCO", "FIXBRIDGE")
@@ -146,8 +156,11 @@ def test_what_needs_a_restart_is_refused_whole_and_nothing_is_applied(gw):
 
 
 def test_a_password_change_applies_at_the_next_logon(gw):
-    gw.config_path.write_text(gw.config_path.read_text().replace(
-        'password_hash = "', f'password_hash = "{hash_password("new-secret")}"\n#', 1))
+    gw.config_path.write_text(
+        gw.config_path.read_text().replace(
+            'password_hash = "', f'password_hash = "{hash_password("new-secret")}"\n#', 1
+        )
+    )
     r = reload(gw)
     assert r.status_code == 200, r.text
     assert r.json()["changed"] == ["sessions[CLIENT1].password_hash"]
@@ -168,8 +181,7 @@ def test_sighup_reloads_and_the_cli_reports(gw):
     assert "configuration reloaded by signal:SIGHUP" in gw.stderr()
 
     # a refused SIGHUP reload goes to the log, and the gateway carries on
-    gw.config_path.write_text(gw.config_path.read_text().replace("depth = \"10\"",
-                                                                 "depth = \"11\""))
+    gw.config_path.write_text(gw.config_path.read_text().replace('depth = "10"', 'depth = "11"'))
     gw.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 15
     while "SIGHUP: reload refused" not in gw.stderr():
@@ -178,13 +190,24 @@ def test_sighup_reloads_and_the_cli_reports(gw):
     assert "venue.depth changed" in gw.stderr()
 
     env = {**os.environ, "FIXBRIDGE_TOKEN": API_TOKEN}
-    run = subprocess.run([sys.executable, "-m", "gateway.cli", "reload", "--url", gw.http],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "reload", "--url", gw.http],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode == 1 and "409" in run.stderr and "venue.depth changed" in run.stderr
     with_extra(gw, TEMP)
-    run = subprocess.run([sys.executable, "-m", "gateway.cli", "reload", "--config",
-                          str(gw.config_path)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "reload", "--config", str(gw.config_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["removed"] == ["NEWCO"]
     assert connect(gw, "CLIENT2")  # the gateway still serves
@@ -193,8 +216,7 @@ def test_sighup_reloads_and_the_cli_reports(gw):
 def test_reloads_are_audited(gw):
     with_extra(gw, NEW)
     assert reload(gw).status_code == 200
-    gw.config_path.write_text(gw.config_path.read_text().replace("depth = \"10\"",
-                                                                 "depth = \"12\""))
+    gw.config_path.write_text(gw.config_path.read_text().replace('depth = "10"', 'depth = "12"'))
     assert reload(gw).status_code == 409
     r = httpx.post(f"{gw.http}/audit/export", json={}, headers=ADMIN, timeout=60)
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
@@ -220,17 +242,32 @@ def test_plan_sorts_changes_into_what_applies_and_what_needs_a_restart():
     running = _config(a, b)
     p = plan(running, _config(a, SessionConfig(comp_id="C")), engine, None, engine_settings)
     assert ([s.comp_id for s in p.added], p.removed, p.refused) == (["C"], ["B"], [])
-    p = plan(running, _config(a, SessionConfig(comp_id="B", heartbeat_max=30)), engine, None,
-             engine_settings)
+    p = plan(
+        running,
+        _config(a, SessionConfig(comp_id="B", heartbeat_max=30)),
+        engine,
+        None,
+        engine_settings,
+    )
     assert p.changed == ["sessions[B].heartbeat_max"] and not p.refused
-    p = plan(running, _config(a, SessionConfig(comp_id="B", throttle={"reject_above": 9})),
-             engine, None, engine_settings)
+    p = plan(
+        running,
+        _config(a, SessionConfig(comp_id="B", throttle={"reject_above": 9})),
+        engine,
+        None,
+        engine_settings,
+    )
     assert p.refused == ["sessions[B].throttle.reject_above changed"]
     zoned = SessionConfig(comp_id="Z", schedule={"time_zone": "Asia/Tokyo"})
     p = plan(running, _config(a, b, zoned), engine, None, engine_settings)
     assert "schedule time zone Asia/Tokyo differs from the process's" in p.refused[0]
     p = plan(running, _config(a, b, zoned), engine, "Asia/Tokyo", engine_settings)
     assert not p.refused and [s.comp_id for s in p.added] == ["Z"]
-    p = plan(running, _config(a, b, gateway={"http_listen": "127.0.0.1:1"}), engine, None,
-             engine_settings)
+    p = plan(
+        running,
+        _config(a, b, gateway={"http_listen": "127.0.0.1:1"}),
+        engine,
+        None,
+        engine_settings,
+    )
     assert p.refused == ["gateway.http_listen changed"]

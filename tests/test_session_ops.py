@@ -60,7 +60,11 @@ def fixbridge(gw, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "FIXBRIDGE_TOKEN": API_TOKEN}
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args, "--config", str(gw.config_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -166,8 +170,10 @@ def test_only_the_sender_number_may_be_set(gateway):
     api(gateway, "post", "/sessions/KEEPSEQ/reset")
 
 
-@pytest.mark.parametrize("body", [{}, {"next_sender": 0}, {"next_target": -1},
-                                  {"next_sender": "x"}, {"next_sender": 2**31}])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"next_sender": 0}, {"next_target": -1}, {"next_sender": "x"}, {"next_sender": 2**31}],
+)
 def test_seqnums_are_validated(gateway, body):
     r = api(gateway, "put", "/sessions/KEEPSEQ/seqnums", body)
     assert r.status_code == 422, r.text
@@ -210,8 +216,12 @@ def test_a_wrong_password_is_still_a_failed_logon_when_disabled(gateway):
 def test_disabled_survives_a_restart(tmp_path):
     gw = GatewayProcess(tmp_path).start()
     try:
-        assert api(gw, "post", "/sessions/CLIENT2/disable",
-                   {"reason": "until further notice"}).status_code == 200
+        assert (
+            api(
+                gw, "post", "/sessions/CLIENT2/disable", {"reason": "until further notice"}
+            ).status_code
+            == 200
+        )
     finally:
         assert gw.stop() == 0
     gw.start()
@@ -255,8 +265,10 @@ def test_actions_are_audited_with_actor_and_details(gateway):
     api(gateway, "post", "/sessions/KEEPSEQ/reset")
     found = {e["kind"]: e for e in audit_entries(gateway) if e["kind"].startswith("session.admin")}
     assert found["session.admin.logout"]["actor"] == "api:test-admin"
-    assert found["session.admin.logout"]["payload"] == {"comp_id": "CLIENT2",
-                                                        "reason": "audited logout"}
+    assert found["session.admin.logout"]["payload"] == {
+        "comp_id": "CLIENT2",
+        "reason": "audited logout",
+    }
     assert found["session.admin.disable"]["payload"]["reason"] == "audited disable"
     assert found["session.admin.enable"]["payload"]["comp_id"] == "CLIENT2"
     assert found["session.admin.seqnums"]["payload"]["next_target"] == 12
@@ -298,7 +310,19 @@ def test_cli_lists_and_acts_and_names_the_problem(gateway):
 def test_cli_without_a_token_says_so(gateway):
     env = {k: v for k, v in os.environ.items() if k != "FIXBRIDGE_TOKEN"}
     run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "sessions", "list", "--config",
-         str(gateway.config_path)], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "sessions",
+            "list",
+            "--config",
+            str(gateway.config_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert run.returncode == 2 and "FIXBRIDGE_TOKEN" in run.stderr

@@ -26,8 +26,11 @@ BAD = [
     ("end = '8:00'\n", "sessions[0].schedule.end", "HH:MM:SS"),
     ("time_zone = 'Mars/Olympus'\n", "sessions[0].schedule.time_zone", "unknown time zone"),
     ("start_day = 'Sun'\n", "sessions[0].schedule", "start_day and end_day go together"),
-    ("start_day = 'Sun'\nend_day = 'Fri'\ndays = ['Mon']\n", "sessions[0].schedule",
-     "days is for daily sessions"),
+    (
+        "start_day = 'Sun'\nend_day = 'Fri'\ndays = ['Mon']\n",
+        "sessions[0].schedule",
+        "days is for daily sessions",
+    ),
     ("days = []\n", "sessions[0].schedule", "at least one weekday"),
     ("days = ['Mon', 'Mon']\n", "sessions[0].schedule", "names a weekday twice"),
     ("days = ['Monday']\n", "sessions[0].schedule.days[0]", "'Mon', 'Tue'"),
@@ -60,14 +63,22 @@ def test_zoned_schedules_must_share_one_zone(tmp_path):
 
 def test_schedules_map_onto_quickfix_settings():
     assert schedule_settings(None) == {"StartTime": "00:00:00", "EndTime": "00:00:00"}
-    daily = ScheduleSection(start="08:00:00", end="17:00:00", time_zone="Europe/London",
-                            days=["Mon", "Fri"])
-    assert schedule_settings(daily) == {"StartTime": "08:00:00", "EndTime": "17:00:00",
-                                        "UseLocalTime": "Y"}  # days: the gateway's own check
+    daily = ScheduleSection(
+        start="08:00:00", end="17:00:00", time_zone="Europe/London", days=["Mon", "Fri"]
+    )
+    assert schedule_settings(daily) == {
+        "StartTime": "08:00:00",
+        "EndTime": "17:00:00",
+        "UseLocalTime": "Y",
+    }  # days: the gateway's own check
     weekly = ScheduleSection(start_day="Sun", start="22:00:00", end_day="Fri", end="22:00:00")
-    assert schedule_settings(weekly) == {"StartTime": "22:00:00", "EndTime": "22:00:00",
-                                         "UseLocalTime": "N", "StartDay": "Sun",
-                                         "EndDay": "Fri"}
+    assert schedule_settings(weekly) == {
+        "StartTime": "22:00:00",
+        "EndTime": "22:00:00",
+        "UseLocalTime": "N",
+        "StartDay": "Sun",
+        "EndDay": "Fri",
+    }
     assert weekly.describe() == "Sun 22:00:00 to Fri 22:00:00 UTC"
     assert daily.describe() == "08:00:00-17:00:00 daily on Mon,Fri Europe/London"
 
@@ -81,8 +92,7 @@ def test_days_belong_to_the_day_a_window_opened():
     assert day_refusal(overnight, monday_night) is None
     assert day_refusal(overnight, tuesday_early) is None
     assert "Tue is not one of them" in day_refusal(overnight, tuesday_night)
-    zoned = ScheduleSection(start="08:00:00", end="17:00:00", time_zone="Asia/Tokyo",
-                            days=["Tue"])
+    zoned = ScheduleSection(start="08:00:00", end="17:00:00", time_zone="Asia/Tokyo", days=["Tue"])
     assert day_refusal(zoned, datetime(2026, 1, 6, 1, 0, tzinfo=UTC)) is None  # Tue 10:00 JST
     whole_day = ScheduleSection(start="08:00:00", end="08:00:00", days=["Tue"])
     assert day_refusal(whole_day, tuesday_early) is None  # QuickFIX renews it at midnight
@@ -101,36 +111,62 @@ def _schedules(now: datetime) -> str:
     london = now.astimezone(zoneinfo.ZoneInfo("Europe/London"))
     opened = WEEKDAYS[(now - timedelta(hours=1)).weekday()]  # the IN window opened an hour ago
     other_days = [d for d in WEEKDAYS if d != opened]
-    yesterday, tomorrow = WEEKDAYS[(now - timedelta(days=1)).weekday()], \
-        WEEKDAYS[(now + timedelta(days=1)).weekday()]
-    later1, later2 = WEEKDAYS[(now + timedelta(days=1)).weekday()], \
-        WEEKDAYS[(now + timedelta(days=2)).weekday()]
+    yesterday, tomorrow = (
+        WEEKDAYS[(now - timedelta(days=1)).weekday()],
+        WEEKDAYS[(now + timedelta(days=1)).weekday()],
+    )
+    later1, later2 = (
+        WEEKDAYS[(now + timedelta(days=1)).weekday()],
+        WEEKDAYS[(now + timedelta(days=2)).weekday()],
+    )
 
     def session(comp_id: str, **schedule: object) -> str:
-        lines = [f"\n[[sessions]]\ncomp_id = \"{comp_id}\"\n[sessions.schedule]"]
+        lines = [f'\n[[sessions]]\ncomp_id = "{comp_id}"\n[sessions.schedule]']
         for key, value in schedule.items():
             lines.append(f"{key} = {value!r}".replace("'", '"'))
         return "\n".join(lines) + "\n"
 
-    return "".join([
-        session("OUT", start=_hms(now + timedelta(hours=2)), end=_hms(now + timedelta(hours=3))),
-        session("IN_LONDON", start=_hms(london - timedelta(hours=1)),
-                end=_hms(london + timedelta(hours=1)), time_zone="Europe/London"),
-        session("DAY_OFF", start=_hms(now - timedelta(hours=1)),
-                end=_hms(now + timedelta(hours=1)), days=other_days),
-        session("DAY_ON", start=_hms(now - timedelta(hours=1)),
-                end=_hms(now + timedelta(hours=1)), days=[opened]),
-        session("WEEK_IN", start_day=yesterday, start=_hms(now), end_day=tomorrow, end=_hms(now)),
-        session("WEEK_OUT", start_day=later1, start=_hms(now), end_day=later2, end=_hms(now)),
-        session("ENDING", start=_hms(now - timedelta(hours=1)),
-                end=_hms(now + timedelta(seconds=20))),
-    ])
+    return "".join(
+        [
+            session(
+                "OUT", start=_hms(now + timedelta(hours=2)), end=_hms(now + timedelta(hours=3))
+            ),
+            session(
+                "IN_LONDON",
+                start=_hms(london - timedelta(hours=1)),
+                end=_hms(london + timedelta(hours=1)),
+                time_zone="Europe/London",
+            ),
+            session(
+                "DAY_OFF",
+                start=_hms(now - timedelta(hours=1)),
+                end=_hms(now + timedelta(hours=1)),
+                days=other_days,
+            ),
+            session(
+                "DAY_ON",
+                start=_hms(now - timedelta(hours=1)),
+                end=_hms(now + timedelta(hours=1)),
+                days=[opened],
+            ),
+            session(
+                "WEEK_IN", start_day=yesterday, start=_hms(now), end_day=tomorrow, end=_hms(now)
+            ),
+            session("WEEK_OUT", start_day=later1, start=_hms(now), end_day=later2, end=_hms(now)),
+            session(
+                "ENDING",
+                start=_hms(now - timedelta(hours=1)),
+                end=_hms(now + timedelta(seconds=20)),
+            ),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def scheduled(tmp_path_factory):
-    gw = GatewayProcess(tmp_path_factory.mktemp("sched"),
-                        extra=_schedules(datetime.now(UTC))).start()
+    gw = GatewayProcess(
+        tmp_path_factory.mktemp("sched"), extra=_schedules(datetime.now(UTC))
+    ).start()
     yield gw
     assert gw.stop() == 0, gw.stderr()
 
@@ -149,12 +185,24 @@ def test_a_session_logs_on_inside_its_window_and_is_refused_outside(scheduled):
     for comp_id in ("IN_LONDON", "DAY_ON", "WEEK_IN"):
         connect(scheduled, comp_id).logout()
     assert "no session today" in _refused(scheduled, "DAY_OFF")
-    views = {v["comp_id"]: v for v in httpx.get(
-        f"{scheduled.http}/sessions", headers={"Authorization": f"Bearer {API_TOKEN}"}).json()}
-    assert {c: views[c]["in_session"] for c in
-            ("OUT", "IN_LONDON", "DAY_OFF", "DAY_ON", "WEEK_IN", "WEEK_OUT", "CLIENT2")} == {
-        "OUT": False, "IN_LONDON": True, "DAY_OFF": False, "DAY_ON": True, "WEEK_IN": True,
-        "WEEK_OUT": False, "CLIENT2": True}
+    views = {
+        v["comp_id"]: v
+        for v in httpx.get(
+            f"{scheduled.http}/sessions", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ).json()
+    }
+    assert {
+        c: views[c]["in_session"]
+        for c in ("OUT", "IN_LONDON", "DAY_OFF", "DAY_ON", "WEEK_IN", "WEEK_OUT", "CLIENT2")
+    } == {
+        "OUT": False,
+        "IN_LONDON": True,
+        "DAY_OFF": False,
+        "DAY_ON": True,
+        "WEEK_IN": True,
+        "WEEK_OUT": False,
+        "CLIENT2": True,
+    }
     assert views["IN_LONDON"]["schedule"].endswith("daily Europe/London")
     assert views["CLIENT2"]["schedule"] is None
     # refusals by the schedule are not failed logons

@@ -34,8 +34,17 @@ __all__ = ["ComplianceTrail", "CsvJob", "ExportBusy"]
 log = logging.getLogger("fixbridge.compliance")
 
 ID_COLUMNS = ("client", "desk", "cl_ord_id", "order_id", "rfq_id", "quote_id", "trade_id")
-CSV_COLUMNS = ("seq", "ts", "kind", "actor", "msg_type", "summary", *ID_COLUMNS, "entry_hash",
-               "payload")
+CSV_COLUMNS = (
+    "seq",
+    "ts",
+    "kind",
+    "actor",
+    "msg_type",
+    "summary",
+    *ID_COLUMNS,
+    "entry_hash",
+    "payload",
+)
 MAX_RUNNING = 2  # CSV exports running at once
 MAX_KEPT = 16  # finished exports kept for download (the oldest file is removed beyond that)
 MAX_ROWS = 1_000_000
@@ -62,10 +71,15 @@ class CsvJob:
 
     def view(self) -> dict[str, Any]:
         return {
-            "job_id": self.job_id, "state": self.state, "done": self.done, "total": self.total,
-            "error": self.error, "filters": self.query.describe(),
-            "download": (f"/compliance/exports/{self.job_id}/csv"
-                         if self.state == "done" else None),
+            "job_id": self.job_id,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "error": self.error,
+            "filters": self.query.describe(),
+            "download": (
+                f"/compliance/exports/{self.job_id}/csv" if self.state == "done" else None
+            ),
         }
 
 
@@ -93,9 +107,13 @@ class ComplianceTrail:
         for name, value in sorted(entry.refs):
             refs.setdefault(name, []).append(value)
         return {
-            "seq": entry.seq, "ts": entry.ts, "kind": entry.kind, "actor": entry.actor,
+            "seq": entry.seq,
+            "ts": entry.ts,
+            "kind": entry.kind,
+            "actor": entry.actor,
             "msg_type": entry.payload.get("msg_type") or None,
-            "summary": self.summary(entry), "refs": refs,
+            "summary": self.summary(entry),
+            "refs": refs,
         }
 
     def summary(self, entry: TrailEntry) -> str:
@@ -107,16 +125,36 @@ class ComplianceTrail:
             if found is None:
                 return name
             fields = dict(fix_fields(found[0]))
-            shown = [f"{self.names.fields.get(t, t)}={fields[t]}"
-                     for t in ("11", "41", "37", "131", "117", "17", "571", "55", "54", "38",
-                               "44", "31", "32", "39", "150", "58")
-                     if t in fields]
+            shown = [
+                f"{self.names.fields.get(t, t)}={fields[t]}"
+                for t in (
+                    "11",
+                    "41",
+                    "37",
+                    "131",
+                    "117",
+                    "17",
+                    "571",
+                    "55",
+                    "54",
+                    "38",
+                    "44",
+                    "31",
+                    "32",
+                    "39",
+                    "150",
+                    "58",
+                )
+                if t in fields
+            ]
             return " ".join([name, *shown])
         if kind == "fix.event":
             return str(p.get("text", p.get("raw", "")))
         if kind == "order.state":
-            return (f"order {p.get('order_id')} {p.get('cl_ord_id')} status {p.get('status')} "
-                    f"{p.get('cum_qty')}/{p.get('quantity')} {p.get('symbol')}")
+            return (
+                f"order {p.get('order_id')} {p.get('cl_ord_id')} status {p.get('status')} "
+                f"{p.get('cum_qty')}/{p.get('quantity')} {p.get('symbol')}"
+            )
         if kind.startswith("otc."):
             bits = [p.get("event", kind[4:])]
             if p.get("to_state"):
@@ -130,8 +168,9 @@ class ComplianceTrail:
         if kind == "clearing.out":
             return f"sent {p.get('format')} {p.get('key')} via {p.get('transport')}"
         if kind == "clearing.in":
-            return f"answer to {p.get('exchange')} {p.get('key')}: {p.get('status')} " \
-                   f"{p.get('result')}"
+            return (
+                f"answer to {p.get('exchange')} {p.get('key')}: {p.get('status')} {p.get('result')}"
+            )
         if kind == "clearing.query":
             return f"status query {p.get('key')}"
         if kind == "api.action":
@@ -145,10 +184,15 @@ class ComplianceTrail:
         """Everything about one entry: its exact line, ids, and a FIX message decoded with the
         session dictionary's field and enum names, or a clearing body, as recorded."""
         out = self.row(entry)
-        out.update({
-            "payload": entry.payload, "line": entry.line.decode("utf-8"),
-            "entry_hash": entry.entry_hash, "fix": None, "body": None,
-        })
+        out.update(
+            {
+                "payload": entry.payload,
+                "line": entry.line.decode("utf-8"),
+                "entry_hash": entry.entry_hash,
+                "fix": None,
+                "body": None,
+            }
+        )
         p = entry.payload
         if entry.kind in ("fix.in", "fix.out"):
             found = fix_text(p)
@@ -159,7 +203,10 @@ class ComplianceTrail:
                     "msg_type": p.get("msg_type"),
                     "message_name": self.names.message_name(p.get("msg_type", "")),
                     "exact": exact and wire is not None,
-                    "record": "wire" if "wire" in p else "wire_b64" if "wire_b64" in p
+                    "record": "wire"
+                    if "wire" in p
+                    else "wire_b64"
+                    if "wire_b64" in p
                     else "raw (before exact records: | stood for SOH)",
                     "wire_b64": base64.b64encode(wire).decode() if wire is not None else None,
                     "fields": [r.to_json() for r in self.names.describe(fix_fields(text))],
@@ -168,7 +215,8 @@ class ComplianceTrail:
             data = body_bytes(p)
             if data is not None:
                 out["body"] = {
-                    "text": p.get("body"), "bytes": len(data),
+                    "text": p.get("body"),
+                    "bytes": len(data),
                     "b64": base64.b64encode(data).decode(),
                     "content_type": p.get("content_type"),
                 }
@@ -184,8 +232,11 @@ class ComplianceTrail:
         self.index.refresh()
         covered = [s for s in seqs if s < checkpoint.size]
         items = tuple(
-            ReceiptItem(e.seq, e.line.decode("utf-8"),
-                        tuple(h.hex() for h in audit_log.inclusion_proof(e.seq, checkpoint.size)))
+            ReceiptItem(
+                e.seq,
+                e.line.decode("utf-8"),
+                tuple(h.hex() for h in audit_log.inclusion_proof(e.seq, checkpoint.size)),
+            )
             for e in self.index.read_many(covered)
         )
         receipt = Receipt(checkpoint, public_key_pem(audit_log.public_key).decode(), items)
@@ -193,9 +244,13 @@ class ComplianceTrail:
         report = verify_receipt(doc, expected_key_id=audit_log.key_id)
         return {
             "receipt": doc,
-            "report": {"ok": report.ok, "entries": report.entries, "key_id": report.key_id,
-                       "problem": str(report.problem) if report.problem else None,
-                       "text": str(report)},
+            "report": {
+                "ok": report.ok,
+                "entries": report.entries,
+                "key_id": report.key_id,
+                "problem": str(report.problem) if report.problem else None,
+                "text": str(report),
+            },
         }
 
     # -- CSV exports --------------------------------------------------------------------------
@@ -206,12 +261,14 @@ class ComplianceTrail:
         with self._jobs_lock:
             if sum(j.state == "running" for j in self._jobs.values()) >= MAX_RUNNING:
                 raise ExportBusy(f"{MAX_RUNNING} CSV exports are running; try again shortly")
-            job = CsvJob(f"csv-{next(self._job_ids)}-{os.urandom(4).hex()}", actor, query,
-                         len(seqs))
+            job = CsvJob(
+                f"csv-{next(self._job_ids)}-{os.urandom(4).hex()}", actor, query, len(seqs)
+            )
             self._jobs[job.job_id] = job
             self._evict()
-        threading.Thread(target=self._run_export, args=(job, seqs), name="csv-export",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run_export, args=(job, seqs), name="csv-export", daemon=True
+        ).start()
         return job
 
     def job(self, job_id: str) -> CsvJob | None:
@@ -219,8 +276,9 @@ class ComplianceTrail:
             return self._jobs.get(job_id)
 
     def _evict(self) -> None:
-        finished = sorted((j for j in self._jobs.values() if j.state != "running"),
-                          key=lambda j: j.finished or 0)
+        finished = sorted(
+            (j for j in self._jobs.values() if j.state != "running"), key=lambda j: j.finished or 0
+        )
         for job in finished[: max(0, len(finished) - MAX_KEPT)]:
             del self._jobs[job.job_id]
             if job.path is not None:
@@ -228,8 +286,7 @@ class ComplianceTrail:
 
     def _run_export(self, job: CsvJob, seqs: list[int]) -> None:
         self.exports_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.exports_dir, prefix=f".{job.job_id}.",
-                                    suffix=".csv")
+        fd, name = tempfile.mkstemp(dir=self.exports_dir, prefix=f".{job.job_id}.", suffix=".csv")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
@@ -254,10 +311,15 @@ class ComplianceTrail:
         for name, value in sorted(entry.refs):
             refs.setdefault(name, []).append(value)
         cells = [
-            str(entry.seq), entry.ts, entry.kind, entry.actor,
-            entry.payload.get("msg_type") or "", self.summary(entry),
+            str(entry.seq),
+            entry.ts,
+            entry.kind,
+            entry.actor,
+            entry.payload.get("msg_type") or "",
+            self.summary(entry),
             *(" ".join(refs.get(c, [])) for c in ID_COLUMNS),
-            entry.entry_hash, _dumps(entry.payload),
+            entry.entry_hash,
+            _dumps(entry.payload),
         ]
         return [_no_formula(c) for c in cells]
 

@@ -182,8 +182,7 @@ class TrailIndex:
                 end = offsets[seq + 1] if seq + 1 < len(offsets) else self._read_to
                 line = os.pread(fd, end - start, start).rstrip(b"\n")
                 obj = json.loads(line)
-                yield TrailEntry(seq, obj["ts"], obj["kind"], obj["actor"], obj["payload"],
-                                 line)
+                yield TrailEntry(seq, obj["ts"], obj["kind"], obj["actor"], obj["payload"], line)
 
     # -- searching ----------------------------------------------------------------------------
 
@@ -218,17 +217,22 @@ class TrailIndex:
         if lists is None:
             return
         prefix = query.kind if query.kind and query.kind.endswith(".") else None
-        kinds = ([self._get(key) for key in self._post if key[0] == "kind"
-                  and key[1].startswith(prefix)] if prefix else [])
+        kinds = (
+            [self._get(key) for key in self._post if key[0] == "kind" and key[1].startswith(prefix)]
+            if prefix
+            else []
+        )
         if prefix and not kinds:
             return
         if lists:
             candidates: Iterable[int] = (
-                lists[0][i] for i in range(bisect_left(lists[0], lo), len(lists[0])))
+                lists[0][i] for i in range(bisect_left(lists[0], lo), len(lists[0]))
+            )
             rest = lists[1:]
         elif kinds:  # a kind prefix alone: the kinds' lists merged, lazily, in seq order
-            candidates = heapq.merge(*(
-                (v[i] for i in range(bisect_left(v, lo), len(v))) for v in kinds))
+            candidates = heapq.merge(
+                *((v[i] for i in range(bisect_left(v, lo), len(v))) for v in kinds)
+            )
             rest, kinds = [], []
         else:
             yield from range(lo, hi)
@@ -280,8 +284,9 @@ class TrailIndex:
             for _ in range(TIMELINE_ROUNDS):
                 fresh: set[int] = set()
                 for key_name, key_value, client in frontier:
-                    visited.add((key_name, key_value if client is None else
-                                 f"{client}\x00{key_value}"))
+                    visited.add(
+                        (key_name, key_value if client is None else f"{client}\x00{key_value}")
+                    )
                     found = self._get((key_name, key_value))
                     if found is None:
                         continue

@@ -149,15 +149,18 @@ class HttpSender:
             try:
                 return SendOutcome(SendResult.ANSWERED, ack=parse_ack(resp.content), wire=wire)
             except ClearingFormatError as exc:
-                return SendOutcome(SendResult.UNKNOWN, detail=f"unreadable answer: {exc}",
-                                   wire=wire)
+                return SendOutcome(
+                    SendResult.UNKNOWN, detail=f"unreadable answer: {exc}", wire=wire
+                )
         if code == 202:
             return SendOutcome(SendResult.DELIVERED, detail="accepted for processing", wire=wire)
         if code in (400, 409, 413, 415, 422):
-            return SendOutcome(SendResult.INVALID, detail=f"HTTP {code}: {resp.text[:2000]}",
-                               wire=wire)
-        return SendOutcome(SendResult.TRANSPORT_ERROR, detail=f"HTTP {code}: {resp.text[:200]}",
-                           wire=wire)
+            return SendOutcome(
+                SendResult.INVALID, detail=f"HTTP {code}: {resp.text[:2000]}", wire=wire
+            )
+        return SendOutcome(
+            SendResult.TRANSPORT_ERROR, detail=f"HTTP {code}: {resp.text[:200]}", wire=wire
+        )
 
     def query_status(self, key: str) -> StatusResult:
         try:
@@ -173,8 +176,9 @@ class HttpSender:
             try:
                 return StatusResult(StatusAnswer.RECEIVED, ack=parse_ack(resp.content), wire=wire)
             except ClearingFormatError as exc:
-                return StatusResult(StatusAnswer.ERROR, detail=f"unreadable status: {exc}",
-                                    wire=wire)
+                return StatusResult(
+                    StatusAnswer.ERROR, detail=f"unreadable status: {exc}", wire=wire
+                )
         return StatusResult(StatusAnswer.ERROR, detail=f"HTTP {resp.status_code}", wire=wire)
 
 

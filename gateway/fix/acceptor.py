@@ -19,8 +19,11 @@ def schedule_settings(schedule: ScheduleSection | None) -> dict[str, str]:
     Weekdays key (it ignores them): ``days`` is the gateway's own logon check."""
     if schedule is None:
         return {"StartTime": "00:00:00", "EndTime": "00:00:00"}
-    keys = {"StartTime": schedule.start, "EndTime": schedule.end,
-            "UseLocalTime": "N" if schedule.utc else "Y"}
+    keys = {
+        "StartTime": schedule.start,
+        "EndTime": schedule.end,
+        "UseLocalTime": "N" if schedule.utc else "Y",
+    }
     if schedule.weekly:
         keys.update(StartDay=str(schedule.start_day), EndDay=str(schedule.end_day))
     return keys

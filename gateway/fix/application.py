@@ -124,8 +124,9 @@ class GatewayApplication(fix.Application):
         """A reloaded configuration (sessions added or removed; nothing else changes)."""
         for s in config.sessions:
             if s.comp_id not in self.throttles:
-                self.throttles[s.comp_id] = Throttle(s.throttle.reject_above,
-                                                     s.throttle.logout_above)
+                self.throttles[s.comp_id] = Throttle(
+                    s.throttle.reject_above, s.throttle.logout_above
+                )
         self.config = config
 
     # -- session callbacks -------------------------------------------------------------------
@@ -206,8 +207,9 @@ class GatewayApplication(fix.Application):
             if msg_type != "A":
                 return
             reason, comp_id, peer = self._check_logon(message, sessionID)
-            gated = (self.logon_gate(comp_id)
-                     if reason is None and self.logon_gate is not None else None)
+            gated = (
+                self.logon_gate(comp_id) if reason is None and self.logon_gate is not None else None
+            )
         except Exception:  # never let a bug become a QuickFIX error
             log.exception("logon check failed")
             raise fix.RejectLogon("logon could not be processed") from None

@@ -169,8 +169,13 @@ class SessionControl:
             with self._offline(comp_id, qf, "reset its sequence numbers"):
                 before = (qf.getExpectedSenderNum(), qf.getExpectedTargetNum())
                 qf.reset()  # logged out and no socket: its Logout goes nowhere, then the reset
-                self._record("reset", actor, comp_id, next_sender_before=before[0],
-                             next_target_before=before[1])
+                self._record(
+                    "reset",
+                    actor,
+                    comp_id,
+                    next_sender_before=before[0],
+                    next_target_before=before[1],
+                )
         return self.view(comp_id)
 
     def set_seqnums(
@@ -190,9 +195,15 @@ class SessionControl:
                     qf.setNextSenderMsgSeqNum(next_sender)
                 if next_target is not None:
                     qf.setNextTargetMsgSeqNum(next_target)
-                self._record("seqnums", actor, comp_id, next_sender=next_sender,
-                             next_target=next_target, next_sender_before=before[0],
-                             next_target_before=before[1])
+                self._record(
+                    "seqnums",
+                    actor,
+                    comp_id,
+                    next_sender=next_sender,
+                    next_target=next_target,
+                    next_sender_before=before[0],
+                    next_target_before=before[1],
+                )
         return self.view(comp_id)
 
     def disable(self, comp_id: str, reason: str, actor: str) -> dict[str, Any]:

@@ -71,9 +71,7 @@ AdminOrComplianceToken = Annotated[ApiToken, Depends(require("admin", "complianc
 ViewerToken = Annotated[ApiToken, Depends(require("admin", "client-viewer", "compliance"))]
 # who reads negotiations and trades (a desk its own)
 ReaderToken = Annotated[ApiToken, Depends(require("admin", "compliance", "desk"))]
-AnyRoleToken = Annotated[
-    ApiToken, Depends(require("admin", "compliance", "desk", "client-viewer"))
-]
+AnyRoleToken = Annotated[ApiToken, Depends(require("admin", "compliance", "desk", "client-viewer"))]
 # who scrapes /metrics: a Prometheus server's own token (role metrics), or an admin
 MetricsToken = Annotated[ApiToken, Depends(require("admin", "metrics"))]
 

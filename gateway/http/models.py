@@ -45,20 +45,29 @@ class SessionView(BaseModel):
 
 
 class SessionLogoutIn(BaseModel):
-    reason: FixText = Field("logged out by the operator", min_length=1, max_length=200,
-                            description="the Logout's Text (58)")
+    reason: FixText = Field(
+        "logged out by the operator",
+        min_length=1,
+        max_length=200,
+        description="the Logout's Text (58)",
+    )
 
 
 class SessionDisableIn(BaseModel):
-    reason: FixText = Field(min_length=1, max_length=200,
-                            description="told to the client in the Logout refusing its logon")
+    reason: FixText = Field(
+        min_length=1,
+        max_length=200,
+        description="told to the client in the Logout refusing its logon",
+    )
 
 
 class SeqNumsIn(BaseModel):
-    next_sender: int | None = Field(None, ge=1, le=2_147_483_647,
-                                    description="the next MsgSeqNum the gateway sends")
-    next_target: int | None = Field(None, ge=1, le=2_147_483_647,
-                                    description="the next MsgSeqNum the gateway expects")
+    next_sender: int | None = Field(
+        None, ge=1, le=2_147_483_647, description="the next MsgSeqNum the gateway sends"
+    )
+    next_target: int | None = Field(
+        None, ge=1, le=2_147_483_647, description="the next MsgSeqNum the gateway expects"
+    )
 
 
 class ReloadOut(BaseModel):
@@ -66,8 +75,10 @@ class ReloadOut(BaseModel):
     removed: list[str]
     readmitted: list[str] = Field(description="removed earlier in this process, now back")
     changed: list[str] = Field(description="session keys changed in place (read at each logon)")
-    still_logged_on: list[str] = Field(description="removed sessions that had not logged out "
-                                       "within the wait (they are being logged out)")
+    still_logged_on: list[str] = Field(
+        description="removed sessions that had not logged out "
+        "within the wait (they are being logged out)"
+    )
     sessions: int
 
 

@@ -74,8 +74,11 @@ class SessionControls:
     def disable(self, comp_id: str, disabled: Disabled) -> None:
         with self.database.begin() as conn:
             conn.execute(delete(SESSION_CONTROLS).where(SESSION_CONTROLS.c.comp_id == comp_id))
-            conn.execute(SESSION_CONTROLS.insert().values(
-                comp_id=comp_id, reason=disabled.reason, actor=disabled.actor, at=disabled.at))
+            conn.execute(
+                SESSION_CONTROLS.insert().values(
+                    comp_id=comp_id, reason=disabled.reason, actor=disabled.actor, at=disabled.at
+                )
+            )
 
     def enable(self, comp_id: str) -> None:
         with self.database.begin() as conn:

@@ -34,21 +34,40 @@ from otc.audit.wire import SOH, fix_text
 __all__ = ["CLIENT_SCOPED", "FILTERS", "LINKS", "entry_refs"]
 
 # every name a search may filter on (the ids above)
-FILTERS = ("client", "desk", "cl_ord_id", "order_id", "rfq_id", "quote_id", "quote_req_id",
-           "trade_id", "clearing_key")
+FILTERS = (
+    "client",
+    "desk",
+    "cl_ord_id",
+    "order_id",
+    "rfq_id",
+    "quote_id",
+    "quote_req_id",
+    "trade_id",
+    "clearing_key",
+)
 # the ids a timeline follows from entry to entry (never a client or desk: those are everything)
-LINKS = ("cl_ord_id", "order_id", "rfq_id", "quote_id", "quote_req_id", "trade_id",
-         "clearing_key")
+LINKS = ("cl_ord_id", "order_id", "rfq_id", "quote_id", "quote_req_id", "trade_id", "clearing_key")
 CLIENT_SCOPED = frozenset({"cl_ord_id", "quote_req_id"})
 
 _PAYLOAD_KEYS = {
-    "client_id": "client", "desk_id": "desk", "cl_ord_id": "cl_ord_id", "order_id": "order_id",
-    "rfq_id": "rfq_id", "quote_id": "quote_id", "quote_req_id": "quote_req_id",
+    "client_id": "client",
+    "desk_id": "desk",
+    "cl_ord_id": "cl_ord_id",
+    "order_id": "order_id",
+    "rfq_id": "rfq_id",
+    "quote_id": "quote_id",
+    "quote_req_id": "quote_req_id",
     "trade_id": "trade_id",
 }
 _FIX_TAGS = {
-    "11": "cl_ord_id", "41": "cl_ord_id", "37": "order_id", "117": "quote_id",
-    "131": "quote_req_id", "17": "trade_id", "571": "trade_id", "1003": "trade_id",
+    "11": "cl_ord_id",
+    "41": "cl_ord_id",
+    "37": "order_id",
+    "117": "quote_id",
+    "131": "quote_req_id",
+    "17": "trade_id",
+    "571": "trade_id",
+    "1003": "trade_id",
 }
 _ACTOR_PREFIXES = {"session": "client", "client": "client", "desk": "desk"}
 _MAX_DEPTH = 6

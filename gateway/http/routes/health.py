@@ -24,8 +24,13 @@ def health() -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=ReadyOut,
-    responses={503: {"model": NotReadyOut, "content": {PROBLEM: {}},
-                     "description": "Not ready: the failing checks are named"}},
+    responses={
+        503: {
+            "model": NotReadyOut,
+            "content": {PROBLEM: {}},
+            "description": "Not ready: the failing checks are named",
+        }
+    },
 )
 def ready(readiness: ReadinessDep) -> Any:
     """Readiness: the database answers, its writer keeps up, the audit log can record, and the
@@ -36,6 +41,10 @@ def ready(readiness: ReadinessDep) -> Any:
     failing = [f"{name} ({v.detail})" for name, v in verdicts.items() if not v.ok]
     if not failing:
         return {"status": "ready", "checks": checks}
-    body = NotReadyOut(title="Service Unavailable", status=503,
-                       detail="not ready: " + "; ".join(failing), checks=checks)
+    body = NotReadyOut(
+        title="Service Unavailable",
+        status=503,
+        detail="not ready: " + "; ".join(failing),
+        checks=checks,
+    )
     return JSONResponse(body.model_dump(), status_code=503, media_type=PROBLEM)

@@ -12,8 +12,12 @@ router = APIRouter(tags=["ops"])
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}, "application/openmetrics-text": {}},
-                     "description": "Prometheus text exposition (OpenMetrics if asked for)"}},
+    responses={
+        200: {
+            "content": {"text/plain": {}, "application/openmetrics-text": {}},
+            "description": "Prometheus text exposition (OpenMetrics if asked for)",
+        }
+    },
 )
 def metrics(request: Request, token: MetricsToken, metrics: MetricsDep) -> Response:
     """Every metric of this process in the Prometheus text format (OpenMetrics when the

@@ -37,8 +37,9 @@ def get_session(comp_id: str, token: ViewerToken, sessions: SessionsDep) -> dict
 
 
 @router.post("/{comp_id}/logout", response_model=SessionView, responses=ERRORS)
-def logout(comp_id: str, body: SessionLogoutIn, token: AdminToken,
-           sessions: SessionsDep) -> dict[str, Any]:
+def logout(
+    comp_id: str, body: SessionLogoutIn, token: AdminToken, sessions: SessionsDep
+) -> dict[str, Any]:
     """Send a Logout with the reason as its Text (58) and wait for the session to end
     (409 if it is not logged on). The CompID may log on again at once."""
     return _act(lambda: sessions.logout(comp_id, body.reason, token.name))
@@ -58,19 +59,22 @@ def reset(comp_id: str, token: AdminToken, sessions: SessionsDep) -> dict[str, A
 
 
 @router.put("/{comp_id}/seqnums", response_model=SessionView, responses=ERRORS)
-def set_seqnums(comp_id: str, body: SeqNumsIn, token: AdminToken,
-                sessions: SessionsDep) -> dict[str, Any]:
+def set_seqnums(
+    comp_id: str, body: SeqNumsIn, token: AdminToken, sessions: SessionsDep
+) -> dict[str, Any]:
     """Set the next MsgSeqNum sent (``next_sender``) and/or expected (``next_target``). Only
     while logged out, and not for a session with reset_on_logon (409)."""
     if body.next_sender is None and body.next_target is None:
         raise HTTPException(422, "give next_sender, next_target or both")
-    return _act(lambda: sessions.set_seqnums(comp_id, body.next_sender, body.next_target,
-                                             token.name))
+    return _act(
+        lambda: sessions.set_seqnums(comp_id, body.next_sender, body.next_target, token.name)
+    )
 
 
 @router.post("/{comp_id}/disable", response_model=SessionView, responses=ERRORS)
-def disable(comp_id: str, body: SessionDisableIn, token: AdminToken,
-            sessions: SessionsDep) -> dict[str, Any]:
+def disable(
+    comp_id: str, body: SessionDisableIn, token: AdminToken, sessions: SessionsDep
+) -> dict[str, Any]:
     """Refuse the CompID's logons (a Logout whose Text gives the reason) until enabled, across
     restarts; a logged-on session is logged out."""
     return _act(lambda: sessions.disable(comp_id, body.reason, token.name))
