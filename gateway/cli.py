@@ -58,6 +58,16 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from gateway import ha
+
+    try:  # the data directory's lock; with [ha], first wait as a standby for leadership
+        held = ha.take(config, stop)
+    except ha.DataDirBusy as exc:
+        print(f"fixbridge: {exc}", file=sys.stderr)
+        return 2
+    if held is None:  # stopped while standby: nothing was opened, nothing to drain
+        logging.shutdown()
+        return 0
     try:
         gateway.start()
     except Exception as exc:  # one line for the operator; the traceback with --verbose
@@ -74,13 +84,14 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     # objects, and frequent passes over the growing order book cost ~19 µs per order.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+    ha.announce_takeover(held)
     print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
           f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
     stop.wait()
-    gateway.stop()
+    drained = gateway.stop()  # within gateway.drain_seconds, or the drain exits 1 itself
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
+    os._exit(0 if drained else 1)  # skip QuickFIX's teardown: see Acceptor.logout_all
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
