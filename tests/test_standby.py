@@ -424,3 +424,26 @@ def test_a_drain_out_of_time_names_what_was_left_and_exits_1():
 def test_a_drain_step_that_gives_up_fails_the_drain_only_if_required():
     assert Drain(5).run([Step("optional", lambda left: False)]) is True
     assert Drain(5).run([Step("required", lambda left: False, required=True)]) is False
+
+
+# --- the compose profile ---------------------------------------------------------------------
+
+
+def test_the_compose_ha_profile_runs_two_gateways_on_one_volume_and_one_database():
+    import yaml
+
+    from gateway.config import load_config
+
+    config = load_config(ROOT / "docker" / "fixbridge-ha.toml.example")
+    assert config.ha.enabled and config.gateway.database_url.startswith("postgresql://")
+    assert "@postgres:" in config.gateway.database_url
+    services = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())["services"]
+    pair = [services["gateway-a"], services["gateway-b"]]
+    for service in pair:
+        assert service["profiles"] == ["ha"] and service["restart"] == "unless-stopped"
+        assert "hadata:/var/lib/fixbridge/data" in service["volumes"]
+        assert "./fixbridge-ha.toml:/etc/fixbridge/fixbridge.toml:ro" in service["volumes"]
+        assert "postgres" in service["depends_on"]
+    host_ports = [p.split(":")[0] for s in pair for p in s["ports"]]
+    assert len(host_ports) == len(set(host_ports))
+    assert "profiles" not in services["gateway"]  # `docker compose up` is unchanged
