@@ -389,8 +389,14 @@ def test_sigterm_drains_orders_sessions_and_queues_then_exits_0(tmp_path):
         logouts = [m for m in got if m.msg_type == "5"]
         assert logouts, [m.fields for m in got[-5:]]
         assert logouts[0].get(58) == "gateway shutting down"
-        for reject in (m for m in got if m.msg_type == "j"):
+        rejects = [m for m in got if m.msg_type == "j"]
+        print(f"drain: {len(trader.ers())} ERs, {len(rejects)} orders refused while draining")
+        assert rejects  # the client kept sending after SIGTERM: those orders were refused
+        for reject in rejects:
             assert (reject.get(380), reject.get(58)) == ("4", "gateway shutting down")
+        # a refused order was not half processed: it has no ER
+        assert all(r.get(379) for r in rejects)
+        assert not {r.get(379) for r in rejects} & {er.get(11) for er in trader.ers()}
         log = gw.stderr()
         assert "drain: refusing new business" in log and "drain: done in" in log
 
