@@ -149,6 +149,7 @@ class Leadership:
         self._conn: Any = None
         self._last_ok = 0.0
         self.acquired_at: float | None = None  # time.monotonic() when the lock was taken
+        self._problem, self._said = "", 0.0  # the last connection problem logged, and when
         unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
         self._classid, self._objid = unsigned >> 32, unsigned & 0xFFFF_FFFF
 
@@ -177,8 +178,11 @@ class Leadership:
                 self._conn = self._connect()
             got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except Exception as exc:
-            log.warning("standby: cannot reach the leadership lock on %s: %s",
-                        describe(self.url), " ".join(str(exc).split()))
+            problem = " ".join(str(exc).split())
+            if problem != self._problem or time.monotonic() - self._said >= 30:
+                log.warning("standby: cannot reach the leadership lock on %s: %s",
+                            describe(self.url), problem)
+                self._problem, self._said = problem, time.monotonic()
             self._drop()
             return False
         if got and got[0]:

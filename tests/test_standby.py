@@ -27,13 +27,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from fixspec.messages import Side
 from gateway.audit.keys import generate_signing_key
 from gateway.drain import Drain, Step
 from gateway.fix.front import free_loopback_port as free_port
 from gateway.store.connect import connect
 from gateway.store.orders import ExecutionRow
 from load.fixclient import FixClient
-from tests.harness import API_TOKEN, ROOT, GatewayProcess, order_fields
+from tests.harness import API_TOKEN, ROOT, VIEWER_TOKEN, GatewayProcess, order_fields
+from tests.otc_support import Desk, RfqClient
 from tests.test_crash import EXTRA, Trader, _check_database, resume
 
 PG_URL = os.environ.get("FIXBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -184,6 +186,17 @@ def test_standby_takes_over_after_the_leader_is_killed(tmp_path):
             while len(keep.ers()) < 4:
                 assert time.monotonic() < deadline, [e.fields for e in keep.ers()]
                 time.sleep(0.01)
+            # an RFQ traded on the leader: desk A quotes, the client lifts it
+            rfq_client, desk = RfqClient(a), Desk(a, VIEWER_TOKEN)
+            rfq_client.rfq("ha-rfq-1", qty="2")
+            rfq_id = desk.event("RfqToDesk")["rfq"]["rfq_id"]
+            assert desk.quote(rfq_id, bid_px="4100", offer_px="4300").status_code == 201
+            rfq_client.hit(rfq_client.quote(), Side.BUY, "ha-rfq-1-hit")
+            fill = rfq_client.next("8")
+            trade_id = rfq_client.next("AE").get(571)
+            desk.close()
+            rfq_client.close()
+
             traders = [Trader(a, "LOADA", seed=1), Trader(a, "RESUME", seed=2, reset=False)]
             threads = [threading.Thread(target=t.run, daemon=True) for t in traders]
             for t in threads:
@@ -232,6 +245,19 @@ def test_standby_takes_over_after_the_leader_is_killed(tmp_path):
             assert all(m.get(43) == "Y" for m in resent)
             acknowledged += resent
             client.logout()
+
+            # the trade and its RFQ are the new leader's too, and its clearing goes on there
+            admin = {"Authorization": f"Bearer {API_TOKEN}"}
+            deadline = time.monotonic() + 20
+            while True:
+                trade = httpx.get(f"{b.http}/trades/{trade_id}", headers=admin).json()
+                if trade.get("clearing_status") == "cleared" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert (trade["clearing_status"], trade["price"]) == ("cleared", "4300"), trade
+            history = httpx.get(f"{b.http}/rfqs/{rfq_id}", headers=admin).json()
+            assert history["state"] == "Confirmed" and history["trade_id"] == trade_id
+            assert fill.get(31) == "4300"
 
             database = connect(url)
             try:
@@ -300,14 +326,61 @@ def test_a_leader_that_loses_its_lock_stops_before_the_standby_starts(tmp_path):
                 database.dispose()
             exactly_once(url, {er.get(17) for er in acknowledged})
 
-            # restarted by its supervisor, the old leader is now the standby
+            # restarted by its supervisor, the old leader is now the standby; a drained leader
+            # hands over to it (a planned switchover)
             assert a.launch().startswith("fixbridge standby")
-            assert a.stop() == 0
             assert b.stop() == 0, b.stderr()
+            assert "fixbridge ready" in a.next_line(30)
+            client = FixClient("127.0.0.1", a.fix_port, "CLIENT2", GATEWAY)
+            assert client.logon().msg_type == "A"
+            client.send("D", order_fields("after-switchover", "1"))
+            assert client.expect("8").get(39) == "0"
+            client.logout()
+            assert a.stop() == 0, a.stderr()
         finally:
             admin.dispose()
             stop_all(a, b)
         audit_verifies(a.config_path, tmp_path / "audit.tar")
+
+
+def test_the_guard_fences_on_a_lost_lock_a_lost_connection_and_silence():
+    from gateway.ha import Leadership, lock_key
+
+    with fresh_database() as url:
+        key = lock_key("guard-test")
+
+        def leader(**kw) -> tuple[Leadership, queue.Queue[str]]:
+            reasons: queue.Queue[str] = queue.Queue()
+            lead = Leadership(url, key, check=0.1, lease=0.6, on_lost=reasons.put, **kw)
+            assert lead.try_acquire()
+            return lead, reasons
+
+        # a second session cannot take it while the first holds it
+        lead, reasons = leader()
+        other = Leadership(url, key)
+        assert not other.try_acquire()
+        # the lock released under the leader's feet (the connection still works)
+        lead.guard()
+        lead._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        assert "is no longer held by this process" in reasons.get(timeout=5)
+        lead._drop()
+
+        # the connection killed
+        lead, reasons = leader()
+        lead.guard()
+        other._conn.execute("SELECT pg_terminate_backend(%s)", (lead._conn.info.backend_pid,))
+        assert "the leadership lock's connection failed" in reasons.get(timeout=5)
+        lead._drop()
+
+        # a check that never answers: the watchdog fences after the lease
+        lead, reasons = leader()
+        lead.held = lambda: threading.Event().wait(30)  # type: ignore[method-assign]
+        started = time.monotonic()
+        lead.guard()
+        assert "was not confirmed for" in reasons.get(timeout=5)
+        assert 0.5 <= time.monotonic() - started <= 3
+        lead._drop()
+        other._drop()
 
 
 # --- 3. without HA, one gateway per data directory ----------------------------------------------
