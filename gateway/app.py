@@ -121,13 +121,20 @@ class Gateway:
                 self.desk_hub.sink,
             ],
             gate=RfqRiskGate(
-                self.orders.risk, self.orders.halt_reason, self.orders.exposure,
-                rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
+                self.orders.risk,
+                self.orders.halt_reason,
+                self.orders.exposure,
+                rfq_rate=lambda client: s.rfq_rate if (s := cfg.session(client)) else 20,
             ),
             archive=self.rfq_archive.save,
         )
         self.application = GatewayApplication(
-            self.orders, self.writer, LogonPolicy(cfg), self.peers, cfg, dictionary,
+            self.orders,
+            self.writer,
+            LogonPolicy(cfg),
+            self.peers,
+            cfg,
+            dictionary,
             require_front=parts.acceptor_port is None,
             negotiation=self.negotiation,
             lock=core_lock,
@@ -136,8 +143,11 @@ class Gateway:
             draining=self.draining,
         )
         self.risk_control = RiskControl(
-            self.orders, core_lock, self.application.run_core,
-            self.negotiation.cancel_client_rfqs, self.auditor.admin,
+            self.orders,
+            core_lock,
+            self.application.run_core,
+            self.negotiation.cancel_client_rfqs,
+            self.auditor.admin,
         )
         self.clearing_outbox = SqlOutbox(self.database)
         self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin)
@@ -163,15 +173,25 @@ class Gateway:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
             binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.fronts.append(
-                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
-                      binding, on_refused=self.application.tls_refused)
+                Front(
+                    (host, int(port)),
+                    acceptor_port,
+                    self.peers,
+                    self.application.admit,
+                    binding,
+                    on_refused=self.application.tls_refused,
+                )
             )
         for front in self.fronts:
             front.start()
             log.info(
                 "FIX%s listening on %s:%d as %s (%d sessions); data in %s",
-                " over TLS" if front.tls else "", front.listen[0], front.port,
-                cfg.gateway.comp_id, len(cfg.sessions), data,
+                " over TLS" if front.tls else "",
+                front.listen[0],
+                front.port,
+                cfg.gateway.comp_id,
+                len(cfg.sessions),
+                data,
             )
         if cfg.gateway.http_enabled:
             self._start_http()
@@ -186,16 +206,20 @@ class Gateway:
             risk=self.risk_control,
             negotiation=self.negotiation,
             desk_hub=self.desk_hub,
-            trades=TradesWithClearing(TradeReader(self.database, self.writer),
-                                      self.clearing_outbox),
+            trades=TradesWithClearing(
+                TradeReader(self.database, self.writer), self.clearing_outbox
+            ),
             rfq_archive=self.rfq_archive,
             auditor=self.auditor,
             audit_exports=self.config.gateway.data_dir / "exports",
             clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
         )
-        self.http_gate = Draining(create_app(services), self.config.gateway.drain_seconds,
-                                  on_refused=self.auditor.api_action)
+        self.http_gate = Draining(
+            create_app(services),
+            self.config.gateway.drain_seconds,
+            on_refused=self.auditor.api_action,
+        )
         self.http = HttpServer(self.http_gate, self.config.gateway.http_listen, self.config.api)
         self.http.start()
 
@@ -205,22 +229,29 @@ class Gateway:
         audit log. Whether it all finished; the caller then exits (README "Shutdown")."""
         budget = self.config.gateway.drain_seconds
         log.info("drain: refusing new business; %g s to finish", budget)
-        done = Drain(budget).run([
-            Step("refuse new business", self._refuse_new_business, required=True),
-            Step("finish commands in flight", self._finish_in_flight, required=True),
-            Step("stop the negotiation timers", lambda left: self.negotiation.stop()),
-            Step("log the FIX sessions out", lambda left: self.acceptor.logout_all(
-                "gateway shutting down", min(5.0, left))),
-            Step("close the FIX connections", lambda left: self._close_fronts()),
-            Step("stop the clearing worker", lambda left: self.clearing.stop()),
-            Step("stop the HTTP API", lambda left: self.http.stop(min(3.0, left))
-                 if self.http is not None else None),
-            Step("flush the database writer", lambda left: self.writer.flush(left),
-                 required=True),
-            Step("close the database writer", lambda left: self.writer.close()),
-            Step("seal the audit log", lambda left: self.auditor.close(), required=True),
-            Step("close the database", lambda left: self.database.dispose()),
-        ])
+        done = Drain(budget).run(
+            [
+                Step("refuse new business", self._refuse_new_business, required=True),
+                Step("finish commands in flight", self._finish_in_flight, required=True),
+                Step("stop the negotiation timers", lambda left: self.negotiation.stop()),
+                Step(
+                    "log the FIX sessions out",
+                    lambda left: self.acceptor.logout_all("gateway shutting down", min(5.0, left)),
+                ),
+                Step("close the FIX connections", lambda left: self._close_fronts()),
+                Step("stop the clearing worker", lambda left: self.clearing.stop()),
+                Step(
+                    "stop the HTTP API",
+                    lambda left: self.http.stop(min(3.0, left)) if self.http is not None else None,
+                ),
+                Step(
+                    "flush the database writer", lambda left: self.writer.flush(left), required=True
+                ),
+                Step("close the database writer", lambda left: self.writer.close()),
+                Step("seal the audit log", lambda left: self.auditor.close(), required=True),
+                Step("close the database", lambda left: self.database.dispose()),
+            ]
+        )
         log.info("stopped")
         return done
 

@@ -277,8 +277,10 @@ class Config(Strict):
     @model_validator(mode="after")
     def _ha_needs_postgresql(self) -> Config:
         if self.ha.enabled and not self.gateway.database_url.startswith("postgresql"):
-            raise ValueError("ha.enabled needs a postgresql:// gateway.database_url: "
-                             "leadership is a PostgreSQL advisory lock (no standby on SQLite)")
+            raise ValueError(
+                "ha.enabled needs a postgresql:// gateway.database_url: "
+                "leadership is a PostgreSQL advisory lock (no standby on SQLite)"
+            )
         return self
 
     @property

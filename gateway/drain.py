@@ -60,8 +60,11 @@ class Drain:
                 ok = False
             if not ok:
                 (self.failed if step.required else self.warnings).append(step.name)
-                log.log(logging.ERROR if step.required else logging.WARNING,
-                        "drain: %s did not finish", step.name)
+                log.log(
+                    logging.ERROR if step.required else logging.WARNING,
+                    "drain: %s did not finish",
+                    step.name,
+                )
         self._done.set()
         took = time.monotonic() - self.started
         if self.failed:
@@ -74,9 +77,11 @@ class Drain:
         if self._done.wait(self.left() + GRACE):
             return
         current = self._steps[self._current].name
-        rest = [s.name for s in self._steps[self._current + 1:]]
-        line = (f"drain: out of time ({self.budget:g} s, gateway.drain_seconds) while waiting "
-                f"for: {current}; not done: {', '.join(rest) or 'nothing else'}")
+        rest = [s.name for s in self._steps[self._current + 1 :]]
+        line = (
+            f"drain: out of time ({self.budget:g} s, gateway.drain_seconds) while waiting "
+            f"for: {current}; not done: {', '.join(rest) or 'nothing else'}"
+        )
         worker = threading.Thread(target=log.error, args=(line,), daemon=True)
         worker.start()
         worker.join(0.2)

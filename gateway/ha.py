@@ -96,8 +96,11 @@ class DataDirLock:
         said = 0.0
         while not self.try_acquire():
             if time.monotonic() - said >= 5:
-                log.warning("leader: waiting for the data directory lock %s held by %s",
-                            self.path, self.holder())
+                log.warning(
+                    "leader: waiting for the data directory lock %s held by %s",
+                    self.path,
+                    self.holder(),
+                )
                 said = time.monotonic()
             if stop.wait(interval):
                 return False
@@ -158,16 +161,25 @@ class Leadership:
 
         timeout = max(1, round(self.lease))
         conn = psycopg.connect(
-            _conninfo(self.url), autocommit=True, connect_timeout=max(2, timeout),
+            _conninfo(self.url),
+            autocommit=True,
+            connect_timeout=max(2, timeout),
             application_name="fixbridge-leader-lock",
             # the client notices a dead server within about the lease
-            keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=3,
+            keepalives=1,
+            keepalives_idle=1,
+            keepalives_interval=1,
+            keepalives_count=3,
             tcp_user_timeout=int(self.lease * 1000),
         )
         # and the server drops a vanished leader's session (and its lock) soon too; these are
         # per-session settings any user may change (ignored on a Unix socket)
-        for name, value in (("tcp_keepalives_idle", 1), ("tcp_keepalives_interval", 1),
-                            ("tcp_keepalives_count", 3), ("tcp_user_timeout", 3000)):
+        for name, value in (
+            ("tcp_keepalives_idle", 1),
+            ("tcp_keepalives_interval", 1),
+            ("tcp_keepalives_count", 3),
+            ("tcp_user_timeout", 3000),
+        ):
             conn.execute(f"SET {name} = {value}")
         return conn
 
@@ -180,8 +192,11 @@ class Leadership:
         except Exception as exc:
             problem = " ".join(str(exc).split())
             if problem != self._problem or time.monotonic() - self._said >= 30:
-                log.warning("standby: cannot reach the leadership lock on %s: %s",
-                            describe(self.url), problem)
+                log.warning(
+                    "standby: cannot reach the leadership lock on %s: %s",
+                    describe(self.url),
+                    problem,
+                )
                 self._problem, self._said = problem, time.monotonic()
             self._drop()
             return False
@@ -228,8 +243,9 @@ class Leadership:
             try:
                 ok = self.held()
             except Exception as exc:
-                self.on_lost(f"the leadership lock's connection failed: "
-                             f"{' '.join(str(exc).split())}")
+                self.on_lost(
+                    f"the leadership lock's connection failed: {' '.join(str(exc).split())}"
+                )
                 return
             if not ok:
                 self.on_lost(f"advisory lock {self.key} is no longer held by this process")
@@ -278,8 +294,13 @@ def take(config: Config, stop: threading.Event) -> Held | None:
     ha = config.ha
     key = key_of(config)
     where = describe(config.gateway.database_url)
-    leadership = Leadership(config.gateway.database_url, key, poll=ha.poll_seconds,
-                            check=ha.check_seconds, lease=ha.lease_seconds)
+    leadership = Leadership(
+        config.gateway.database_url,
+        key,
+        poll=ha.poll_seconds,
+        check=ha.check_seconds,
+        lease=ha.lease_seconds,
+    )
     began = time.monotonic()
     was_standby = threading.Event()
 
@@ -312,7 +333,10 @@ def announce_takeover(held: Held) -> None:
         return
     serving = time.monotonic() - lead.acquired_at
     if held.standby_for > 0:
-        log.info("leader: took over after %.1f s (lock taken to listeners bound; standby for "
-                 "%.1f s)", serving, held.standby_for)
+        log.info(
+            "leader: took over after %.1f s (lock taken to listeners bound; standby for %.1f s)",
+            serving,
+            held.standby_for,
+        )
     else:
         log.info("leader: lock %d taken at start; listeners bound %.1f s later", lead.key, serving)

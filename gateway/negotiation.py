@@ -123,8 +123,11 @@ class NegotiationService:
 
     def submit(self, command: Command) -> list[ev.Event]:
         with self.lock:
-            refused = self.gate.check(command, time.monotonic(), self._acceptance_terms) \
-                if self.gate is not None else None
+            refused = (
+                self.gate.check(command, time.monotonic(), self._acceptance_terms)
+                if self.gate is not None
+                else None
+            )
             if refused is not None:
                 events = self.engine.refuse(command, *refused, self.clock())
             else:
@@ -151,9 +154,7 @@ class NegotiationService:
                     out.append((view, self.engine.desk_live_quotes(desk_id, rfq_id)))
             return out
 
-    def desk_rfq(
-        self, desk_id: str, rfq_id: str
-    ) -> tuple[RfqView, tuple[SealedQuote, ...]] | None:
+    def desk_rfq(self, desk_id: str, rfq_id: str) -> tuple[RfqView, tuple[SealedQuote, ...]] | None:
         """A live RFQ (routed to any desk: the caller checks) with ``desk_id``'s live quotes on
         it; None if it is not in memory."""
         with self.lock:

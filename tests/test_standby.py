@@ -94,7 +94,9 @@ class Node(GatewayProcess):
             generate_signing_key(self.data_dir / "audit")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
             stderr=open(self.workdir / "stderr.log", "ab"),  # noqa: SIM115 - the child owns it
         )
         self.lines = queue.Queue()
@@ -114,16 +116,18 @@ class Node(GatewayProcess):
         try:
             return self.lines.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"no line from the gateway in {timeout} s:\n"
-                                 f"{self.stderr()[-3000:]}") from None
+            raise AssertionError(
+                f"no line from the gateway in {timeout} s:\n{self.stderr()[-3000:]}"
+            ) from None
 
 
 def pair(tmp_path: Path, url: str, extra: str = EXTRA) -> tuple[Node, Node]:
     """Two nodes on one data directory, one database and one FIX port; HTTP ports differ."""
     data, fix_port = tmp_path / "shared-data", free_port()
     return tuple(  # type: ignore[return-value]
-        Node(tmp_path / name, database_url=url, extra=extra + HA, shared_data=data,
-             fix_port=fix_port)
+        Node(
+            tmp_path / name, database_url=url, extra=extra + HA, shared_data=data, fix_port=fix_port
+        )
         for name in ("a", "b")
     )
 
@@ -152,11 +156,17 @@ def exactly_once(url: str, exec_ids: set[str]) -> None:
 def audit_verifies(config: Path, out: Path) -> None:
     """The whole trail (both leaders' entries) exports and verifies offline."""
     cli = [sys.executable, "-m", "gateway.cli", "audit"]
-    export = subprocess.run([*cli, "export", str(out), "--config", str(config)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    export = subprocess.run(
+        [*cli, "export", str(out), "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert export.returncode == 0, export.stderr
-    verify = subprocess.run([*cli, "verify", str(out)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    verify = subprocess.run(
+        [*cli, "verify", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -225,8 +235,16 @@ def test_standby_takes_over_after_the_leader_is_killed(tmp_path):
             assert int(reply.get(34)) == keep.next_in and reply.get(141) is None
             assert [m.msg_type for m in after] == ["0"]
             # its resting orders are live on the new leader
-            client.send("F", [(41, "KEEPSEQ-0"), (11, "keep-cxl"), (55, "BTC-PERP"), (54, "1"),
-                              (60, "20260101-00:00:00")])
+            client.send(
+                "F",
+                [
+                    (41, "KEEPSEQ-0"),
+                    (11, "keep-cxl"),
+                    (55, "BTC-PERP"),
+                    (54, "1"),
+                    (60, "20260101-00:00:00"),
+                ],
+            )
             done = client.expect("8")
             assert (done.get(39), done.get(41)) == ("4", "KEEPSEQ-0")
             client.send("D", order_fields("after-takeover", "1"))
@@ -290,10 +308,17 @@ def test_a_leader_that_loses_its_lock_stops_before_the_standby_starts(tmp_path):
                 time.sleep(0.02)
 
             with admin.connect() as conn:  # the backend holding the leader's advisory lock
-                pids = conn.execute(sa.text(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND database = (SELECT oid FROM pg_database"
-                    "                 WHERE datname = current_database())")).scalars().all()
+                pids = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                            " AND database = (SELECT oid FROM pg_database"
+                            "                 WHERE datname = current_database())"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
                 assert len(pids) == 1, pids
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pids[0]})
             lost = time.monotonic()
@@ -391,7 +416,10 @@ def test_a_second_gateway_on_the_same_data_directory_is_refused(tmp_path):
     try:
         second = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(gw.config_path)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert second.returncode == 2, second.stderr
         lines = second.stderr.strip().splitlines()
@@ -413,7 +441,10 @@ def test_a_second_gateway_on_the_same_data_directory_is_refused(tmp_path):
     gw.config_path.write_text(gw.config_path.read_text() + HA)
     check = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "check-config", "--config", str(gw.config_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 2 and "ha.enabled needs a postgresql://" in check.stderr
 
@@ -487,11 +518,17 @@ def test_a_drain_out_of_time_names_what_was_left_and_exits_1():
     exits: list[int] = []
     stuck = threading.Event()
     drain = Drain(0.3, exit=exits.append)
-    done = threading.Thread(target=drain.run, args=([
-        Step("quick", lambda left: None, required=True),
-        Step("stuck", lambda left: stuck.wait(), required=True),
-        Step("never reached", lambda left: None),
-    ],), daemon=True)
+    done = threading.Thread(
+        target=drain.run,
+        args=(
+            [
+                Step("quick", lambda left: None, required=True),
+                Step("stuck", lambda left: stuck.wait(), required=True),
+                Step("never reached", lambda left: None),
+            ],
+        ),
+        daemon=True,
+    )
     done.start()
     deadline = time.monotonic() + 5
     while not exits and time.monotonic() < deadline:

@@ -60,8 +60,12 @@ class Draining:
             if self.on_refused is not None:
                 peer = scope["client"][0] if scope.get("client") else "?"
                 self.on_refused("anonymous", scope["method"], scope["path"], 503, peer)
-            await problem(503, "Service Unavailable", "gateway shutting down",
-                          {"Retry-After": self.retry_after})(scope, receive, send)
+            await problem(
+                503,
+                "Service Unavailable",
+                "gateway shutting down",
+                {"Retry-After": self.retry_after},
+            )(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)

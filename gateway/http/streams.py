@@ -29,8 +29,8 @@ def desk_of(event: ev.Event) -> str | None:
 class DeskHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subs: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = (
-            defaultdict(set)
+        self._subs: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(
+            set
         )
 
     def subscribe(self, desk_id: str) -> asyncio.Queue:
