@@ -24,12 +24,14 @@ from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.clearing import Clearing
 from gateway.config import Config, ConfigError, load_config
+from gateway.drain import Drain, Step
 from gateway.fix.acceptor import Acceptor, engine_settings, session_settings
 from gateway.fix.application import GatewayApplication
 from gateway.fix.control import SessionControl
 from gateway.fix.dictionary import write_dictionary
 from gateway.fix.front import Front, PeerRegistry, free_loopback_port
 from gateway.http.app import create_app
+from gateway.http.draining import Draining
 from gateway.http.security import Auth
 from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
@@ -105,6 +107,8 @@ class Gateway:
         self.http: HttpServer | None = None
         self.readiness: Readiness | None = None
         self._reload_lock = threading.Lock()
+        self.http_gate: Draining | None = None
+        self.draining = threading.Event()  # set by stop(): new business is refused
 
     def start(self) -> None:
         cfg, parts = self.config, self.parts
@@ -130,7 +134,8 @@ class Gateway:
         self.orders = OrderManager(venue, risk)
         self.orders.restore(load_orders(self.database), [])
         self.orders.set_exec_seq(last_exec_seq(self.database))
-        core_lock = threading.RLock()  # QuickFIX's thread, the API and trade booking share it
+        # QuickFIX's thread, the API and trade booking share it
+        core_lock = self.core_lock = threading.RLock()
 
         self.peers = PeerRegistry()
         self.desk_hub = DeskHub()
@@ -176,6 +181,7 @@ class Gateway:
             metrics=self.metrics.fix,
             logon_gate=self.session_control.logon_refusal,
             logout_text=self.session_control.logout_text,
+            draining=self.draining,
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
@@ -303,9 +309,12 @@ class Gateway:
             ),
         )
         self.services = services
-        self.http = HttpServer(
-            create_app(services), self.config.gateway.http_listen, self.config.api
+        self.http_gate = Draining(
+            create_app(services),
+            self.config.gateway.drain_seconds,
+            on_refused=self.auditor.api_action,
         )
+        self.http = HttpServer(self.http_gate, self.config.gateway.http_listen, self.config.api)
         self.http.start()
 
     def reload(self, actor: str) -> dict:
@@ -382,21 +391,72 @@ class Gateway:
             self.auditor.admin("config.reload", who, outcome)
             return outcome
 
-    def stop(self) -> None:
-        """Log sessions out, stop listening, commit what is queued. The caller then exits."""
-        if self.http is not None:
-            self.http.stop()
+    def stop(self) -> bool:
+        """The graceful drain (SIGTERM), within ``gateway.drain_seconds``: refuse new business,
+        let what is in flight finish, log the sessions out, flush the database writer, seal the
+        audit log. Whether it all finished; the caller then exits (README "Shutdown")."""
+        budget = self.config.gateway.drain_seconds
+        log.info("drain: refusing new business; %g s to finish", budget)
+        done = Drain(budget).run(
+            [
+                Step("refuse new business", self._refuse_new_business, required=True),
+                Step("finish commands in flight", self._finish_in_flight, required=True),
+                Step("stop the readiness checks", lambda left: self._stop_readiness()),
+                Step("stop the negotiation timers", lambda left: self.negotiation.stop()),
+                Step("log the FIX sessions out", self._log_sessions_out),
+                Step("close the FIX connections", lambda left: self._close_fronts()),
+                Step("stop the clearing worker", lambda left: self.clearing.stop()),
+                Step(
+                    "stop the HTTP API",
+                    lambda left: self.http.stop(min(3.0, left)) if self.http is not None else None,
+                ),
+                Step(
+                    "flush the database writer", lambda left: self.writer.flush(left), required=True
+                ),
+                Step("close the database writer", lambda left: self.writer.close()),
+                Step("seal the audit log", lambda left: self.auditor.close(), required=True),
+                Step("close the database", lambda left: self.database.dispose()),
+            ]
+        )
+        log.info("stopped")
+        return done
+
+    def _refuse_new_business(self, left: float) -> None:
+        """FIX: orders, replaces, RFQs and acceptances get BusinessMessageReject 380=4 and the
+        listeners close; HTTP: changes get 503 with Retry-After; reads go on."""
+        self.draining.set()
+        if self.http_gate is not None:
+            self.http_gate.close()
+        for front in self.fronts:
+            front.stop_listening()
+
+    def _finish_in_flight(self, left: float) -> bool:
+        """Wait for admitted API changes, then take the order core's and the negotiation's
+        locks once: every command that got in before the refusal has finished."""
+        deadline = time.monotonic() + left
+        done = self.http_gate is None or self.http_gate.wait_idle(left)
+        for lock in (self.core_lock, self.negotiation.lock):
+            if lock.acquire(timeout=max(0.001, deadline - time.monotonic())):
+                lock.release()
+            else:
+                done = False
+        return done
+
+    def _stop_readiness(self) -> None:
         if self.readiness is not None:
             self.readiness.stop()
-        self.negotiation.stop()
-        self.clearing.stop()
+
+    def _log_sessions_out(self, left: float) -> bool:
+        """Every acceptor's sessions (a reload may have added acceptors); logged-out sessions
+        stay disabled while the process closes."""
         self.application.closing = True
+        deadline = time.monotonic() + min(5.0, left)
+        done = True
         for acceptor in self.acceptors:
-            if not acceptor.logout_all("gateway shutting down"):
-                log.warning("some sessions did not complete their logout")
+            left_now = max(0.001, deadline - time.monotonic())
+            done = acceptor.logout_all("gateway shutting down", left_now) and done
+        return done
+
+    def _close_fronts(self) -> None:
         for front in self.fronts:
             front.stop()
-        self.writer.close()
-        self.auditor.close()
-        self.database.dispose()
-        log.info("stopped")

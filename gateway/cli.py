@@ -63,15 +63,31 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
         Path(args.config) if args.config else EXAMPLE_CONFIG,
         Path(args.data_dir) if args.data_dir else None,
     )
+    stop = threading.Event()  # SIGINT or SIGTERM
     wake = threading.Event()
     asked: set[str] = set()
 
     def on_signal(signum: int, _frame) -> None:
-        asked.add("reload" if signum == signal.SIGHUP else "stop")
+        if signum == signal.SIGHUP:
+            asked.add("reload")
+        else:
+            asked.add("stop")
+            stop.set()
         wake.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    from gateway import ha
+
+    try:  # the data directory's lock; with [ha], first wait as a standby for leadership
+        held = ha.take(config, stop)
+    except ha.DataDirBusy as exc:
+        print(f"fixbridge: {exc}", file=sys.stderr)
+        return 2
+    if held is None:  # stopped while standby: nothing was opened, nothing to drain
+        logging.shutdown()
+        return 0
+    asked.discard("reload")  # a SIGHUP to a standby: it has nothing to reload
     try:
         gateway.start()
     except Exception as exc:  # one line for the operator; the traceback with --verbose
@@ -88,6 +104,7 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     # objects, and frequent passes over the growing order book cost ~19 µs per order.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+    ha.announce_takeover(held)
     print(
         f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
         f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}",
@@ -99,10 +116,10 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
         if "reload" in asked and "stop" not in asked:
             asked.discard("reload")
             _reload_on_signal(gateway)
-    gateway.stop()
+    drained = gateway.stop()  # within gateway.drain_seconds, or the drain exits 1 itself
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(0)  # skip QuickFIX's teardown: see gateway.fix.acceptor.Acceptor.logout_all
+    os._exit(0 if drained else 1)  # skip QuickFIX's teardown: see Acceptor.logout_all
 
 
 def _reload_on_signal(gateway) -> None:

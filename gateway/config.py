@@ -58,6 +58,9 @@ class GatewaySection(Strict):
     fix_message_log: bool = True
     fix_plain: bool = True  # the plain TCP FIX listener; turn off to accept TLS only
     http_enabled: bool = True
+    # SIGTERM: refuse new business, finish what is in flight, log sessions out, flush, exit 0
+    # within this many seconds (otherwise say what was left and exit 1)
+    drain_seconds: float = Field(default=10.0, gt=0, le=600)
 
     _check_fix = field_validator("fix_listen", "http_listen")(_hostport)
 
@@ -77,6 +80,27 @@ class TlsSection(Strict):
     certs_dir: Path | None = None  # default <data_dir>/certs, as `fixbridge certs init` makes it
 
     _check_listen = field_validator("fix_listen")(_hostport)
+
+
+class HaSection(Strict):
+    """Active/standby: gateways on one data directory and one PostgreSQL database; the one
+    holding a PostgreSQL advisory lock leads, the others wait as standbys (gateway/ha.py)."""
+
+    enabled: bool = False
+    # the lock key is derived from this name (two pairs on one database need different names)
+    cluster: str = Field(default="fixbridge", min_length=1, max_length=64)
+    lock_key: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # explicit key instead
+    poll_seconds: float = Field(default=0.5, gt=0, le=60)  # a standby tries for the lock
+    check_seconds: float = Field(default=0.5, gt=0, le=60)  # the leader confirms it holds it
+    # the leader stops at once when its lock is gone or unconfirmed for this long; a new
+    # leader waits this long after taking the lock before it touches the data directory
+    lease_seconds: float = Field(default=1.5, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _lease(self) -> HaSection:
+        if self.lease_seconds <= self.check_seconds:
+            raise ValueError("lease_seconds must be longer than check_seconds")
+        return self
 
 
 class ClearingSection(Strict):
@@ -322,6 +346,7 @@ class SessionConfig(Strict):
 class Config(Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     tls: TlsSection = Field(default_factory=TlsSection)
+    ha: HaSection = Field(default_factory=HaSection)
     otc: OtcSection = Field(default_factory=OtcSection)
     clearing: ClearingSection = Field(default_factory=ClearingSection)
     api: ApiSection = Field(default_factory=ApiSection)
@@ -352,6 +377,15 @@ class Config(Strict):
                 f"sessions use different schedule time zones: {named}. QuickFIX 1.16 has no "
                 "per-session TimeZone: zoned schedules use the process's local time, so all "
                 "must share one zone (or use UTC)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ha_needs_postgresql(self) -> Config:
+        if self.ha.enabled and not self.gateway.database_url.startswith("postgresql"):
+            raise ValueError(
+                "ha.enabled needs a postgresql:// gateway.database_url: "
+                "leadership is a PostgreSQL advisory lock (no standby on SQLite)"
             )
         return self
 

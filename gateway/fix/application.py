@@ -33,6 +33,8 @@ from otc.risk import Throttle, ThrottleVerdict
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
 RFQ_TYPES = frozenset({"R", "AJ", "Z"})
+# refused while the gateway drains (SIGTERM); cancels, status requests and quote cancels pass
+NEW_BUSINESS = frozenset({"D", "G", "AB", "R", "AJ"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 CoreObserver = Callable[[list], None]  # every batch of order-core events (the audit log)
@@ -89,6 +91,7 @@ class GatewayApplication(fix.Application):
         metrics: FixMetrics | None = None,
         logon_gate: LogonGate | None = None,
         logout_text: Callable[[str], str | None] | None = None,
+        draining: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -108,6 +111,8 @@ class GatewayApplication(fix.Application):
         self._acceptances: dict[tuple[str, str], codec.RawMessage] = {}
         self.core_observers = tuple(core_observers)
         self.session_observers = tuple(session_observers)
+        # set: new business is refused (a drain)
+        self.draining = draining if draining is not None else threading.Event()
         self.throttles = {
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
@@ -262,6 +267,9 @@ class GatewayApplication(fix.Application):
         if bad is not None:  # QuickFIX answers Reject(3), SessionRejectReason 6, naming the tag
             raise fix.IncorrectDataFormat(bad, "value is not valid UTF-8")
         owner = sessionID.getTargetCompID().getValue()
+        if self.draining.is_set() and msg_type in NEW_BUSINESS:
+            self._refuse_draining(owner, msg_type, message, sessionID)
+            return
         throttle = self.throttles.get(owner)
         verdict = throttle.hit(self.clock()) if throttle else ThrottleVerdict.OK
         if verdict is not ThrottleVerdict.OK:
@@ -316,6 +324,22 @@ class GatewayApplication(fix.Application):
                 text=text,
                 ref_seq_num=int(message.getHeader().getField(34)),
                 business_reject_ref_id=message.getField(11) if message.isSetField(11) else None,
+            ),
+            sessionID,
+        )
+
+    def _refuse_draining(self, owner, msg_type, message, sessionID) -> None:
+        """BusinessMessageReject 380=4: the gateway is shutting down and takes no new business
+        (a standby, or this gateway restarted, will)."""
+        ref = next((message.getField(t) for t in (11, 131, 693) if message.isSetField(t)), None)
+        self._send(
+            owner,
+            m.BusinessReject(
+                ref_msg_type=msg_type,
+                reason=m.BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
+                text="gateway shutting down",
+                ref_seq_num=int(message.getHeader().getField(34)),
+                business_reject_ref_id=ref,
             ),
             sessionID,
         )

@@ -188,12 +188,16 @@ class Front:
         name = "fix-front-tls" if self.tls else "fix-front"
         threading.Thread(target=self._accept_loop, name=name, daemon=True).start()
 
-    def stop(self) -> None:
+    def stop_listening(self) -> None:
+        """Accept no new connection; the relays already open go on (a drain logs them out)."""
         self._stopping.set()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
+
+    def stop(self) -> None:
+        self.stop_listening()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:

@@ -8,19 +8,19 @@ import threading
 import time
 
 import uvicorn
-from fastapi import FastAPI
 
 from gateway.config import ApiSection
-from gateway.http.limits import MAX_WS_MESSAGE_BYTES
+from gateway.http.limits import MAX_WS_MESSAGE_BYTES, ASGIApp
 
 log = logging.getLogger("fixbridge")
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, listen: str, api: ApiSection) -> None:
+    def __init__(self, app: ASGIApp, listen: str, api: ApiSection) -> None:
         host, _, port = listen.rpartition(":")
         self.host, self.port = host, int(port)
         self.tls = api.tls_cert is not None
+        self._thread: threading.Thread | None = None
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -41,7 +41,8 @@ class HttpServer:
     def start(self, timeout: float = 10.0) -> None:
         """Serve, and return once uvicorn is listening."""
         server = self._server
-        threading.Thread(target=server.run, name="http", daemon=True).start()
+        self._thread = threading.Thread(target=server.run, name="http", daemon=True)
+        self._thread.start()
         deadline = time.monotonic() + timeout
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -50,6 +51,11 @@ class HttpServer:
         scheme = "https" if self.tls else "http"
         log.info("HTTP API on %s://%s:%s (OpenAPI at /docs)", scheme, self.host, self.port)
 
-    def stop(self) -> None:
-        """Ask uvicorn to finish; the process exits without waiting for it."""
+    def stop(self, timeout: float = 0.0) -> bool:
+        """Ask uvicorn to finish (stop listening, let requests in progress end, close the desk
+        streams) and wait up to ``timeout`` seconds for it; whether it has."""
         self._server.should_exit = True
+        thread = self._thread
+        if thread is not None and timeout > 0:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
