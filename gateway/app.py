@@ -2,8 +2,11 @@
 through its constructor, and starts and stops them in order; the parts do the work.
 
     audit trail, database + writer, recovery, order core
-      -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams)
-      -> FIX application -> clearing -> timers -> QuickFIX acceptor -> FIX listeners -> HTTP API
+      -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams), open
+         business replayed from its journal
+      -> FIX application -> clearing -> QuickFIX acceptor (its sessions)
+      -> timers, after telling clients and desks what fell due while the gateway was down
+      -> FIX listeners -> HTTP API
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.risk_control import RiskControl, risk_limits
 from gateway.store.clearing import SqlOutbox
 from gateway.store.connect import connect
+from gateway.store.journal import NegotiationJournal
 from gateway.store.orders import OrderReader, last_exec_seq, load_orders
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradeReader, TradesWithClearing
@@ -103,11 +107,12 @@ class Gateway:
         self.desk_hub = DeskHub()
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
+        journal = NegotiationJournal(self.database)
         # The FIX application and the negotiation need each other: RFQs from FIX go into the
         # service, and its events go back out as FIX messages. The service is built first; its
         # FIX sink reaches the application, built next, when the first event flows.
         self.negotiation = NegotiationService(
-            engine_for(cfg, keyring),
+            engine_for(cfg, keyring, ids=journal.ids),
             sinks=[
                 self.auditor.negotiation,
                 TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
@@ -119,7 +124,9 @@ class Gateway:
                 rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
             ),
             archive=self.rfq_archive.save,
+            journal=journal,
         )
+        self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.application = GatewayApplication(
             self.orders, self.writer, LogonPolicy(cfg), self.peers, cfg, dictionary,
             require_front=parts.acceptor_port is None,
@@ -136,7 +143,6 @@ class Gateway:
         self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin)
 
         self.clearing.start()
-        self.negotiation.start()
         acceptor_port = parts.acceptor_port or free_loopback_port()
         self.acceptor = Acceptor(
             self.application,
@@ -144,6 +150,10 @@ class Gateway:
             cfg.gateway.fix_message_log,
             self.auditor.fix if parts.audit_fix_messages else None,
         )
+        # The sessions exist now, no one is connected: what fell due while the gateway was down
+        # goes out, kept for each client until its next logon and for each desk's next stream.
+        with self.application.holding_client_notices(), self.desk_hub.holding():
+            self.negotiation.start()
         self.acceptor.start()
 
         self.fronts: list[Front] = []

@@ -162,6 +162,9 @@ class NegotiationService:
         self._by_request: dict[tuple[str, str], str] = {}
         self._deferred: list[Command] = []  # submitted once the current dispatch is done
         self._last_look: list[ev.Event] = []  # kept after archiving, for the statistics
+        # acceptances held in last look when the journal was replayed: the FIX edge echoes
+        # their Side and size when the hold ends (it no longer has the client's message)
+        self._restored_acceptances: dict[tuple[str, str], AcceptQuote] = {}
         self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
 
     def start(self) -> None:
@@ -459,7 +462,16 @@ class NegotiationService:
         self.journal.ids.replayed()
         if not changed:
             raise ReplayDiverged(f"{type(command).__name__} changed nothing: {events[-1:]}")
+        if isinstance(command, AcceptQuote) and any(
+            isinstance(e, ev.AcceptancePending) for e in events
+        ):
+            self._restored_acceptances[(command.client_id, command.client_ref)] = command
         return events
+
+    def restored_acceptance(self, client_id: str, client_ref: str) -> AcceptQuote | None:
+        """The acceptance ``client_ref`` of ``client_id`` if it was replayed from the journal
+        into a last-look hold (call from a sink: the lock is held)."""
+        return self._restored_acceptances.get((client_id, client_ref))
 
     def _catch_up(self) -> None:
         """After a restore: settle what the last run left unfinished and what fell due while
