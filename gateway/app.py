@@ -32,12 +32,12 @@ from gateway.http.security import Auth
 from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
+from gateway.journal import NegotiationJournal
 from gateway.logon import LogonPolicy
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
 from gateway.risk_control import RiskControl, risk_limits
 from gateway.store.clearing import SqlOutbox
 from gateway.store.connect import connect
-from gateway.store.journal import NegotiationJournal
 from gateway.store.orders import OrderReader, last_exec_seq, load_orders
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradeReader, TradesWithClearing
@@ -107,7 +107,7 @@ class Gateway:
         self.desk_hub = DeskHub()
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
-        journal = NegotiationJournal(self.database)
+        journal = NegotiationJournal(data / "journal")
         # The FIX application and the negotiation need each other: RFQs from FIX go into the
         # service, and its events go back out as FIX messages. The service is built first; its
         # FIX sink reaches the application, built next, when the first event flows.

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import Config
-from gateway.store.journal import (
+from gateway.journal import (
     BOOT,
     HANDLE,
     JournalEntry,
@@ -184,10 +184,9 @@ class NegotiationService:
         if self.journal is not None:
             with self.lock:
                 try:
-                    self.journal.flush()  # compaction of the last archived RFQs
-                except JournalFailed:
-                    log.error("negotiation journal: final flush failed")
-                self.journal.close()
+                    self.journal.close()  # the last archived rows, fsynced
+                except (JournalFailed, OSError):
+                    log.exception("negotiation journal: closing failed")
 
     def submit(self, command: Command) -> list[ev.Event]:
         with self.lock:
@@ -416,9 +415,10 @@ class NegotiationService:
     def restore(self, routing: dict[str, Any]) -> int:
         """Rebuild open business from the journal, telling no one (the sinks are not called),
         then start this boot's stretch of the journal with the engine's configuration and
-        ``routing`` (its raw form). Finished RFQs the replay meets are archived (the archive
-        keeps the first copy) and the journal keeps only what open RFQs need. Returns the
-        number of entries replayed. Call before :meth:`start`, before anything connects."""
+        ``routing`` (its raw form). Finished RFQs the replay meets (archived, but the journal
+        did not say so before the process ended) are archived again (the archive keeps the
+        first copy), and the journal keeps only what open RFQs need. Returns the number of
+        rows replayed. Call before :meth:`start`, before anything connects."""
         journal = self.journal
         assert journal is not None, "restore needs a journal"
         with self.lock:
@@ -429,7 +429,7 @@ class NegotiationService:
                     events = self._replay(entry)
                 except (ReplayDiverged, ValueError, KeyError, TypeError) as exc:
                     raise ReplayDiverged(
-                        f"negotiation journal entry {entry.seq} ({entry.kind} at "
+                        f"negotiation journal row {entry.seq} ({entry.kind} at "
                         f"{entry.at.isoformat()}) does not replay: {exc}. The engine or its "
                         "configuration (desks, keys) changed in a way open business cannot "
                         "follow"
@@ -441,11 +441,9 @@ class NegotiationService:
                 for rfq_id in [r for rfqs in self._rfqs_by_client.values() for r in rfqs]:
                     if self.engine.rfq(rfq_id).state in TERMINAL_RFQ_STATES:
                         self._archive_rfq(rfq_id)
-            journal.drop_unreferenced()
             journal.begin_boot(self.clock(), _settings_json(current[1], routing))
-            journal.flush()
             live = sum(len(rfqs) for rfqs in self._rfqs_by_client.values())
-            log.info("negotiation journal: %d entries replayed, %d RFQs open, id prefix %s",
+            log.info("negotiation journal: %d rows replayed, %d RFQs open, id prefix %s",
                      len(entries), live, journal.boot)
             return len(entries)
 

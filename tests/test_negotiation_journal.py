@@ -8,6 +8,7 @@ counters, last looks, passes, cancels and waits against two RFQs, refused comman
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.journal import JournalCorrupt, NegotiationJournal, ReplayDiverged, read_rows
 from gateway.negotiation import NegotiationService, NegotiationUnavailable
-from gateway.store.connect import connect
-from gateway.store.journal import NegotiationJournal, ReplayDiverged
 from otc.negotiation import (
     ConfirmTrade,
     DeskKeyring,
@@ -54,8 +54,8 @@ class Recorder:
         return [ConfirmTrade(e.trade.trade_id) for e in events if isinstance(e, ev.TradeCaptured)]
 
 
-def service(database, clock, *, archive=None, keys=None, sink=None) -> NegotiationService:
-    journal = NegotiationJournal(database)
+def service(directory, clock, *, archive=None, keys=None, sink=None) -> NegotiationService:
+    journal = NegotiationJournal(directory)
     engine = NegotiationEngine(
         RoutingTable.from_config(ROUTES), DeskKeyring(keys or KEYS), CONFIG, ids=journal.ids
     )
@@ -73,13 +73,19 @@ def tick(svc: NegotiationService) -> None:
 
 
 @contextlib.contextmanager
-def database():
+def journal_dir():
     with tempfile.TemporaryDirectory() as tmp:
-        db = connect(f"sqlite:///{Path(tmp) / 'j.db'}")
-        try:
-            yield db
-        finally:
-            db.dispose()
+        yield Path(tmp) / "journal"
+
+
+def crash(svc: NegotiationService) -> None:
+    """The process dies: what was flushed is in the kernel, what was only buffered is lost."""
+    svc.journal._buffer.clear()
+    svc.journal.close()
+
+
+def kinds(directory) -> list[str]:
+    return [row.kind for row in read_rows(directory)]
 
 
 class Remembering:
@@ -130,11 +136,11 @@ scripts = st.tuples(st.lists(quote_action, min_size=1, max_size=4),
 def test_a_replay_rebuilds_exactly_the_same_engine(script):
     """Without archiving nothing is compacted: the replayed engine equals the original in every
     record, index, id counter, timer and history."""
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         first = service(db, clock)
         run_script(first, clock, script)
-        first.journal.close()
+        crash(first)
         second = service(db, clock)
         # Timers that fired without an event are not journalled (they change nothing a later
         # call would not change the same way): tick both to the same time before comparing.
@@ -146,7 +152,7 @@ def test_a_replay_rebuilds_exactly_the_same_engine(script):
 @settings(max_examples=40, deadline=None)
 @given(scripts)
 def test_with_archiving_the_replay_keeps_open_business_and_only_that(script):
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         archived: dict[str, tuple] = {}
         first = service(db, clock, archive=lambda view, history: archived.setdefault(
@@ -154,8 +160,7 @@ def test_with_archiving_the_replay_keeps_open_business_and_only_that(script):
         rfq_ids = run_script(first, clock, script)
         live = [r for r in rfq_ids if r not in archived]
         rows = first.journal.rows
-        first.journal.flush()
-        first.journal.close()
+        crash(first)
         second = service(db, clock, archive=lambda view, history: archived.setdefault(
             view.rfq.rfq_id, (view, history)))
         assert second.engine.tick(clock.now) == first.engine.tick(clock.now)  # as above
@@ -174,7 +179,7 @@ def test_with_archiving_the_replay_keeps_open_business_and_only_that(script):
 
 
 def test_finished_rfqs_leave_the_journal_and_are_not_replayed():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         saved = []
         first = service(db, clock, archive=lambda view, history: saved.append(view.rfq.rfq_id))
@@ -189,30 +194,56 @@ def test_finished_rfqs_leave_the_journal_and_are_not_replayed():
         first.stop()  # a clean stop commits the last deletions
         second = service(db, clock, archive=lambda view, history: saved.append(view.rfq.rfq_id))
         # kept: the boot the open RFQ's submission ran under, that submission, this boot
-        assert [e.kind for e in second.journal.load()] == ["boot", "handle", "boot"]
+        assert kinds(db) == ["boot", "handle", "boot"]
         assert set(second.engine.snapshot().rfqs) == {open_id}
         assert len(saved) == 20
         second.journal.close()
 
 
+def test_a_long_journal_is_compacted_as_the_day_goes_on():
+    with journal_dir() as db:
+        clock = Clock()
+        journal = NegotiationJournal(db, segment_bytes=4096)
+        engine = NegotiationEngine(RoutingTable.from_config(ROUTES), DeskKeyring(KEYS), CONFIG,
+                                   ids=journal.ids)
+        first = NegotiationService(engine, sinks=[Recorder()], clock=clock, journal=journal,
+                                   archive=lambda view, history: None)
+        first.restore(ROUTES)
+        open_id = first.submit(rfq_cmd(quote_req_id="open"))[-1].rfq.rfq_id
+        for n in range(60):
+            clock.now += timedelta(seconds=1)
+            rfq_id = first.submit(rfq_cmd(quote_req_id=f"done-{n}"))[-1].rfq.rfq_id
+            first.submit(SubmitQuote("DESK-B", rfq_id, terms("0.04", "0.05", now=clock.now)))
+            first.submit(CancelRfq(CLIENT, rfq_id))
+        first.journal.close()  # waits for the fsync thread, which deletes after its fsync
+        # compacted as it went: only the rows the open RFQ needs were carried along
+        assert journal.written > 240 and journal.compactions >= 3
+        assert len(list(db.glob("seg-*.jsonl"))) == 1
+        assert len(read_rows(db)) < 4096 // 100
+        second = service(db, clock)
+        assert set(second.engine.snapshot().rfqs) == {open_id}
+        second.journal.close()
+
+
 def test_a_crash_before_the_deletions_were_committed_archives_again_and_compacts():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         saved = []
         first = service(db, clock, archive=lambda view, history: saved.append(view.rfq.rfq_id))
         rfq_id = first.submit(rfq_cmd())[-1].rfq.rfq_id
-        first.submit(CancelRfq(CLIENT, rfq_id))  # archived; its rows' deletion is not committed
+        first.submit(CancelRfq(CLIENT, rfq_id))  # archived; the row saying so is not written
         assert saved == [rfq_id]
-        first.journal.close()  # "kill -9": no flush
+        crash(first)
+        assert kinds(db) == ["boot", "handle", "handle"]
         second = service(db, clock, archive=lambda view, history: saved.append(view.rfq.rfq_id))
         assert saved == [rfq_id, rfq_id]  # saved again (the archive keeps its first copy)
         assert second.engine.snapshot().rfqs == {}
-        assert [e.kind for e in second.journal.load()] == ["boot"]
+        assert kinds(db) == ["boot"]
         second.journal.close()
 
 
 def test_what_expired_while_down_goes_out_at_start_at_its_own_deadline():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         first = service(db, clock)
         rfq_id = first.submit(rfq_cmd(expire_at=at(60)))[-1].rfq.rfq_id
@@ -243,7 +274,7 @@ def test_what_expired_while_down_goes_out_at_start_at_its_own_deadline():
 
 
 def test_a_new_boot_gives_new_ids_even_within_the_same_second():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         first = service(db, clock)
         one = first.submit(rfq_cmd(quote_req_id="a"))[-1].rfq.rfq_id
@@ -259,34 +290,34 @@ def test_a_new_boot_gives_new_ids_even_within_the_same_second():
 
 
 def test_refused_commands_are_not_journalled_as_commands():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         first = service(db, clock)
         first.submit(rfq_cmd(quote_req_id="a"))
         first.submit(rfq_cmd(quote_req_id="a"))  # duplicate: refused
         first.submit(CancelRfq(CLIENT, "no-such-rfq"))
-        assert [e.kind for e in first.journal.load()] == ["boot", "handle"]
+        assert kinds(db) == ["boot", "handle"]
         first.journal.close()
 
 
 def test_a_desk_that_lost_its_key_stops_the_replay_with_the_entry_named():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         first = service(db, clock)
         rfq_id = first.submit(rfq_cmd())[-1].rfq.rfq_id
         first.submit(SubmitQuote("DESK-A", rfq_id, terms("0.04", "0.05", now=clock.now)))
         first.journal.close()
         keys = {d: k for d, k in KEYS.items() if d != "DESK-A"}
-        with pytest.raises(ReplayDiverged, match="entry 3 .*does not replay"):
+        with pytest.raises(ReplayDiverged, match="row 3 .*does not replay"):
             service(db, clock, keys=keys)
 
 
 def test_when_the_journal_cannot_be_written_nothing_is_acted_on_and_nothing_more_taken():
-    with database() as db:
+    with journal_dir() as db:
         clock = Clock()
         recorder = Recorder()
         svc = service(db, clock, sink=recorder)
-        svc.journal._insert_sql = "INSERT INTO no_such_table VALUES (1)"
+        os.close(svc.journal._fd)  # every write fails now
         with pytest.raises(NegotiationUnavailable):
             svc.submit(rfq_cmd())
         assert recorder.events == []  # no one was told of an RFQ a restart would not know
@@ -296,3 +327,31 @@ def test_when_the_journal_cannot_be_written_nothing_is_acted_on_and_nothing_more
         again = service(db, clock)
         assert again.engine.snapshot().rfqs == {}
         again.journal.close()
+
+
+def test_a_torn_last_line_is_left_out_and_a_bad_line_inside_is_refused():
+    with journal_dir() as db:
+        clock = Clock()
+        first = service(db, clock)
+        rfq_id = first.submit(rfq_cmd())[-1].rfq.rfq_id
+        first.journal.close()
+        (segment,) = db.glob("seg-*.jsonl")
+        whole = segment.read_bytes()
+        segment.write_bytes(whole + b'{"seq":99,"boot":"x","ki')  # a write a power cut stopped
+        second = service(db, clock)
+        assert set(second.engine.snapshot().rfqs) == {rfq_id}
+        second.journal.close()
+        (segment,) = db.glob("seg-*.jsonl")
+        lines = segment.read_bytes().split(b"\n")
+        segment.write_bytes(b"\n".join([lines[0], b"not a row", *lines[1:]]))
+        with pytest.raises(JournalCorrupt, match="line 2 is not a journal row"):
+            read_rows(db)
+
+
+def test_one_gateway_process_per_journal():
+    with journal_dir() as db:
+        first = NegotiationJournal(db)
+        with pytest.raises(RuntimeError, match="in use by another gateway process"):
+            NegotiationJournal(db)
+        first.close()
+        NegotiationJournal(db).close()

@@ -5,8 +5,6 @@
 * :mod:`~gateway.store.orders`, :mod:`~gateway.store.sessions`, :mod:`~gateway.store.trades`,
   :mod:`~gateway.store.clearing`, :mod:`~gateway.store.rfqs`: one module per aggregate, each
   with its table, its row mapping and its queries;
-* :mod:`~gateway.store.journal`: the negotiation journal (the engine's inputs, replayed at
-  start-up so open RFQs, quotes, counters and last-look holds survive a restart);
 * :mod:`~gateway.store.columns`: column types that keep Decimals and UTC times exact.
 
 "Database" is the SQLAlchemy ``Engine`` these take; "engine" in this project means the

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -100,44 +101,88 @@ def command_from_json(data: JsonValue) -> Command:
 
 
 # --- encoding ----------------------------------------------------------------------------------
+# Each command type's encoder is built once from its field types (commands are encoded on the
+# hot path, before every engine call the journal keeps).
+
+Encoder = Callable[[Any], JsonValue]
+_encoders: dict[type, Encoder] = {}
 
 
 def _encode_dataclass(value: Any, path: str) -> dict[str, JsonValue]:
-    hints = _hints(type(value))
-    return {
-        f.name: _encode(getattr(value, f.name), hints[f.name], f"{path}.{f.name}")
-        for f in dataclasses.fields(value)
-    }
+    encoder = _encoders.get(type(value))
+    if encoder is None:
+        encoder = _encoders[type(value)] = _compile(type(value), path)
+    return cast(dict[str, JsonValue], encoder(value))
 
 
-def _encode(value: Any, hint: Any, path: str) -> JsonValue:
-    arms = _optional_arm(hint)
-    if arms is not None:
-        return None if value is None else _encode(value, arms, path)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        item_hint = _tuple_item(hint, path)
-        if type(value) is not tuple:
-            raise CommandJsonError(f"{path}: expected a tuple, got {type(value).__name__}")
-        return [_encode(item, item_hint, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(hint, type):
-        if dataclasses.is_dataclass(hint):
-            if type(value) is not hint:
-                raise CommandJsonError(f"{path}: expected {hint.__name__}, got {value!r}")
-            return _encode_dataclass(value, path)
-        if issubclass(hint, Enum):
-            if not isinstance(value, hint):
-                raise CommandJsonError(f"{path}: expected a {hint.__name__}, got {value!r}")
-            member_value: JsonValue = value.value
-            return member_value
-        if hint is Decimal and type(value) is Decimal:
-            return str(value)  # digits, exponent and sign as they are
-        if hint is datetime and type(value) is datetime and not value.fold:
-            return value.isoformat()  # microseconds and offset (or none) as they are
-        if hint in (str, int, bool) and type(value) is hint:
-            scalar: JsonValue = value
+def _refuse(path: str, hint: Any, value: Any) -> CommandJsonError:
+    return CommandJsonError(f"{path}: {value!r} is not a {_name(hint)}")
+
+
+def _compile(hint: Any, path: str) -> Encoder:
+    """An encoder for values of type ``hint`` that refuses any other value."""
+    arm = _optional_arm(hint)
+    if arm is not None:
+        inner = _compile(arm, path)
+        return lambda v: None if v is None else inner(v)
+    if typing.get_origin(hint) is tuple:
+        item = _compile(_tuple_item(hint, path), f"{path}[]")
+
+        def encode_tuple(v: Any) -> JsonValue:
+            if type(v) is not tuple:
+                raise CommandJsonError(f"{path}: expected a tuple, got {type(v).__name__}")
+            return [item(x) for x in v]
+
+        return encode_tuple
+    if not isinstance(hint, type):
+        raise CommandJsonError(f"{path}: unsupported type {hint!r}")
+    cls: type = hint
+    if dataclasses.is_dataclass(cls):
+        hints = _hints(cls)
+        fields = [(f.name, _compile(hints[f.name], f"{path}.{f.name}"))
+                  for f in dataclasses.fields(cls)]
+
+        def encode_dataclass(v: Any) -> JsonValue:
+            if type(v) is not cls:
+                raise _refuse(path, cls, v)
+            return {name: enc(getattr(v, name)) for name, enc in fields}
+
+        return encode_dataclass
+    if issubclass(cls, Enum):
+
+        def encode_enum(v: Any) -> JsonValue:
+            if not isinstance(v, cls):
+                raise _refuse(path, cls, v)
+            member: JsonValue = v.value
+            return member
+
+        return encode_enum
+    if cls is Decimal:
+
+        def encode_decimal(v: Any) -> JsonValue:
+            if type(v) is not Decimal:
+                raise _refuse(path, cls, v)
+            return str(v)  # digits, exponent and sign as they are
+
+        return encode_decimal
+    if cls is datetime:
+
+        def encode_time(v: Any) -> JsonValue:
+            if type(v) is not datetime or v.fold:  # ISO 8601 has no fold
+                raise _refuse(path, cls, v)
+            return v.isoformat()  # microseconds and offset (or none) as they are
+
+        return encode_time
+    if cls in (str, int, bool):
+
+        def encode_scalar(v: Any) -> JsonValue:
+            if type(v) is not cls:
+                raise _refuse(path, cls, v)
+            scalar: JsonValue = v
             return scalar
-    raise CommandJsonError(f"{path}: {value!r} is not a {_name(hint)}")
+
+        return encode_scalar
+    raise CommandJsonError(f"{path}: unsupported type {hint!r}")
 
 
 # --- decoding ----------------------------------------------------------------------------------
