@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixspec.messages import Side
 from gateway.journal import JournalCorrupt, NegotiationJournal, ReplayDiverged, read_rows
 from gateway.negotiation import NegotiationService, NegotiationUnavailable
 from otc.negotiation import (
@@ -27,7 +28,8 @@ from otc.negotiation import (
     RoutingTable,
 )
 from otc.negotiation import events as ev
-from otc.negotiation.commands import CancelRfq, SubmitQuote
+from otc.negotiation.commands import AcceptQuote, CancelRfq, SubmitQuote
+from otc.negotiation.model import AcceptVia
 from otc.negotiation.states import QuoteState, RfqState
 from tests.test_negotiation_properties import actions, build, quote_action
 from tests.test_negotiation_support import CLIENT, KEYS, ROUTES, T0, at, rfq_cmd, terms
@@ -131,7 +133,7 @@ scripts = st.tuples(st.lists(quote_action, min_size=1, max_size=4),
                     st.lists(actions, min_size=5, max_size=30)).map(lambda t: t[0] + t[1])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(scripts)
 def test_a_replay_rebuilds_exactly_the_same_engine(script):
     """Without archiving nothing is compacted: the replayed engine equals the original in every
@@ -149,7 +151,7 @@ def test_a_replay_rebuilds_exactly_the_same_engine(script):
         second.journal.close()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scripts)
 def test_with_archiving_the_replay_keeps_open_business_and_only_that(script):
     with journal_dir() as db:
@@ -355,3 +357,29 @@ def test_one_gateway_process_per_journal():
             NegotiationJournal(db)
         first.close()
         NegotiationJournal(db).close()
+
+
+def test_a_fill_not_yet_booked_when_the_process_died_is_booked_and_reported_at_start():
+    """The acceptance's row was written, then the process died before the trade was booked
+    (TradeBooking answers ConfirmTrade only once it is stored): the start-up sends the
+    TradeCaptured again, booking confirms it, and the RFQ finishes."""
+    with journal_dir() as db:
+        clock = Clock()
+        died = []  # a sink that sees the events, then the process dies: no ConfirmTrade
+        first = service(db, clock, sink=lambda events: died.extend(events))
+        rfq_id = first.submit(rfq_cmd())[-1].rfq.rfq_id
+        quoted = first.submit(SubmitQuote("DESK-A", rfq_id, terms("0.04", "0.05", now=clock.now)))
+        sealed = [e for e in quoted if isinstance(e, ev.QuoteToClient)][0].sealed
+        first.submit(AcceptQuote(CLIENT, sealed.quote.quote_id, "ORD-1", AcceptVia.NEW_ORDER,
+                                 Side.BUY, sealed.quote_hash))
+        (traded,) = [e for e in died if isinstance(e, ev.TradeCaptured)]
+        crash(first)
+        archived = []
+        recorder = Recorder()
+        second = service(db, clock, sink=recorder, archive=lambda view, history: archived.append(
+            (view.rfq.rfq_id, view.state)))
+        assert second.engine.rfq(rfq_id).state is RfqState.FILLED
+        second.start()
+        second.stop()
+        assert [e for e in recorder.events if isinstance(e, ev.TradeCaptured)] == [traded]
+        assert archived == [(rfq_id, RfqState.CONFIRMED)]
