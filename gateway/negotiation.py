@@ -149,6 +149,7 @@ class NegotiationService:
         self.engine = engine
         self.journal = journal
         self._failed = False
+        self._closed = False
         self.sinks = sinks
         self.clock = clock
         self.gate = gate
@@ -183,6 +184,7 @@ class NegotiationService:
             self._timer.join(5)
         if self.journal is not None:
             with self.lock:
+                self._closed = True  # what still arrives (the FIX sessions log out next) is refused
                 try:
                     self.journal.close()  # the last archived rows, fsynced
                 except (JournalFailed, OSError):
@@ -384,6 +386,8 @@ class NegotiationService:
     def _require_journal(self) -> None:
         if self._failed:
             raise NegotiationUnavailable("the negotiation journal failed; restart the gateway")
+        if self._closed:
+            raise NegotiationUnavailable("the gateway is shutting down")
 
     def _handle(self, command: Command, now: datetime) -> list[ev.Event]:
         journal = self.journal

@@ -383,3 +383,14 @@ def test_a_fill_not_yet_booked_when_the_process_died_is_booked_and_reported_at_s
         second.stop()
         assert [e for e in recorder.events if isinstance(e, ev.TradeCaptured)] == [traded]
         assert archived == [(rfq_id, RfqState.CONFIRMED)]
+
+
+def test_after_stop_commands_are_refused_not_half_done():
+    with journal_dir() as db:
+        recorder = Recorder()
+        svc = service(db, Clock(), sink=recorder)
+        svc.start()
+        svc.stop()  # the FIX sessions are logged out after this: a late RFQ can still arrive
+        with pytest.raises(NegotiationUnavailable, match="shutting down"):
+            svc.submit(rfq_cmd())
+        assert recorder.events == []
