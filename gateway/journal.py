@@ -11,8 +11,8 @@ the journal through a fresh engine with nothing sent, then ticks at the real tim
      "at": "2026-11-24T09:31:02.123456+00:00", "rfqs": ["20261124093000-RFQ-00000003"],
      "payload": {"command": {"type": "SubmitQuote", "fields": {...}}, "ids": [["Q", "..."]]}}
 
-* ``boot``: ``{"id_prefix", "negotiation", "routing"}``: each start writes one (and every segment
-  starts with a copy); the rows after it ran under that configuration and id prefix.
+* ``boot``: ``{"id_prefix", "negotiation", "routing"}``: each start writes one; the rows after it
+  ran under that configuration and id prefix (a compaction copies it along with them).
 * ``handle``: an applied command (:mod:`otc.negotiation.command_json`) and the ids the engine gave
   out while applying it: a replay hands back exactly these, so it needs no row it skips.
 * ``tick``: timers that fired at ``at`` (the timers a refused command fired are journalled as the
@@ -27,13 +27,15 @@ same effect).
 **Durability.** :meth:`NegotiationJournal.flush` (called before a call's events reach any sink)
 hands the rows to the kernel with ``write()``: from then on they survive the process being killed,
 as QuickFIX's own store of what clients were told does. A background thread ``fsync``\\ s every few
-milliseconds (group commit, as the audit log does): acting on a call does not wait for its fsync,
-but once a write or an fsync fails the journal is failed and the service takes nothing more.
+milliseconds (group commit): acting on a call does not wait for its fsync, but once a write or an
+fsync fails the journal is failed and the service takes nothing more.
 
-**Compaction.** Segments roll over at ``segment_bytes``; a segment whose rows no open RFQ needs is
-deleted (oldest first, after an fsync has made the ``archived`` rows that freed it durable). Each
-start writes one new segment with only the rows open business needs and deletes the rest, so a
-start-up never replays more than the business open when the gateway stopped.
+**Compaction.** At every start, and whenever the segment reaches ``segment_bytes`` (and four
+times what open business needs, so copying never dominates), a new segment is written with only
+the rows open RFQs need, each after the boot row it ran under; the older segments are deleted
+once it is fsynced. A crash in between leaves both, which read the same (a row's copy is read
+once). So a start-up replays only the rows of the business open when the gateway stopped; what
+finished since the last compaction it reads, but skips (by its ``archived`` row).
 """
 
 from __future__ import annotations
