@@ -81,8 +81,14 @@ def parse_time(text: str) -> datetime:
         year, month, day, hour, minute, second, fraction = match.groups()
         try:
             return datetime(
-                int(year), int(month), int(day), int(hour), int(minute), int(second),
-                int(fraction.ljust(6, "0")) if fraction else 0, tzinfo=UTC,
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                int(fraction.ljust(6, "0")) if fraction else 0,
+                tzinfo=UTC,
             )
         except ValueError:
             pass  # out-of-range parts: let strptime say what is wrong

@@ -25,15 +25,24 @@ class CustomField:
 # User-defined tags live in 5000-9999 (FIX reserves 10000+ for bilateral use too; we stay low).
 CUSTOM_FIELDS: tuple[CustomField, ...] = (
     CustomField(
-        5001, "QuoteSignature", "STRING", ("S", "AJ", "D"),
+        5001,
+        "QuoteSignature",
+        "STRING",
+        ("S", "AJ", "D"),
         "Base64 Ed25519 signature of the desk over the canonical quote",
     ),
     CustomField(
-        5002, "QuoteHash", "STRING", ("S", "AJ", "D", "AE"),
+        5002,
+        "QuoteHash",
+        "STRING",
+        ("S", "AJ", "D", "AE"),
         "Hex SHA-256 of the canonical quote; an acceptance names the quote it accepts by it",
     ),
     CustomField(
-        5003, "QuoteSignerKeyID", "STRING", ("S",),
+        5003,
+        "QuoteSignerKeyID",
+        "STRING",
+        ("S",),
         "Identifier of the desk key that signed the quote",
     ),
 )

@@ -120,15 +120,22 @@ class Gateway:
                 self.desk_hub.sink,
             ],
             gate=RfqRiskGate(
-                self.orders.risk, self.orders.halt_reason, self.orders.exposure,
-                rfq_rate=lambda client: (s.rfq_rate if (s := cfg.session(client)) else 20),
+                self.orders.risk,
+                self.orders.halt_reason,
+                self.orders.exposure,
+                rfq_rate=lambda client: s.rfq_rate if (s := cfg.session(client)) else 20,
             ),
             archive=self.rfq_archive.save,
             journal=journal,
         )
         self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.application = GatewayApplication(
-            self.orders, self.writer, LogonPolicy(cfg), self.peers, cfg, dictionary,
+            self.orders,
+            self.writer,
+            LogonPolicy(cfg),
+            self.peers,
+            cfg,
+            dictionary,
             require_front=parts.acceptor_port is None,
             negotiation=self.negotiation,
             lock=core_lock,
@@ -136,8 +143,11 @@ class Gateway:
             session_observers=[self.auditor.session],
         )
         self.risk_control = RiskControl(
-            self.orders, core_lock, self.application.run_core,
-            self.negotiation.cancel_client_rfqs, self.auditor.admin,
+            self.orders,
+            core_lock,
+            self.application.run_core,
+            self.negotiation.cancel_client_rfqs,
+            self.auditor.admin,
         )
         self.clearing_outbox = SqlOutbox(self.database)
         self.clearing = Clearing(cfg.clearing, self.clearing_outbox, self.auditor.admin)
@@ -166,15 +176,25 @@ class Gateway:
             host, _, port = cfg.tls.fix_listen.rpartition(":")
             binding = CertBinding(cfg, ContextCache(PkiPaths(cfg.certs_dir)))
             self.fronts.append(
-                Front((host, int(port)), acceptor_port, self.peers, self.application.admit,
-                      binding, on_refused=self.application.tls_refused)
+                Front(
+                    (host, int(port)),
+                    acceptor_port,
+                    self.peers,
+                    self.application.admit,
+                    binding,
+                    on_refused=self.application.tls_refused,
+                )
             )
         for front in self.fronts:
             front.start()
             log.info(
                 "FIX%s listening on %s:%d as %s (%d sessions); data in %s",
-                " over TLS" if front.tls else "", front.listen[0], front.port,
-                cfg.gateway.comp_id, len(cfg.sessions), data,
+                " over TLS" if front.tls else "",
+                front.listen[0],
+                front.port,
+                cfg.gateway.comp_id,
+                len(cfg.sessions),
+                data,
             )
         if cfg.gateway.http_enabled:
             self._start_http()
@@ -189,16 +209,18 @@ class Gateway:
             risk=self.risk_control,
             negotiation=self.negotiation,
             desk_hub=self.desk_hub,
-            trades=TradesWithClearing(TradeReader(self.database, self.writer),
-                                      self.clearing_outbox),
+            trades=TradesWithClearing(
+                TradeReader(self.database, self.writer), self.clearing_outbox
+            ),
             rfq_archive=self.rfq_archive,
             auditor=self.auditor,
             audit_exports=self.config.gateway.data_dir / "exports",
             clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
         )
-        self.http = HttpServer(create_app(services), self.config.gateway.http_listen,
-                               self.config.api)
+        self.http = HttpServer(
+            create_app(services), self.config.gateway.http_listen, self.config.api
+        )
         self.http.start()
 
     def stop(self) -> None:

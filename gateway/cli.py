@@ -74,8 +74,11 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     # objects, and frequent passes over the growing order book cost ~19 µs per order.
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    print(f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
-          f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}", flush=True)
+    print(
+        f"fixbridge ready: FIX {config.gateway.fix_listen}, HTTP "
+        f"{config.gateway.http_listen if config.gateway.http_enabled else 'off'}",
+        flush=True,
+    )
     stop.wait()
     gateway.stop()
     logging.shutdown()
@@ -140,15 +143,19 @@ def cmd_certs(args: argparse.Namespace) -> int:
     certs_dir = config.certs_dir
     try:
         if args.certs_command == "init":
-            names = sorted({"localhost", "127.0.0.1",
-                            config.tls.fix_listen.rpartition(":")[0]} - {"0.0.0.0", ""})
-            paths = devca.init_dev_pki(certs_dir, names, [s.comp_id for s in config.sessions],
-                                       exist_ok=args.exist_ok)
+            names = sorted(
+                {"localhost", "127.0.0.1", config.tls.fix_listen.rpartition(":")[0]}
+                - {"0.0.0.0", ""}
+            )
+            paths = devca.init_dev_pki(
+                certs_dir, names, [s.comp_id for s in config.sessions], exist_ok=args.exist_ok
+            )
             print(f"development CA, server and client certificates in {paths.certs_dir}")
         elif args.certs_command == "issue":
             if config.session(args.comp_id) is None:
-                print(f"fixbridge: no session {args.comp_id!r} in the configuration",
-                      file=sys.stderr)
+                print(
+                    f"fixbridge: no session {args.comp_id!r} in the configuration", file=sys.stderr
+                )
                 return 2
             print(devca.issue_client(certs_dir, args.comp_id))
         elif args.certs_command == "revoke":
@@ -186,8 +193,11 @@ def cmd_clearing(args: argparse.Namespace) -> int:
 
         schemas = args.schemas or (_load(args).clearing.schema_dir)
         if schemas is None:
-            print("fixbridge: no schema directory: pass --schemas DIR or set "
-                  "clearing.schema_dir in the config", file=sys.stderr)
+            print(
+                "fixbridge: no schema directory: pass --schemas DIR or set "
+                "clearing.schema_dir in the config",
+                file=sys.stderr,
+            )
             return 2
         try:
             errors = validate_file(args.file, schemas)

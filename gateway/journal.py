@@ -157,8 +157,13 @@ def read_rows(directory: Path) -> list[JournalEntry]:
             try:
                 obj = json.loads(line)
                 entry = JournalEntry(
-                    obj["seq"], obj["boot"], obj["kind"], datetime.fromisoformat(obj["at"]),
-                    tuple(obj["rfqs"]), obj["payload"], line + b"\n",
+                    obj["seq"],
+                    obj["boot"],
+                    obj["kind"],
+                    datetime.fromisoformat(obj["at"]),
+                    tuple(obj["rfqs"]),
+                    obj["payload"],
+                    line + b"\n",
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 if i == len(lines) - 1:
@@ -229,7 +234,8 @@ class NegotiationJournal:
         self._segment = max((_segment_no(p) for p in _segments(self.directory)), default=0)
         archived = {r.rfqs[0] for r in rows if r.kind == ARCHIVED}
         return [
-            r for r in rows
+            r
+            for r in rows
             if r.kind == BOOT or (r.kind != ARCHIVED and not set(r.rfqs) <= archived)
         ]
 
@@ -254,9 +260,10 @@ class NegotiationJournal:
         self.ids.prefix = prefix
         self._buffer.clear()  # archived rows of the replay: the rows they freed are not copied
         self._seq += 1
-        self._boot_lines[prefix] = (self._seq, self._line(
-            self._seq, BOOT, now, (), {"id_prefix": prefix, **settings}
-        ))
+        self._boot_lines[prefix] = (
+            self._seq,
+            self._line(self._seq, BOOT, now, (), {"id_prefix": prefix, **settings}),
+        )
         self._compact(at_start=True)
         self._fsyncer.start()
         return prefix
@@ -338,12 +345,21 @@ class NegotiationJournal:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _line(
-        self, seq: int, kind: str, now: datetime | None, rfqs: Iterable[str],
+        self,
+        seq: int,
+        kind: str,
+        now: datetime | None,
+        rfqs: Iterable[str],
         payload: dict[str, Any],
     ) -> bytes:
-        obj = {"seq": seq, "boot": self.boot, "kind": kind,
-               "at": now.isoformat() if now is not None else "1970-01-01T00:00:00+00:00",
-               "rfqs": sorted(rfqs), "payload": payload}
+        obj = {
+            "seq": seq,
+            "boot": self.boot,
+            "kind": kind,
+            "at": now.isoformat() if now is not None else "1970-01-01T00:00:00+00:00",
+            "rfqs": sorted(rfqs),
+            "payload": payload,
+        }
         return _ENCODE(obj).encode() + b"\n"
 
     def _append(self, kind: str, now: datetime, rfqs: set[str], payload: dict[str, Any]) -> None:

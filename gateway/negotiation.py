@@ -193,8 +193,11 @@ class NegotiationService:
     def submit(self, command: Command) -> list[ev.Event]:
         with self.lock:
             self._require_journal()
-            refused = self.gate.check(command, time.monotonic(), self._acceptance_terms) \
-                if self.gate is not None else None
+            refused = (
+                self.gate.check(command, time.monotonic(), self._acceptance_terms)
+                if self.gate is not None
+                else None
+            )
             if refused is not None:
                 events = self._refuse(command, *refused, self.clock())
             else:
@@ -221,9 +224,7 @@ class NegotiationService:
                     out.append((view, self.engine.desk_live_quotes(desk_id, rfq_id)))
             return out
 
-    def desk_rfq(
-        self, desk_id: str, rfq_id: str
-    ) -> tuple[RfqView, tuple[SealedQuote, ...]] | None:
+    def desk_rfq(self, desk_id: str, rfq_id: str) -> tuple[RfqView, tuple[SealedQuote, ...]] | None:
         """A live RFQ (routed to any desk: the caller checks) with ``desk_id``'s live quotes on
         it; None if it is not in memory."""
         with self.lock:
@@ -342,8 +343,10 @@ class NegotiationService:
                 self.journal.flush()
             except JournalFailed as exc:
                 self._failed = True
-                log.critical("negotiation journal failed: taking no more commands until a "
-                             "restart; the last call's events were not acted on")
+                log.critical(
+                    "negotiation journal failed: taking no more commands until a "
+                    "restart; the last call's events were not acted on"
+                )
                 raise NegotiationUnavailable(str(exc)) from exc
         self._track(events)
         for sink in self.sinks:
@@ -447,8 +450,12 @@ class NegotiationService:
                         self._archive_rfq(rfq_id)
             journal.begin_boot(self.clock(), _settings_json(current[1], routing))
             live = sum(len(rfqs) for rfqs in self._rfqs_by_client.values())
-            log.info("negotiation journal: %d rows replayed, %d RFQs open, id prefix %s",
-                     len(entries), live, journal.boot)
+            log.info(
+                "negotiation journal: %d rows replayed, %d RFQs open, id prefix %s",
+                len(entries),
+                live,
+                journal.boot,
+            )
             return len(entries)
 
     def _replay(self, entry: JournalEntry) -> list[ev.Event]:
@@ -489,8 +496,11 @@ class NegotiationService:
             if self.engine.rfq(rfq_id).state is RfqState.FILLED:
                 history = self.engine.history(rfq_id)
                 captured: list[ev.Event] = [e for e in history if isinstance(e, ev.TradeCaptured)]
-                log.warning("RFQ %s was filled but not confirmed before the restart: "
-                            "booking and reporting its trade again", rfq_id)
+                log.warning(
+                    "RFQ %s was filled but not confirmed before the restart: "
+                    "booking and reporting its trade again",
+                    rfq_id,
+                )
                 self._dispatch(captured)
                 self._after_dispatch()
         self._dispatch(self._tick(self.clock()))

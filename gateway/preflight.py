@@ -49,8 +49,10 @@ def _fix_tls(config: Config, config_path: Path) -> str | None:
     try:
         ContextCache(PkiPaths(config.certs_dir)).get()
     except (PkiError, OSError) as exc:
-        return (f"FIX over TLS cannot start: {exc}; make development certificates with "
-                f"`fixbridge certs init --config {config_path}` or set tls.certs_dir")
+        return (
+            f"FIX over TLS cannot start: {exc}; make development certificates with "
+            f"`fixbridge certs init --config {config_path}` or set tls.certs_dir"
+        )
     return None
 
 
@@ -76,7 +78,11 @@ def _clearing(config: Config, config_path: Path) -> str | None:
 
 
 CHECKS: tuple[Callable[[Config, Path], str | None], ...] = (
-    _data_dir, _audit_key, _fix_tls, _api_tls, _clearing,
+    _data_dir,
+    _audit_key,
+    _fix_tls,
+    _api_tls,
+    _clearing,
 )
 
 

@@ -45,8 +45,11 @@ class TradeBooking:
                 trade = dataclasses.replace(
                     event.trade,
                     clearing_house=Party(cfg.clearing_house, PartyRole.CLEARING_ORGANIZATION),
-                    clearing_firm=(Party(cfg.clearing_firm, PartyRole.CLEARING_FIRM)
-                                   if cfg.clearing_firm else None),
+                    clearing_firm=(
+                        Party(cfg.clearing_firm, PartyRole.CLEARING_FIRM)
+                        if cfg.clearing_firm
+                        else None
+                    ),
                 )
                 capture(self.database, trade, event.at, clear=cfg.mode != "off")
                 # stored with its clearing message: the RFQ may now be Confirmed (and archived)

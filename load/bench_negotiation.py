@@ -88,7 +88,6 @@ class BenchResult:
     archived: bool
 
 
-
 def _engine(desks: list[str], signed: bool) -> NegotiationEngine:
     routing = RoutingTable.from_config({CLIENT: {"*": desks}})
     keyring = DeskKeyring({d: generate_desk_key() for d in desks}) if signed else None

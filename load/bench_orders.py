@@ -59,7 +59,6 @@ THROUGHPUT_TARGET = 0.8  # gateway orders/s >= this x bare
 LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare p50 + this
 
 
-
 def gateway_config(fix_port: int, http_port: int, data_dir: Path, depth: str) -> str:
     return f"""
 [gateway]
@@ -226,7 +225,6 @@ class TargetStats:
         return sum(r.orders for r in self.throughput) + len(self.latency)
 
 
-
 class OrderIds:
     """ClOrdIDs unique across the run (and across runs: the gateway keeps its orders)."""
 
@@ -377,8 +375,10 @@ def report(result: BenchResult) -> str:
         f"{result.latency_samples} sequential orders; {os.cpu_count()} CPUs, client and servers "
         "on one host",
         row("", names, "gateway vs bare QuickFIX"),
-        row("ExecutionReports per order", ["1 (fill)"] + (["2 (new+fill)"] if a else [])
-            + ["2 (new+fill)"]),
+        row(
+            "ExecutionReports per order",
+            ["1 (fill)"] + (["2 (new+fill)"] if a else []) + ["2 (new+fill)"],
+        ),
         row(
             "throughput (orders/s, median)",
             [f"{t.orders_per_second:,.0f}" for t in targets],
@@ -433,18 +433,22 @@ def report(result: BenchResult) -> str:
         )
     if result.ablations:
         lines.append(
-            "where the time goes: the gateway with parts left out (load.ablated_gateway), "
-            "same run"
+            "where the time goes: the gateway with parts left out (load.ablated_gateway), same run"
         )
         lines.append(row("", ["orders/s", "CPU µs/order", "p50 first ER"], "vs bare QuickFIX"))
         for t in [g, *result.ablations]:
-            lines.append(row(
-                f"  {t.name}",
-                [f"{t.orders_per_second:,.0f}", f"{t.cpu_us_per_order:.0f}",
-                 f"{t.first_er_us(50):.0f} µs"],
-                f"{t.orders_per_second / b.orders_per_second:.2f}x, "
-                f"{t.first_er_us(50) - b.first_er_us(50):+.0f} µs",
-            ))
+            lines.append(
+                row(
+                    f"  {t.name}",
+                    [
+                        f"{t.orders_per_second:,.0f}",
+                        f"{t.cpu_us_per_order:.0f}",
+                        f"{t.first_er_us(50):.0f} µs",
+                    ],
+                    f"{t.orders_per_second / b.orders_per_second:.2f}x, "
+                    f"{t.first_er_us(50) - b.first_er_us(50):+.0f} µs",
+                )
+            )
     lines.append(
         "first ER: the gateway's ack (ER New) vs the bare acceptor's only ER (its fill) -- the "
         "like-for-like round trip;\nfill ER: the gateway's second ER (the same ER for bare). "

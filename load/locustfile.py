@@ -102,7 +102,9 @@ class DeskUser(FastHttpUser):
         # every RFQ the API lists: the FIX user's newer RFQs must not push seeded ones out of
         # the page, or users of one desk would split different lists and quote the same RFQs
         with self.client.get(
-            f"/desk/rfqs?limit={MAX_DESK_RFQS}", headers=self.headers, name=DESK_RFQS,
+            f"/desk/rfqs?limit={MAX_DESK_RFQS}",
+            headers=self.headers,
+            name=DESK_RFQS,
             catch_response=True,
         ) as r:
             if r.status_code != 200:

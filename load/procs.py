@@ -25,7 +25,11 @@ def start_ready(
     first stdout line contains ``ready``; otherwise kill it and say why, with its stderr's tail."""
     with open(stderr_path, "wb") as stderr:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            argv,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
             preexec_fn=preexec_fn,
         )
     assert proc.stdout is not None

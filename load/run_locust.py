@@ -214,8 +214,11 @@ def serve_bare_http(port: int) -> None:
     @app.get("/desk/rfqs")
     async def rfqs() -> list[dict]:
         return [
-            {"rfq": {"rfq_id": f"R{i}", "quote_req_id": f"seed-{i}"}, "state": "Open",
-             "my_quotes": []}
+            {
+                "rfq": {"rfq_id": f"R{i}", "quote_req_id": f"seed-{i}"},
+                "state": "Open",
+                "my_quotes": [],
+            }
             for i in range(1, 1025)
         ]
 
@@ -567,21 +570,23 @@ def run(args: argparse.Namespace, work: Path, say: Callable[[str], None]) -> lis
         try:
             if "bare" in phases:
                 say("phase bare: FastAPI + uvicorn alone, GET /health")
-                results.append(
-                    run_locust("bare", bare, ["HealthUser"], args.users, args, work, {})
-                )
+                results.append(run_locust("bare", bare, ["HealthUser"], args.users, args, work, {}))
             if "bare-desk" in phases:
                 say("phase bare-desk: FastAPI + uvicorn alone, the desk users' routes")
-                env = {"FIXBRIDGE_DESK_TOKENS": "bare", "FIXBRIDGE_MAX_DESK_SLOTS": str(args.users),
-                       "FIXBRIDGE_CYCLE_RATE": "0"}
+                env = {
+                    "FIXBRIDGE_DESK_TOKENS": "bare",
+                    "FIXBRIDGE_MAX_DESK_SLOTS": str(args.users),
+                    "FIXBRIDGE_CYCLE_RATE": "0",
+                }
                 results.append(
                     run_locust("bare-desk", bare, ["DeskUser"], args.users, args, work, env)
                 )
         finally:
             bare.stop()
     if {"health", "desk", "paced"} & set(phases):
-        results += gateway_phases(start_gateway(work, tokens, args.server_cpu), phases, tokens,
-                                  args, work, say)
+        results += gateway_phases(
+            start_gateway(work, tokens, args.server_cpu), phases, tokens, args, work, say
+        )
     for without in ABLATIONS if args.ablation else ():
         variant = start_gateway(work / "-".join(without), tokens, args.server_cpu, without)
         results += gateway_phases(variant, ["desk"], tokens, args, work, say)
@@ -628,8 +633,9 @@ def gateway_phases(
             )
             env = desk_env | {"FIXBRIDGE_CYCLE_RATE": f"{rate:.6f}"}
             results.append(
-                run_locust(phase + tag, gw, ["DeskUser", "FixRfqUser"], args.users + 1, args,
-                           work, env)
+                run_locust(
+                    phase + tag, gw, ["DeskUser", "FixRfqUser"], args.users + 1, args, work, env
+                )
             )
             cancel_all_quotes(gw, tokens)
     finally:
@@ -709,8 +715,10 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> str:
         lines.append(f"  {'gateway':<44}{'submissions/s':>14}{'p99 ms':>8}{'CPU/request':>13}")
         for r in desk:
             q = r.quotes()
-            lines.append(f"  {r.target:<44}{q.per_second:>14,.0f}{_ms(q.percentile(99)):>8}"
-                         f"{r.server_ms_per_request():>10.2f} ms")
+            lines.append(
+                f"  {r.target:<44}{q.per_second:>14,.0f}{_ms(q.percentile(99)):>8}"
+                f"{r.server_ms_per_request():>10.2f} ms"
+            )
     verdicts = [r for r in results if r.phase in ("desk", "paced")]
     for r in verdicts:
         q = r.quotes()
@@ -774,8 +782,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rfqs_per_user < 1 or args.rate <= 0 or args.fix_rfq_rate <= 0:
         p.error("--rfqs-per-user, --rate and --fix-rfq-rate must be positive")
     if seeded_per_desk(args) > MAX_DESK_RFQS:
-        p.error(f"--rfqs-per-user x desk users per desk must stay <= {MAX_DESK_RFQS}: each desk "
-                "user reads every seeded RFQ in one GET /desk/rfqs")
+        p.error(
+            f"--rfqs-per-user x desk users per desk must stay <= {MAX_DESK_RFQS}: each desk "
+            "user reads every seeded RFQ in one GET /desk/rfqs"
+        )
     if args.pin and (os.cpu_count() or 1) < 2:
         p.error("--pin needs two CPUs")
     args.server_cpu, args.locust_cpu = (0, 1) if args.pin else (None, None)

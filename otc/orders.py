@@ -156,8 +156,10 @@ class OrderManager:
         """Cancel every open order of ``client`` (every client for ``None``) at the venue."""
         out: list[CoreEvent] = []
         for order in list(self.orders.values()):
-            if (client is None or order.owner == client) and order.is_open and (
-                order.status not in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_NEW)
+            if (
+                (client is None or order.owner == client)
+                and order.is_open
+                and (order.status not in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_NEW))
             ):
                 events = self.venue.cancel(order.order_id)
                 out += self.on_venue(
@@ -284,8 +286,14 @@ class OrderManager:
         if problem is None:
             ref = self.venue.reference_price(order.instrument.symbol)
             why = self.risk.check_order(
-                owner, msg.quantity, msg.ord_type, msg.price, ref, msg.side,
-                self.exposure(owner), replaces=self._notional(order),
+                owner,
+                msg.quantity,
+                msg.ord_type,
+                msg.price,
+                ref,
+                msg.side,
+                self.exposure(owner),
+                replaces=self._notional(order),
             )
             if why is not None:
                 problem = (m.CxlRejReason.OTHER, why)
@@ -474,8 +482,13 @@ class OrderManager:
     @staticmethod
     def _venue_order(order: Order) -> v.VenueOrder:
         return v.VenueOrder(
-            order.order_id, order.instrument, order.side, order.quantity, order.ord_type,
-            order.price, order.time_in_force,
+            order.order_id,
+            order.instrument,
+            order.side,
+            order.quantity,
+            order.ord_type,
+            order.price,
+            order.time_in_force,
         )
 
     def _update(self, order: Order, **changes: object) -> Order:

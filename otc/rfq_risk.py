@@ -55,7 +55,12 @@ class RfqRiskGate:
                 return None
             quantity, price = terms
             why = self.risk.check_order(
-                client, quantity, OrdType.LIMIT, price, None, command.side,
+                client,
+                quantity,
+                OrdType.LIMIT,
+                price,
+                None,
+                command.side,
                 self.exposure(client),
             )
             if why is not None:

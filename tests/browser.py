@@ -21,9 +21,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 
 
@@ -61,8 +67,9 @@ def quit(driver: WebDriver) -> None:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for(driver: WebDriver, what: Callable[[WebDriver], object], timeout: float = 15,
-             message: str = "") -> object:
+def wait_for(
+    driver: WebDriver, what: Callable[[WebDriver], object], timeout: float = 15, message: str = ""
+) -> object:
     """What ``what`` returns once truthy (retried on stale elements); fails after ``timeout``."""
 
     def attempt(d: WebDriver) -> object:
@@ -87,5 +94,8 @@ def text_of(driver: WebDriver, selector: str) -> str:
 def console_errors(driver: WebDriver) -> list[str]:
     """Script errors and security (CSP) violations logged since the last call. An HTTP error
     answer (source "network") is left out: a page reading a finished RFQ back gets a 404."""
-    return [e["message"] for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and e.get("source") != "network"]
+    return [
+        e["message"]
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and e.get("source") != "network"
+    ]

@@ -67,11 +67,10 @@ def config_text(
     certs = data_dir / "certs"
     api_tls_lines = (
         f'tls_cert = "{certs / "server.pem"}"\ntls_key = "{certs / "server.key"}"\n'
-        if api_tls else ""
+        if api_tls
+        else ""
     )
-    tls = (
-        f'[tls]\nenabled = true\nfix_listen = "127.0.0.1:{tls_port}"\n' if tls_port else ""
-    )
+    tls = f'[tls]\nenabled = true\nfix_listen = "127.0.0.1:{tls_port}"\n' if tls_port else ""
     return f"""
 [gateway]
 comp_id = "FIXBRIDGE"
@@ -187,8 +186,16 @@ class GatewayProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             config_text(
-                self.fix_port, self.http_port, self.data_dir, self.database_url, self.extra,
-                self.depth, self.max_failures, self.tls_port, self.fix_plain, self.api_tls,
+                self.fix_port,
+                self.http_port,
+                self.data_dir,
+                self.database_url,
+                self.extra,
+                self.depth,
+                self.max_failures,
+                self.tls_port,
+                self.fix_plain,
+                self.api_tls,
                 self.last_look_max_hold_ms,
             )
         )

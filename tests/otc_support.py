@@ -37,16 +37,32 @@ class RfqClient:
     def send(self, raw: RawMessage) -> None:
         self.fix.send(raw.msg_type, [f for f in raw.fields if f[0] != 35])
 
-    def rfq(self, req_id: str, legs: list[tuple[str, Side]] | None = None, qty="10",
-            side: Side | None = None, expire_at: datetime | None = None,
-            ratios: list[str] | None = None) -> None:
+    def rfq(
+        self,
+        req_id: str,
+        legs: list[tuple[str, Side]] | None = None,
+        qty="10",
+        side: Side | None = None,
+        expire_at: datetime | None = None,
+        ratios: list[str] | None = None,
+    ) -> None:
         legs = legs or [("BTC-27DEC26-100000-C", Side.BUY)]
         requests = tuple(
             LegRequest(sym, s, D(ratios[i]) if ratios else D(1)) for i, (sym, s) in enumerate(legs)
         )
-        self.send(rfq_client.encode_client_rfq(SubmitRfq(
-            self.comp_id, req_id, requests, D(qty), side=side, multileg=len(legs) > 1,
-            expire_at=expire_at)))
+        self.send(
+            rfq_client.encode_client_rfq(
+                SubmitRfq(
+                    self.comp_id,
+                    req_id,
+                    requests,
+                    D(qty),
+                    side=side,
+                    multileg=len(legs) > 1,
+                    expire_at=expire_at,
+                )
+            )
+        )
 
     def next(self, *types: str, timeout: float = 10) -> RawMessage:
         """The next message of one of ``types`` (heartbeats skipped; others fail)."""
@@ -60,27 +76,55 @@ class RfqClient:
     def quote(self, timeout: float = 10) -> rfq_client.QuoteView:
         return rfq_client.decode_quote(self.next("S", timeout=timeout))
 
-    def hit(self, q: rfq_client.QuoteView, side: Side, resp_id: str, cl_ord_id: str | None = None,
-            qty: str | None = None) -> None:
-        self.send(rfq_client.encode_quote_response(
-            AcceptQuote(self.comp_id, q.quote_id, resp_id, AcceptVia.QUOTE_RESPONSE, side,
-                        q.quote_hash, D(qty) if qty else None),
-            symbol=q.symbol, cl_ord_id=cl_ord_id or f"cl-{resp_id}"))
+    def hit(
+        self,
+        q: rfq_client.QuoteView,
+        side: Side,
+        resp_id: str,
+        cl_ord_id: str | None = None,
+        qty: str | None = None,
+    ) -> None:
+        self.send(
+            rfq_client.encode_quote_response(
+                AcceptQuote(
+                    self.comp_id,
+                    q.quote_id,
+                    resp_id,
+                    AcceptVia.QUOTE_RESPONSE,
+                    side,
+                    q.quote_hash,
+                    D(qty) if qty else None,
+                ),
+                symbol=q.symbol,
+                cl_ord_id=cl_ord_id or f"cl-{resp_id}",
+            )
+        )
 
     def order_on(self, q: rfq_client.QuoteView, side: Side, cl_ord_id: str) -> None:
-        self.send(rfq_client.encode_accept_order(
-            AcceptQuote(self.comp_id, q.quote_id, cl_ord_id, AcceptVia.NEW_ORDER, side,
-                        q.quote_hash),
-            symbol=q.symbol, transact_time=datetime.now(UTC)))
+        self.send(
+            rfq_client.encode_accept_order(
+                AcceptQuote(
+                    self.comp_id, q.quote_id, cl_ord_id, AcceptVia.NEW_ORDER, side, q.quote_hash
+                ),
+                symbol=q.symbol,
+                transact_time=datetime.now(UTC),
+            )
+        )
 
     def counter(self, q: rfq_client.QuoteView, side: Side, price: str, resp_id: str) -> None:
-        self.send(rfq_client.encode_quote_response(
-            CounterQuote(self.comp_id, "?", q.quote_id, resp_id, side, D(price)),
-            symbol=q.symbol))
+        self.send(
+            rfq_client.encode_quote_response(
+                CounterQuote(self.comp_id, "?", q.quote_id, resp_id, side, D(price)),
+                symbol=q.symbol,
+            )
+        )
 
     def pass_on(self, q: rfq_client.QuoteView, resp_id: str) -> None:
-        self.send(rfq_client.encode_quote_response(
-            ClientPass(self.comp_id, "?", resp_id, q.quote_id), symbol=q.symbol))
+        self.send(
+            rfq_client.encode_quote_response(
+                ClientPass(self.comp_id, "?", resp_id, q.quote_id), symbol=q.symbol
+            )
+        )
 
     def close(self) -> None:
         self.fix.logout()
@@ -92,8 +136,9 @@ class Desk:
     def __init__(self, gw, token: str) -> None:
         self.gw = gw
         self.headers = {"Authorization": f"Bearer {token}"}
-        self._connection = ws_connect(f"ws://127.0.0.1:{gw.http_port}/desk/stream",
-                                      additional_headers=self.headers)
+        self._connection = ws_connect(
+            f"ws://127.0.0.1:{gw.http_port}/desk/stream", additional_headers=self.headers
+        )
         self.ws = self._connection.__enter__()
 
     def event(self, name: str, timeout: float = 10) -> dict:
@@ -111,9 +156,13 @@ class Desk:
 
     def quote(self, rfq_id: str, **terms) -> httpx.Response:
         terms.setdefault("valid_for_ms", 60_000)
-        return self.post(f"/desk/rfqs/{rfq_id}/quotes",
-                         {k: str(v) if isinstance(v, Decimal | int | float) and k != "valid_for_ms"
-                          else v for k, v in terms.items()})
+        return self.post(
+            f"/desk/rfqs/{rfq_id}/quotes",
+            {
+                k: str(v) if isinstance(v, Decimal | int | float) and k != "valid_for_ms" else v
+                for k, v in terms.items()
+            },
+        )
 
     def close(self) -> None:
         self._connection.__exit__(None, None, None)

@@ -70,8 +70,9 @@ def main(port: int, count: int) -> int:
     fix.Session.sendToTarget(order, session_id)
     for _ in range(count):
         msg = app.received.get(timeout=10)
-        fields = " ".join(f"{t}={msg.getField(t)}" for t in (11, 37, 39, 150, 31, 32) if
-                          msg.isSetField(t))
+        fields = " ".join(
+            f"{t}={msg.getField(t)}" for t in (11, 37, 39, 150, 31, 32) if msg.isSetField(t)
+        )
         print(f"ER {fields}", flush=True)
     fix.Session.lookupSession(session_id).logout()
     os._exit(0)  # QuickFIX's own stop() races its thread; see gateway.fix.acceptor

@@ -51,8 +51,18 @@ def test_orders_listing_and_lookup(gateway, clordid):
     c = connect(gateway, "CLIENT2")
     cl = clordid()
     try:
-        c.send("D", [(11, cl), (55, "BTC-27DEC26-100000-C"), (54, "1"), (60, fix_time()),
-                     (38, "1.5"), (40, "2"), (44, "4300.25")])
+        c.send(
+            "D",
+            [
+                (11, cl),
+                (55, "BTC-27DEC26-100000-C"),
+                (54, "1"),
+                (60, fix_time()),
+                (38, "1.5"),
+                (40, "2"),
+                (44, "4300.25"),
+            ],
+        )
         order_id = c.expect("8").get(37)
         c.expect("8")
     finally:

@@ -260,8 +260,11 @@ class InProcessApi:
                 orders=OrderReader(self.database, self.writer),
                 sessions=lambda: [],
                 risk=RiskControl(
-                    orders, threading.RLock(), lambda action: action(orders),
-                    self.service.cancel_client_rfqs, lambda kind, actor, payload: None,
+                    orders,
+                    threading.RLock(),
+                    lambda action: action(orders),
+                    self.service.cancel_client_rfqs,
+                    lambda kind, actor, payload: None,
                 ),
                 negotiation=self.service,
                 desk_hub=self.hub,

@@ -54,8 +54,9 @@ def test_every_route_refuses_anonymous_and_wrong_roles(gateway):
         assert anon.status_code == 401, (method, path, anon.status_code)
         assert anon.headers["content-type"].startswith("application/problem+json")
         assert call(gateway, method, path, "not-a-token").status_code == 401, (method, path)
-        statuses = {role: call(gateway, method, path, tok).status_code
-                    for role, tok in ROLE_TOKENS.items()}
+        statuses = {
+            role: call(gateway, method, path, tok).status_code for role, tok in ROLE_TOKENS.items()
+        }
         refused = {role for role, status in statuses.items() if status == 403}
         if (method, path) in ALL_ROLES:
             assert not refused, (method, path, statuses)
@@ -68,17 +69,24 @@ def test_every_route_refuses_anonymous_and_wrong_roles(gateway):
 
 @pytest.mark.parametrize("role", ["desk", "compliance", "client-viewer"])
 def test_only_admins_engage_the_kill_switch(gateway, role):
-    r = httpx.post(f"{gateway.http}/risk/kill", json={"reason": "x"},
-                   headers={"Authorization": f"Bearer {ROLE_TOKENS[role]}"})
+    r = httpx.post(
+        f"{gateway.http}/risk/kill",
+        json={"reason": "x"},
+        headers={"Authorization": f"Bearer {ROLE_TOKENS[role]}"},
+    )
     assert r.status_code == 403
 
 
 def test_anonymous_gets_401_before_its_body_is_read(gateway):
     for body in (b"{not json", b'{"reason": 5}', b"x" * 5000):
-        r = httpx.post(f"{gateway.http}/risk/kill", content=body,
-                       headers={"content-type": "application/json"})
+        r = httpx.post(
+            f"{gateway.http}/risk/kill", content=body, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 401, (body[:20], r.status_code)
         assert r.headers["www-authenticate"] == "Bearer"
-    bad = httpx.post(f"{gateway.http}/desk/rfqs/x/quotes", content=b"{",
-                     headers={"Authorization": "Bearer wrong", "content-type": "application/json"})
+    bad = httpx.post(
+        f"{gateway.http}/desk/rfqs/x/quotes",
+        content=b"{",
+        headers={"Authorization": "Bearer wrong", "content-type": "application/json"},
+    )
     assert bad.status_code == 401 and bad.json()["detail"] == "invalid bearer token"

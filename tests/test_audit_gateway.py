@@ -16,8 +16,13 @@ from tests.harness import API_TOKEN, COMPLIANCE_TOKEN, ROOT, GatewayProcess, ord
 
 
 def fixbridge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_everything_is_audited_and_the_export_verifies_and_catches_tampering(tmp_path):
@@ -34,8 +39,12 @@ def test_everything_is_audited_and_the_export_verifies_and_catches_tampering(tmp
         httpx.get(f"{gw.http}/orders", headers={"Authorization": f"Bearer {API_TOKEN}"})
         httpx.get(f"{gw.http}/orders", headers={"Authorization": "Bearer wrong"})
         # compliance export over the API
-        r = httpx.post(f"{gw.http}/audit/export", json={},
-                       headers={"Authorization": f"Bearer {COMPLIANCE_TOKEN}"}, timeout=60)
+        r = httpx.post(
+            f"{gw.http}/audit/export",
+            json={},
+            headers={"Authorization": f"Bearer {COMPLIANCE_TOKEN}"},
+            timeout=60,
+        )
         assert r.status_code == 200
         api_bundle = tmp_path / "api-bundle.tar"
         api_bundle.write_bytes(r.content)
@@ -65,8 +74,11 @@ def test_everything_is_audited_and_the_export_verifies_and_catches_tampering(tmp
     tampered = tmp_path / "tampered.tar"
     middle = len(entries) // 2
     lines = entries[:]
-    lines[middle] = lines[middle].replace("FIXBRIDGE", "FIXBRIDGF", 1) if "FIXBRIDGE" in \
-        lines[middle] else lines[middle].replace('"', "'", 1)
+    lines[middle] = (
+        lines[middle].replace("FIXBRIDGE", "FIXBRIDGF", 1)
+        if "FIXBRIDGE" in lines[middle]
+        else lines[middle].replace('"', "'", 1)
+    )
     with tarfile.open(tampered, "w") as out:
         for name, data in members.items():
             if name == entries_name:

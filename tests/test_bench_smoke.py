@@ -66,9 +66,7 @@ def test_benchmark_runs_both_targets_and_counts_every_report(tmp_path) -> None:
 def _orders_and_logon_peer(data_dir) -> tuple[int, str | None]:
     with closing(sqlite3.connect(data_dir / "fixbridge.db")) as conn:
         (orders,) = conn.execute("SELECT count(*) FROM orders").fetchone()
-        (peer,) = conn.execute(
-            "SELECT peer FROM session_events WHERE event = 'logon'"
-        ).fetchone()
+        (peer,) = conn.execute("SELECT peer FROM session_events WHERE event = 'logon'").fetchone()
     return orders, peer
 
 
@@ -79,7 +77,12 @@ def _audited_fix_messages(data_dir) -> int:
 
 def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:
     result = run_benchmark(
-        orders=20, latency_samples=5, rounds=1, warmup=5, batch=8, work_dir=tmp_path,
+        orders=20,
+        latency_samples=5,
+        rounds=1,
+        warmup=5,
+        batch=8,
+        work_dir=tmp_path,
         ablation=True,
     )
     assert [t.name for t in result.ablations] == list(ABLATIONS)
@@ -87,8 +90,10 @@ def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:
         (run,) = target.throughput
         assert (run.fills, run.execution_reports, run.acks) == (20, 40, 20), target.name
     seen = {
-        name: (*_orders_and_logon_peer(gateway_dir(tmp_path, without)),
-               _audited_fix_messages(gateway_dir(tmp_path, without)))
+        name: (
+            *_orders_and_logon_peer(gateway_dir(tmp_path, without)),
+            _audited_fix_messages(gateway_dir(tmp_path, without)),
+        )
         for name, without in {"gateway": (), **ABLATIONS}.items()
     }
     orders = 5 + 1 + 5 + 20  # warm-up pipelined + sequential, latency, throughput

@@ -137,9 +137,20 @@ def _broken_fixml_set(fixml_schema_dir: Path, out: Path, *, empty: bool) -> Path
 
 def _cli_validate(file: Path, schemas: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "clearing", "validate", str(file),
-         "--schemas", str(schemas)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "clearing",
+            "validate",
+            str(file),
+            "--schemas",
+            str(schemas),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

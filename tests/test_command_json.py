@@ -57,8 +57,15 @@ terms = st.builds(
 )
 STRATEGIES = {
     c.SubmitRfq: st.builds(
-        c.SubmitRfq, text, text, st.lists(leg_requests, max_size=3).map(tuple), decimals,
-        optional(sides), st.sampled_from(QuoteType), st.booleans(), optional(times),
+        c.SubmitRfq,
+        text,
+        text,
+        st.lists(leg_requests, max_size=3).map(tuple),
+        decimals,
+        optional(sides),
+        st.sampled_from(QuoteType),
+        st.booleans(),
+        optional(times),
     ),
     c.CancelRfq: st.builds(c.CancelRfq, text, text),
     c.ClientPass: st.builds(c.ClientPass, text, text, text, optional(text)),
@@ -66,8 +73,15 @@ STRATEGIES = {
         c.CounterQuote, text, text, text, text, sides, decimals, optional(decimals)
     ),
     c.AcceptQuote: st.builds(
-        c.AcceptQuote, text, text, text, st.sampled_from(AcceptVia), sides, text,
-        optional(decimals), optional(decimals),
+        c.AcceptQuote,
+        text,
+        text,
+        text,
+        st.sampled_from(AcceptVia),
+        sides,
+        text,
+        optional(decimals),
+        optional(decimals),
     ),
     c.SubmitQuote: st.builds(c.SubmitQuote, text, text, terms),
     c.ReplaceQuote: st.builds(c.ReplaceQuote, text, text, terms),
@@ -99,36 +113,63 @@ def test_every_command_comes_back_exactly(command):
 
 
 def test_a_quotes_prices_keep_their_digits():
-    t = c.QuoteTerms(datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC), bid_px=Decimal("4150.50"),
-                     offer_px=Decimal("4.2E+3"))
+    t = c.QuoteTerms(
+        datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC),
+        bid_px=Decimal("4150.50"),
+        offer_px=Decimal("4.2E+3"),
+    )
     back = round_trip(c.SubmitQuote("DESK_A", "RFQ-1", t))
     assert str(back.terms.bid_px) == "4150.50" and str(back.terms.offer_px) == "4.2E+3"
     assert back.terms.valid_until.microsecond == 123456 and back.terms.valid_until.tzinfo is UTC
 
 
-@pytest.mark.parametrize("command", [
-    c.CancelRfq("CLIENT1", 7),  # an int where the type says str
-    c.CounterQuote("C", "R", "Q", "QR", Side.BUY, 5),  # an int where the type says Decimal
-    c.SubmitRfq("C", "QR", [], Decimal(1)),  # a list where the type says tuple
-    c.ConfirmLastLook("DESK_A", None),
-    c.SubmitQuote("DESK_A", "R", c.QuoteTerms(datetime(2026, 11, 1, 1, 30, fold=1))),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        c.CancelRfq("CLIENT1", 7),  # an int where the type says str
+        c.CounterQuote("C", "R", "Q", "QR", Side.BUY, 5),  # an int where the type says Decimal
+        c.SubmitRfq("C", "QR", [], Decimal(1)),  # a list where the type says tuple
+        c.ConfirmLastLook("DESK_A", None),
+        c.SubmitQuote("DESK_A", "R", c.QuoteTerms(datetime(2026, 11, 1, 1, 30, fold=1))),
+    ],
+)
 def test_a_command_that_would_not_come_back_the_same_is_refused(command):
     with pytest.raises(CommandJsonError):
         command_to_json(command)
 
 
-@pytest.mark.parametrize("data", [
-    {"type": "Nope", "fields": {}},
-    {"type": "CancelRfq", "fields": {"client_id": "C"}},  # missing rfq_id
-    {"type": "CancelRfq", "fields": {"client_id": "C", "rfq_id": "R", "extra": 1}},
-    {"type": "CounterQuote", "fields": {"client_id": "C", "rfq_id": "R", "quote_id": "Q",
-                                        "quote_resp_id": "QR", "side": "9", "price": "1"}},
-    {"type": "CounterQuote", "fields": {"client_id": "C", "rfq_id": "R", "quote_id": "Q",
-                                        "quote_resp_id": "QR", "side": "1", "price": "x"}},
-    {"type": "ConfirmTrade", "fields": {"trade_id": 5}},
-    ["CancelRfq"],
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "Nope", "fields": {}},
+        {"type": "CancelRfq", "fields": {"client_id": "C"}},  # missing rfq_id
+        {"type": "CancelRfq", "fields": {"client_id": "C", "rfq_id": "R", "extra": 1}},
+        {
+            "type": "CounterQuote",
+            "fields": {
+                "client_id": "C",
+                "rfq_id": "R",
+                "quote_id": "Q",
+                "quote_resp_id": "QR",
+                "side": "9",
+                "price": "1",
+            },
+        },
+        {
+            "type": "CounterQuote",
+            "fields": {
+                "client_id": "C",
+                "rfq_id": "R",
+                "quote_id": "Q",
+                "quote_resp_id": "QR",
+                "side": "1",
+                "price": "x",
+            },
+        },
+        {"type": "ConfirmTrade", "fields": {"trade_id": 5}},
+        ["CancelRfq"],
+    ],
+)
 def test_a_stored_value_of_the_wrong_shape_is_refused(data):
     with pytest.raises(CommandJsonError):
         command_from_json(data)

@@ -16,7 +16,10 @@ from tests.harness import ROOT, GatewayProcess, config_text, free_port
 
 def fixbridge(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -35,13 +38,19 @@ def test_example_config_is_valid_and_documents_the_dev_credentials():
 BAD = [
     ("[[sessions]]\ncomp_id = 'A'\nheartbeat_min = 'x'\n", "sessions[0].heartbeat_min"),
     ("[gateway]\nfix_listen = 'nowhere'\n[[sessions]]\ncomp_id = 'A'\n", "gateway.fix_listen"),
-    ("[gateway]\ndatabase_url = 'mysql://x'\n[[sessions]]\ncomp_id = 'A'\n",
-     "gateway.database_url"),
-    ("[[sessions]]\ncomp_id = 'A'\nauth = 'password'\nusername = 'a'\npassword_hash = 'demo'\n",
-     "plain passwords are not accepted"),
+    (
+        "[gateway]\ndatabase_url = 'mysql://x'\n[[sessions]]\ncomp_id = 'A'\n",
+        "gateway.database_url",
+    ),
+    (
+        "[[sessions]]\ncomp_id = 'A'\nauth = 'password'\nusername = 'a'\npassword_hash = 'demo'\n",
+        "plain passwords are not accepted",
+    ),
     ("[[sessions]]\ncomp_id = 'A'\n[[sessions]]\ncomp_id = 'A'\n", "configured twice"),
-    ("[venue.reference_prices]\n'NOPE' = '1'\n[[sessions]]\ncomp_id = 'A'\n",
-     "venue.reference_prices"),
+    (
+        "[venue.reference_prices]\n'NOPE' = '1'\n[[sessions]]\ncomp_id = 'A'\n",
+        "venue.reference_prices",
+    ),
     ("[[sessions]]\ncomp_id = 'A'\ncolour = 'blue'\n", "sessions[0].colour"),
     ("[gateway\n", "not valid TOML"),
     ("", "sessions: Field required"),

@@ -74,11 +74,20 @@ def pg_url():
 def _order(order_id="O1", status=m.OrdStatus.NEW, cum="0") -> Order:
     t = datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=UTC)
     return Order(
-        order_id=order_id, owner="C1", cl_ord_id=f"cl-{order_id}",
-        instrument=parse_symbol("BTC-27DEC26-100000-C"), side=m.Side.BUY,
-        ord_type=m.OrdType.LIMIT, quantity=Decimal("1.00000001"),
-        price=Decimal("4200.123456789"), time_in_force=m.TimeInForce.GTC, status=status,
-        cum_qty=Decimal(cum), avg_px=Decimal("0"), created_at=t, updated_at=t,
+        order_id=order_id,
+        owner="C1",
+        cl_ord_id=f"cl-{order_id}",
+        instrument=parse_symbol("BTC-27DEC26-100000-C"),
+        side=m.Side.BUY,
+        ord_type=m.OrdType.LIMIT,
+        quantity=Decimal("1.00000001"),
+        price=Decimal("4200.123456789"),
+        time_in_force=m.TimeInForce.GTC,
+        status=status,
+        cum_qty=Decimal(cum),
+        avg_px=Decimal("0"),
+        created_at=t,
+        updated_at=t,
     )
 
 
@@ -97,10 +106,18 @@ def test_writer_persists_exact_decimals_utc_microseconds_and_last_snapshot(url):
     writer.order(_order())
     writer.order(_order(status=m.OrdStatus.PARTIALLY_FILLED, cum="0.5"))
     er = m.ExecutionReport(
-        order_id="O1", exec_id="OE7", cl_ord_id="cl-O1", exec_type=m.ExecType.TRADE,
-        ord_status=m.OrdStatus.PARTIALLY_FILLED, symbol="BTC-27DEC26-100000-C", side=m.Side.BUY,
-        order_qty=Decimal("1.00000001"), leaves_qty=Decimal("0.50000001"),
-        cum_qty=Decimal("0.5"), avg_px=Decimal("4200.5"), last_qty=Decimal("0.5"),
+        order_id="O1",
+        exec_id="OE7",
+        cl_ord_id="cl-O1",
+        exec_type=m.ExecType.TRADE,
+        ord_status=m.OrdStatus.PARTIALLY_FILLED,
+        symbol="BTC-27DEC26-100000-C",
+        side=m.Side.BUY,
+        order_qty=Decimal("1.00000001"),
+        leaves_qty=Decimal("0.50000001"),
+        cum_qty=Decimal("0.5"),
+        avg_px=Decimal("4200.5"),
+        last_qty=Decimal("0.5"),
         last_px=Decimal("4200.5"),
         transact_time=datetime(2026, 11, 24, 10, 0, 1, 654321, tzinfo=UTC),
     )
@@ -129,7 +146,10 @@ def test_session_events_are_recorded(url):
     with database.connect() as conn:
         row = conn.execute(sa.select(SessionEventRow.__table__)).mappings().one()
     assert (row["comp_id"], row["event"], row["peer"], row["text"]) == (
-        "C1", "logon_refused", "127.0.0.1:5000", "bad",
+        "C1",
+        "logon_refused",
+        "127.0.0.1:5000",
+        "bad",
     )
     database.dispose()
 
@@ -144,15 +164,17 @@ def test_gateway_runs_on_postgresql(tmp_path, pg_url):
         order_id = c.expect("8").get(37)
         c.expect("8")
         c.logout()
-        body = httpx.get(f"{gw.http}/orders/{order_id}",
-                         headers={"Authorization": f"Bearer {API_TOKEN}"}).json()
+        body = httpx.get(
+            f"{gw.http}/orders/{order_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ).json()
         assert (body["status"], body["cum_qty"], body["avg_px"]) == ("2", "0.25", "65000")
     finally:
         assert gw.stop() == 0
     database = sa.create_engine(url)
     with database.connect() as conn:
-        n = conn.execute(sa.text("select count(*) from executions where order_id=:o"),
-                         {"o": order_id}).scalar()
+        n = conn.execute(
+            sa.text("select count(*) from executions where order_id=:o"), {"o": order_id}
+        ).scalar()
     database.dispose()
     assert n == 2
 

@@ -45,8 +45,9 @@ class DeskGateway(GatewayProcess):
         path = super().write_config()
         text = path.read_text()
         assert "last_look_max_hold_ms = 1500" in text
-        path.write_text(text.replace("last_look_max_hold_ms = 1500",
-                                     "last_look_max_hold_ms = 8000"))
+        path.write_text(
+            text.replace("last_look_max_hold_ms = 1500", "last_look_max_hold_ms = 8000")
+        )
         return path
 
 
@@ -89,8 +90,9 @@ def sign_in(d, gw, token: str) -> None:
     d.get(gw.http + "/desk")
     field = browser.wait_for(d, lambda d: d.find_element(By.ID, "token"))
     field.send_keys(token, Keys.ENTER)
-    browser.wait_for(d, lambda d: browser.text_of(d, "#conn") == "live",
-                     message="the desk stream never came up")
+    browser.wait_for(
+        d, lambda d: browser.text_of(d, "#conn") == "live", message="the desk stream never came up"
+    )
 
 
 def send_rfq(client: RfqClient, desk: Desk, req_id: str, **kw) -> str:
@@ -112,8 +114,21 @@ row.marked = tr.querySelector("input").checked;
 row.selected = tr.getAttribute("aria-selected") === "true";
 return row;
 """
-COLUMNS = ["mark", "rfq", "client", "package", "side", "qty", "state", "alerts", "expires", "bid",
-           "offer", "firmness", "valid"]
+COLUMNS = [
+    "mark",
+    "rfq",
+    "client",
+    "package",
+    "side",
+    "qty",
+    "state",
+    "alerts",
+    "expires",
+    "bid",
+    "offer",
+    "firmness",
+    "valid",
+]
 ROW = ROW % json.dumps(COLUMNS)
 
 
@@ -123,14 +138,18 @@ def row(d, rfq_id: str) -> dict | None:
 
 
 def wait_row(d, rfq_id: str, check=lambda r: True, message: str = "") -> dict:
-    return browser.wait_for(d, lambda d: (r := row(d, rfq_id)) is not None and check(r) and r,
-                            message=message or f"no such row for {rfq_id}")
+    return browser.wait_for(
+        d,
+        lambda d: (r := row(d, rfq_id)) is not None and check(r) and r,
+        message=message or f"no such row for {rfq_id}",
+    )
 
 
 def select(d, rfq_id: str) -> None:
     def click(d) -> bool:
-        d.find_element(By.CSS_SELECTOR, f'#rfq-rows tr[data-rfq="{rfq_id}"] td:nth-child(2)'
-                       ).click()
+        d.find_element(
+            By.CSS_SELECTOR, f'#rfq-rows tr[data-rfq="{rfq_id}"] td:nth-child(2)'
+        ).click()
         return row(d, rfq_id)["selected"]
 
     browser.wait_for(d, click, message=f"could not select {rfq_id}")
@@ -140,11 +159,20 @@ def press(d, *keys: str) -> None:
     ActionChains(d).send_keys(*keys).perform()
 
 
-def fill_quote(d, bid: str | None = None, offer: str | None = None, firmness: str | None = None,
-               legs: dict[int, tuple[str, str]] | None = None) -> None:
+def fill_quote(
+    d,
+    bid: str | None = None,
+    offer: str | None = None,
+    firmness: str | None = None,
+    legs: dict[int, tuple[str, str]] | None = None,
+) -> None:
     """Type terms into the open quote form and send it with Enter."""
-    dialog = browser.wait_for(d, lambda d: (e := d.find_element(By.ID, "quote-dialog"))
-                              .get_attribute("open") is not None and e)
+    dialog = browser.wait_for(
+        d,
+        lambda d: (
+            (e := d.find_element(By.ID, "quote-dialog")).get_attribute("open") is not None and e
+        ),
+    )
     for field, value in (("q-bid", bid), ("q-offer", offer)):
         if value is not None:
             box = d.find_element(By.ID, field)
@@ -165,22 +193,28 @@ def dialog_closed(d, dialog_id: str = "quote-dialog") -> bool:
 
 def trade_row(d, rfq_id: str) -> dict | None:
     """This RFQ's row in the trades table as {text, clearing}, or None."""
-    return d.execute_script("""
+    return d.execute_script(
+        """
         const td = document.querySelector(`#trade-rows td[title="${arguments[0]}"]`);
         if (!td) return null;
         const tr = td.parentElement;
         return {text: tr.innerText, clearing: tr.querySelector(".clearing").dataset.status};
-    """, rfq_id)
+    """,
+        rfq_id,
+    )
 
 
 def hold(d, quote_id: str) -> dict | None:
     """The last-look hold shown for the quote as {text, timer, bar}, or None."""
-    return d.execute_script("""
+    return d.execute_script(
+        """
         const el = document.querySelector(`#hold-list .hold[data-quote="${arguments[0]}"]`);
         if (!el) return null;
         return {text: el.innerText, timer: el.querySelector(".timer").innerText,
                 bar: el.querySelector(".bar .fill").style.width};
-    """, quote_id)
+    """,
+        quote_id,
+    )
 
 
 def screenshot(d, name: str) -> None:
@@ -194,7 +228,8 @@ def screenshot(d, name: str) -> None:
 
 
 def test_a_desk_quotes_through_the_page_and_the_fix_client_lifts_it(
-        gateway, driver, client, desk_a):
+    gateway, driver, client, desk_a
+):
     sign_in(driver, gateway, DESK_A_TOKEN)
     assert browser.text_of(driver, "#desk-id") == "DESK_A"
     rfq_id = send_rfq(client, desk_a, "page-lift")
@@ -223,20 +258,26 @@ def test_a_desk_quotes_through_the_page_and_the_fix_client_lifts_it(
     # the page shows the trade, and its clearing status until it is cleared
     traded = browser.wait_for(driver, lambda d: trade_row(d, rfq_id), message="no trade row")
     assert "4300" in traded["text"] and "CLIENT2" in traded["text"] and "Buy" in traded["text"]
-    browser.wait_for(driver, lambda d: trade_row(d, rfq_id)["clearing"] == "cleared",
-                     timeout=20, message="clearing status never reached cleared")
+    browser.wait_for(
+        driver,
+        lambda d: trade_row(d, rfq_id)["clearing"] == "cleared",
+        timeout=20,
+        message="clearing status never reached cleared",
+    )
     # the traded RFQ is finished: it leaves the live list
     browser.wait_for(driver, lambda d: row(d, rfq_id) is None, message="traded RFQ still live")
     assert "TRADE" in browser.text_of(driver, "#log")
     # a desk reads only its own trades
-    b_trades = httpx.get(f"{gateway.http}/trades",
-                         headers={"Authorization": f"Bearer {DESK_B_TOKEN}"}).json()
+    b_trades = httpx.get(
+        f"{gateway.http}/trades", headers={"Authorization": f"Bearer {DESK_B_TOKEN}"}
+    ).json()
     assert all(t["rfq_id"] != rfq_id for t in b_trades)
     assert browser.console_errors(driver) == []
 
 
 def test_last_look_is_held_with_a_visible_timer_and_confirmed_through_the_page(
-        gateway, driver, client, desk_a):
+    gateway, driver, client, desk_a
+):
     sign_in(driver, gateway, DESK_A_TOKEN)
     rfq_id = send_rfq(client, desk_a, "page-ll")
     select(driver, rfq_id)
@@ -247,8 +288,9 @@ def test_last_look_is_held_with_a_visible_timer_and_confirmed_through_the_page(
     client.order_on(q, Side.SELL, "page-ll-ord")
     assert client.next("8").get(39) == "A"  # pending while the desk looks
 
-    held = browser.wait_for(driver, lambda d: hold(d, q.quote_id),
-                            message="no last-look hold shown")
+    held = browser.wait_for(
+        driver, lambda d: hold(d, q.quote_id), message="no last-look hold shown"
+    )
     assert re.fullmatch(r"\d\.\ds", held["timer"]), held  # seconds and tenths left
     assert re.fullmatch(r"\d+(\.\d)?%", held["bar"]), held  # and a bar that shrinks
     assert "4100" in held["text"] and "CLIENT2 sells 10" in held["text"]
@@ -258,15 +300,19 @@ def test_last_look_is_held_with_a_visible_timer_and_confirmed_through_the_page(
     er = client.next("8")
     assert (er.get(39), er.get(31), er.get(54)) == ("2", "4100", "2")
     client.next("AE")
-    browser.wait_for(driver, lambda d: not browser.css(d, "#hold-list .hold"),
-                     message="hold still shown after confirming")
+    browser.wait_for(
+        driver,
+        lambda d: not browser.css(d, "#hold-list .hold"),
+        message="hold still shown after confirming",
+    )
     assert not driver.find_element(By.ID, "holds").is_displayed()
     browser.wait_for(driver, lambda d: trade_row(d, rfq_id), message="no trade row")
     assert f"confirmed last look on {rfq_id.split('-', 1)[1]}" in browser.text_of(driver, "#log")
 
 
 def test_replace_cancel_mass_quote_cancel_all_and_pass_through_the_page(
-        gateway, driver, client, desk_a):
+    gateway, driver, client, desk_a
+):
     sign_in(driver, gateway, DESK_A_TOKEN)
     r1, r2, r3 = (send_rfq(client, desk_a, f"page-acts-{n}") for n in (1, 2, 3))
 
@@ -277,8 +323,9 @@ def test_replace_cancel_mass_quote_cancel_all_and_pass_through_the_page(
     q1 = client.quote()
     wait_row(driver, r1, lambda r: r["offer"] == "4300")
     press(driver, "r")
-    browser.wait_for(driver, lambda d: d.find_element(By.ID, "q-offer")
-                     .get_attribute("value") == "4300")
+    browser.wait_for(
+        driver, lambda d: d.find_element(By.ID, "q-offer").get_attribute("value") == "4300"
+    )
     fill_quote(driver, offer="4280")
     q1b = client.quote()
     assert q1b.offer_px == 4280 and q1b.bid_px == 4100 and q1b.quote_id != q1.quote_id
@@ -297,8 +344,12 @@ def test_replace_cancel_mass_quote_cancel_all_and_pass_through_the_page(
     assert all(row(driver, i)["marked"] for i in (r2, r3))
     press(driver, "m")
     fill_quote(driver, bid="4000", offer="4400")
-    outcomes = browser.wait_for(driver, lambda d: len(browser.css(d, "#quote-results li")) == 2
-                                and browser.css(d, "#quote-results li"))
+    outcomes = browser.wait_for(
+        driver,
+        lambda d: (
+            len(browser.css(d, "#quote-results li")) == 2 and browser.css(d, "#quote-results li")
+        ),
+    )
     assert [o.get_attribute("class") for o in outcomes] == ["ok", "ok"]
     mass = {client.quote().quote_id, client.quote().quote_id}
     press(driver, Keys.ESCAPE)
@@ -329,14 +380,14 @@ def test_replace_cancel_mass_quote_cancel_all_and_pass_through_the_page(
 
 
 def test_per_leg_and_one_way_quotes_and_a_counter_answered_through_the_page(
-        gateway, driver, client, desk_a):
+    gateway, driver, client, desk_a
+):
     sign_in(driver, gateway, DESK_A_TOKEN)
     legs = [("BTC-27DEC26-100000-C", Side.BUY), ("BTC-27DEC26-60000-P", Side.SELL)]
     multi = send_rfq(client, desk_a, "page-legs", legs=legs)
     select(driver, multi)
     press(driver, Keys.ENTER)
-    fill_quote(driver, bid="1000", offer="1100",
-               legs={1: ("4100", "4200"), 2: ("3100", "3100")})
+    fill_quote(driver, bid="1000", offer="1100", legs={1: ("4100", "4200"), 2: ("3100", "3100")})
     q = client.quote()
     assert len(q.legs) == 2 and q.offer_px == 1100
 
@@ -354,17 +405,18 @@ def test_per_leg_and_one_way_quotes_and_a_counter_answered_through_the_page(
     select(driver, one_way)
     assert "Client buys 10 at 4200" in browser.text_of(driver, "#detail-body")
     press(driver, "a")
-    browser.wait_for(driver, lambda d: d.find_element(By.ID, "q-offer")
-                     .get_attribute("value") == "4200")
+    browser.wait_for(
+        driver, lambda d: d.find_element(By.ID, "q-offer").get_attribute("value") == "4200"
+    )
     fill_quote(driver)
     answered = client.quote()
     assert answered.offer_px == 4200 and answered.quote_id != q1.quote_id
-    wait_row(driver, one_way, lambda r: "COUNTER" not in r["alerts"]
-             and r["offer"] == "4200")
+    wait_row(driver, one_way, lambda r: "COUNTER" not in r["alerts"] and r["offer"] == "4200")
 
 
 def test_another_desk_never_sees_an_rfq_routed_only_to_desk_a_and_sign_out_forgets(
-        gateway, driver, desk_a):
+    gateway, driver, desk_a
+):
     only_a = RfqClient(gateway, "CLIENT3")
     everyone = RfqClient(gateway)
     try:
@@ -417,14 +469,20 @@ def test_the_page_shows_reconnecting_while_the_stream_is_down_then_resyncs(tmp_p
         assert not driver.find_element(By.ID, "banner").is_displayed()
         assert gw.stop() == 0, gw.stderr()
         banner = browser.wait_for(
-            driver, lambda d: (b := d.find_element(By.ID, "banner")).is_displayed() and b,
-            message="no reconnecting banner")
+            driver,
+            lambda d: (b := d.find_element(By.ID, "banner")).is_displayed() and b,
+            message="no reconnecting banner",
+        )
         assert banner.text.startswith("Reconnecting…"), banner.text
         assert browser.text_of(driver, "#conn") == "reconnecting…"
         screenshot(driver, "desk-reconnecting.png")
         gw.start()  # same ports, same data: the page reconnects by itself
-        browser.wait_for(driver, lambda d: browser.text_of(d, "#conn") == "live", timeout=30,
-                         message="the page never reconnected")
+        browser.wait_for(
+            driver,
+            lambda d: browser.text_of(d, "#conn") == "live",
+            timeout=30,
+            message="the page never reconnected",
+        )
         assert not driver.find_element(By.ID, "banner").is_displayed()
         client, desk = RfqClient(gw), Desk(gw, DESK_A_TOKEN)
         try:
@@ -450,12 +508,16 @@ def test_blotter_with_quotes_a_counter_a_hold_and_trades(gateway, driver, client
     countered = send_rfq(client, desk_a, "page-shot-counter", side=Side.BUY)
     assert desk_a.quote(countered, offer_px="4310").status_code == 201
     client.counter(client.quote(), Side.BUY, "4260", "page-shot-ctr")
-    legs = [("BTC-27DEC26-100000-C", Side.BUY), ("BTC-27DEC26-60000-P", Side.SELL),
-            ("BTC-27DEC26", Side.SELL)]
+    legs = [
+        ("BTC-27DEC26-100000-C", Side.BUY),
+        ("BTC-27DEC26-60000-P", Side.SELL),
+        ("BTC-27DEC26", Side.SELL),
+    ]
     send_rfq(client, desk_a, "page-shot-legs", legs=legs, ratios=["1", "1", "0.5"])
     held = send_rfq(client, desk_a, "page-shot-held", qty="5")
-    assert desk_a.quote(held, bid_px="4090", offer_px="4330",
-                        firmness="last_look").status_code == 201
+    assert (
+        desk_a.quote(held, bid_px="4090", offer_px="4330", firmness="last_look").status_code == 201
+    )
     q = client.quote()
     client.order_on(q, Side.SELL, "page-shot-ord")
     assert client.next("8").get(39) == "A"
@@ -464,8 +526,10 @@ def test_blotter_with_quotes_a_counter_a_hold_and_trades(gateway, driver, client
     wait_row(driver, countered, lambda r: "COUNTER" in r["alerts"])
     wait_row(driver, quoted, lambda r: r["offer"] == "4250")
     browser.wait_for(
-        driver, lambda d: (t := trade_row(d, traded)) is not None and t["clearing"] == "cleared",
-        timeout=20)
+        driver,
+        lambda d: (t := trade_row(d, traded)) is not None and t["clearing"] == "cleared",
+        timeout=20,
+    )
     select(driver, countered)
     screenshot(driver, "desk.png")
     press(driver, "n")  # reject the hold: the client's order is refused
@@ -497,7 +561,8 @@ def test_the_page_loads_nothing_from_outside_the_gateway(gateway, driver):
     for asset in assets:
         r = httpx.get(f"{gateway.http}{asset}")
         assert r.status_code == 200 and r.headers["content-type"].startswith(
-            types[Path(asset).suffix]), asset
+            types[Path(asset).suffix]
+        ), asset
         assert r.headers["content-security-policy"] == policy
     for missing in ("/ui/nope.js", "/ui/..%2Fpages.py", "/ui/.hidden.js"):
         assert httpx.get(f"{gateway.http}{missing}").status_code == 404, missing
@@ -508,7 +573,8 @@ def test_the_page_loads_nothing_from_outside_the_gateway(gateway, driver):
     sign_in(driver, gateway, DESK_A_TOKEN)
     origin = gateway.http
     loaded = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
     assert loaded and all(u.startswith(origin + "/") for u in loaded), loaded
     assert driver.current_url.startswith(origin)
     assert browser.console_errors(driver) == []  # no CSP violation, no failed load
@@ -527,15 +593,20 @@ def bearer_protocol(token: str) -> str:
 
 def test_a_browser_authenticates_the_desk_stream_with_a_subprotocol(gateway, client):
     url = f"ws://127.0.0.1:{gateway.http_port}/desk/stream"
-    with ws_connect(url, subprotocols=["fixbridge.desk.v1", bearer_protocol(DESK_A_TOKEN)],
-                    open_timeout=10) as ws:
+    with ws_connect(
+        url, subprotocols=["fixbridge.desk.v1", bearer_protocol(DESK_A_TOKEN)], open_timeout=10
+    ) as ws:
         assert ws.subprotocol == "fixbridge.desk.v1"  # never the token back
         client.rfq("page-ws-auth")
         while (event := json.loads(ws.recv(timeout=10)))["event"] != "RfqToDesk":
             pass
         assert event["desk_id"] == "DESK_A" and event["rfq"]["quote_req_id"] == "page-ws-auth"
-    for offered in (bearer_protocol("not-a-token"), bearer_protocol(API_TOKEN),
-                    "fixbridge.bearer.!!!", "fixbridge.bearer."):
+    for offered in (
+        bearer_protocol("not-a-token"),
+        bearer_protocol(API_TOKEN),
+        "fixbridge.bearer.!!!",
+        "fixbridge.bearer.",
+    ):
         with pytest.raises(InvalidStatus) as refused:
             ws_connect(url, subprotocols=["fixbridge.desk.v1", offered], open_timeout=10)
         assert refused.value.response.status_code == 403, offered

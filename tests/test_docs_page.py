@@ -26,12 +26,16 @@ def _outside(gw: GatewayProcess, urls: list[str]) -> list[str]:
 
 def test_docs_render_the_operations_list_from_the_gateways_own_assets(gateway, driver):
     driver.get(f"{gateway.http}/docs")
-    ops = browser.wait_for(driver, lambda d: browser.css(d, ".opblock-summary-path"),
-                           message="Swagger UI rendered no operations")
+    ops = browser.wait_for(
+        driver,
+        lambda d: browser.css(d, ".opblock-summary-path"),
+        message="Swagger UI rendered no operations",
+    )
     paths = {op.get_attribute("data-path") for op in ops}
     assert {"/orders", "/desk/rfqs", "/rfqs", "/trades", "/audit/export"} <= paths, paths
     loaded = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
     assert loaded and _outside(gateway, loaded) == [], loaded
     assert browser.console_errors(driver) == []
 
@@ -41,8 +45,9 @@ def test_redoc_renders_without_fonts_or_scripts_from_elsewhere(gateway, driver):
     assert page.status_code == 200
     assert _outside(gateway, re.findall(r'(?:src|href)="([^"]+)"', page.text)) == []
     driver.get(f"{gateway.http}/redoc")
-    browser.wait_for(driver, lambda d: "/desk/rfqs" in d.page_source,
-                     message="ReDoc rendered no operations")
+    browser.wait_for(
+        driver, lambda d: "/desk/rfqs" in d.page_source, message="ReDoc rendered no operations"
+    )
 
 
 def test_docs_behind_a_token_when_configured(tmp_path):
@@ -62,8 +67,9 @@ def test_docs_behind_a_token_when_configured(tmp_path):
             assert refused.status_code == 401, path
             assert refused.headers["content-type"] == "application/problem+json"
         for token in (API_TOKEN, DESK_B_TOKEN):  # any valid token, whatever its role
-            ok = httpx.get(f"{private.http}/openapi.json",
-                           headers={"Authorization": f"Bearer {token}"})
+            ok = httpx.get(
+                f"{private.http}/openapi.json", headers={"Authorization": f"Bearer {token}"}
+            )
             assert ok.status_code == 200 and "/desk/rfqs" in ok.json()["paths"]
         assert httpx.get(f"{private.http}/health").status_code == 200
     finally:

@@ -238,8 +238,15 @@ def quote_requests(draw) -> SubmitRfq:
 
 def test_a_status_report_with_an_empty_reason_has_no_text(dd) -> None:
     """A desk may send an empty text: it is left out, never an empty (unsendable) 58."""
-    event = ev.QuoteStatusChanged(CLIENT, DESK, "R-1", "Q-1", QuoteStatus.REMOVED_FROM_MARKET,
-                                  "", datetime(2026, 3, 2, 12, tzinfo=UTC))
+    event = ev.QuoteStatusChanged(
+        CLIENT,
+        DESK,
+        "R-1",
+        "Q-1",
+        QuoteStatus.REMOVED_FROM_MARKET,
+        "",
+        datetime(2026, 3, 2, 12, tzinfo=UTC),
+    )
     ((msg_type, fields),) = encode_for_client(event, rfq=None, answering=None)
     (report,) = to_client(dd, [(msg_type, fields)])
     assert msg_type == "AI" and report.get(117) == "Q-1" and report.get(58) is None

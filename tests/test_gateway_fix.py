@@ -87,7 +87,11 @@ def test_marketable_order_new_then_fill(client, clordid):
     fill = er(client)
     assert (fill.get(150), fill.get(39)) == ("F", "2")
     assert (fill.get(32), fill.get(31), fill.get(14), fill.get(151), fill.get(6)) == (
-        "5", "65000", "5", "0", "65000",
+        "5",
+        "65000",
+        "5",
+        "0",
+        "65000",
     )
     assert fill.get(37) == new.get(37) and fill.get(17) != new.get(17)
     assert len(fill.get(60).split(".")[1]) == 6  # µs UTC timestamps
@@ -120,12 +124,23 @@ def test_resting_order_replace_and_status(client, clordid):
     assert new.get(39) == "0"
     client.send(
         "G",
-        [(41, cl), (11, rep), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "4"),
-         (40, "2"), (44, "61000")],
+        [
+            (41, cl),
+            (11, rep),
+            (55, "BTC-PERP"),
+            (54, "1"),
+            (60, fix_time()),
+            (38, "4"),
+            (40, "2"),
+            (44, "61000"),
+        ],
     )
     replaced = er(client)
     assert (replaced.get(150), replaced.get(39), replaced.get(11), replaced.get(41)) == (
-        "5", "0", rep, cl,
+        "5",
+        "0",
+        rep,
+        cl,
     )
     assert (replaced.get(38), replaced.get(44), replaced.get(151)) == ("4", "61000", "4")
     client.send("H", [(11, rep), (55, "BTC-PERP"), (54, "1")])
@@ -139,8 +154,16 @@ def test_replace_that_crosses_fills(client, clordid):
     assert er(client).get(39) == "0"
     client.send(
         "G",
-        [(41, cl), (11, rep), (55, "BTC-PERP"), (54, "1"), (60, fix_time()), (38, "2"),
-         (40, "2"), (44, "65500")],
+        [
+            (41, cl),
+            (11, rep),
+            (55, "BTC-PERP"),
+            (54, "1"),
+            (60, fix_time()),
+            (38, "2"),
+            (40, "2"),
+            (44, "65500"),
+        ],
     )
     assert er(client).get(150) == "5"
     fill = er(client)
@@ -189,8 +212,7 @@ def test_unknown_symbol_is_rejected(client, clordid):
 
 def test_cancel_of_unknown_order(client, clordid):
     cxl = clordid()
-    client.send("F", [(41, "never-sent"), (11, cxl), (55, "BTC-PERP"), (54, "1"),
-                      (60, fix_time())])
+    client.send("F", [(41, "never-sent"), (11, cxl), (55, "BTC-PERP"), (54, "1"), (60, fix_time())])
     rej = client.expect("9")
     assert (rej.get(102), rej.get(11), rej.get(41), rej.get(434)) == ("1", cxl, "never-sent", "1")
 

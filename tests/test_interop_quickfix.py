@@ -13,7 +13,10 @@ def test_quickfix_initiator_gets_new_and_fill(tmp_path):
     try:
         run = subprocess.run(
             [sys.executable, "-m", "tests.qf_initiator", str(gw.fix_port), "2"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         assert gw.stop() == 0

@@ -65,8 +65,10 @@ def _imports(module: str, path: Path) -> Iterator[tuple[int, str]]:
 
 def _builtin_calls(path: Path) -> Iterator[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-            node.func.id in IO_BUILTINS
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and (node.func.id in IO_BUILTINS)
         ):
             yield node.lineno, node.func.id
 

@@ -120,22 +120,42 @@ def test_desk_ablation_runs_each_variant_and_leaves_out_what_it_names(tmp_path):
     signatures, and without both; each still answers the whole cycle and sends the FIX client
     its Quotes, and each leaves out exactly what it names."""
     args = run_locust.parse_args(
-        ["--users", "2", "--duration", "1", "--warmup", "1", "--rfqs-per-user", "2",
-         "--fix-rfq-rate", "5", "--phases", "desk", "--ablation"]
+        [
+            "--users",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--rfqs-per-user",
+            "2",
+            "--fix-rfq-rate",
+            "5",
+            "--phases",
+            "desk",
+            "--ablation",
+        ]
     )
     results = run_locust.run(args, tmp_path, lambda _text: None)
     assert [r.target for r in results] == [
-        "gateway", "gateway without audit", "gateway without sign", "gateway without audit, sign"
+        "gateway",
+        "gateway without audit",
+        "gateway without sign",
+        "gateway without audit, sign",
     ]
     for r in results:
         assert r.errors == {}, r.target
         assert r.quotes().requests > 0 and r.entry("S").requests > 0, r.target
-    keys = {r.target: list((tmp_path / d / "gateway" / "desk-keys").glob("*"))
-            for r, d in zip(results, ["", "audit", "sign", "audit-sign"], strict=True)}
+    keys = {
+        r.target: list((tmp_path / d / "gateway" / "desk-keys").glob("*"))
+        for r, d in zip(results, ["", "audit", "sign", "audit-sign"], strict=True)
+    }
     assert keys["gateway"] and keys["gateway without audit"]
     assert not keys["gateway without sign"] and not keys["gateway without audit, sign"]
-    entries = {d: _audit_entries(tmp_path / d / "gateway" / "audit")
-               for d in ("", "audit", "sign", "audit-sign")}
+    entries = {
+        d: _audit_entries(tmp_path / d / "gateway" / "audit")
+        for d in ("", "audit", "sign", "audit-sign")
+    }
     assert entries[""] > 0 and entries["sign"] > 0
     assert entries["audit"] == entries["audit-sign"] == 0
     text = run_locust.report(results, args)
@@ -146,6 +166,9 @@ def _audit_entries(directory) -> int:
     """Entries the desk cycle leaves in a gateway's audit log (API actions, negotiation events,
     FIX messages); 0 where the log was never written."""
     path = directory / "entries.jsonl"
-    kinds = [json.loads(line)["kind"] for line in path.read_text().splitlines()] \
-        if path.exists() else []
+    kinds = (
+        [json.loads(line)["kind"] for line in path.read_text().splitlines()]
+        if path.exists()
+        else []
+    )
     return sum(1 for k in kinds if k.startswith(("api.action", "otc.", "fix.")))

@@ -61,8 +61,9 @@ def service(directory, clock, *, archive=None, keys=None, sink=None) -> Negotiat
     engine = NegotiationEngine(
         RoutingTable.from_config(ROUTES), DeskKeyring(keys or KEYS), CONFIG, ids=journal.ids
     )
-    svc = NegotiationService(engine, sinks=[sink or Recorder()], clock=clock, archive=archive,
-                             journal=journal)
+    svc = NegotiationService(
+        engine, sinks=[sink or Recorder()], clock=clock, archive=archive, journal=journal
+    )
     svc.restore(ROUTES)
     return svc
 
@@ -108,14 +109,18 @@ def run_script(svc, clock, script):
     """The property test's loop, through the service."""
     rfq_ids = []
     for n, expire in ((1, None), (2, T0 + timedelta(seconds=90))):
-        acks = [e for e in svc.submit(rfq_cmd(quote_req_id=f"QR-{n}", expire_at=expire))
-                if isinstance(e, ev.RfqAcknowledged)]
+        acks = [
+            e
+            for e in svc.submit(rfq_cmd(quote_req_id=f"QR-{n}", expire_at=expire))
+            if isinstance(e, ev.RfqAcknowledged)
+        ]
         rfq_ids.append(acks[0].rfq.rfq_id)
     quotes, counters, trade_ids = [], [], []
     for action in script:
         clock.now += timedelta(milliseconds=action[1] if action[0] == "wait" else 100)
-        command = build(Remembering(svc.engine), action, clock.now, rfq_ids, quotes, counters,
-                        trade_ids)
+        command = build(
+            Remembering(svc.engine), action, clock.now, rfq_ids, quotes, counters, trade_ids
+        )
         events = svc.submit(command) if command is not None else []
         if command is None:
             tick(svc)
@@ -129,8 +134,9 @@ def run_script(svc, clock, script):
     return rfq_ids
 
 
-scripts = st.tuples(st.lists(quote_action, min_size=1, max_size=4),
-                    st.lists(actions, min_size=5, max_size=30)).map(lambda t: t[0] + t[1])
+scripts = st.tuples(
+    st.lists(quote_action, min_size=1, max_size=4), st.lists(actions, min_size=5, max_size=30)
+).map(lambda t: t[0] + t[1])
 
 
 @settings(max_examples=150, deadline=None)
@@ -157,19 +163,29 @@ def test_with_archiving_the_replay_keeps_open_business_and_only_that(script):
     with journal_dir() as db:
         clock = Clock()
         archived: dict[str, tuple] = {}
-        first = service(db, clock, archive=lambda view, history: archived.setdefault(
-            view.rfq.rfq_id, (view, history)))
+        first = service(
+            db,
+            clock,
+            archive=lambda view, history: archived.setdefault(view.rfq.rfq_id, (view, history)),
+        )
         rfq_ids = run_script(first, clock, script)
         live = [r for r in rfq_ids if r not in archived]
         rows = first.journal.rows
         crash(first)
-        second = service(db, clock, archive=lambda view, history: archived.setdefault(
-            view.rfq.rfq_id, (view, history)))
+        second = service(
+            db,
+            clock,
+            archive=lambda view, history: archived.setdefault(view.rfq.rfq_id, (view, history)),
+        )
         assert second.engine.tick(clock.now) == first.engine.tick(clock.now)  # as above
-        before = {r: (first.engine.rfq(r), first.engine.history(r),
-                      first.engine.live_quotes(r)) for r in live}
-        after = {r: (second.engine.rfq(r), second.engine.history(r),
-                     second.engine.live_quotes(r)) for r in live}
+        before = {
+            r: (first.engine.rfq(r), first.engine.history(r), first.engine.live_quotes(r))
+            for r in live
+        }
+        after = {
+            r: (second.engine.rfq(r), second.engine.history(r), second.engine.live_quotes(r))
+            for r in live
+        }
         assert after == before
         assert second.engine.snapshot().timers == first.engine.snapshot().timers
         assert set(second.engine.snapshot().rfqs) == set(live)
@@ -190,8 +206,11 @@ def test_finished_rfqs_leave_the_journal_and_are_not_replayed():
             rfq_id = first.submit(rfq_cmd(quote_req_id=f"done-{n}"))[-1].rfq.rfq_id
             first.submit(SubmitQuote("DESK-A", rfq_id, terms("0.04", "0.05", now=clock.now)))
             first.submit(CancelRfq(CLIENT, rfq_id))
-        open_id = [e for e in first.submit(rfq_cmd(quote_req_id="open"))
-                   if isinstance(e, ev.RfqAcknowledged)][0].rfq.rfq_id
+        open_id = [
+            e
+            for e in first.submit(rfq_cmd(quote_req_id="open"))
+            if isinstance(e, ev.RfqAcknowledged)
+        ][0].rfq.rfq_id
         assert len(saved) == 20
         first.stop()  # a clean stop commits the last deletions
         second = service(db, clock, archive=lambda view, history: saved.append(view.rfq.rfq_id))
@@ -206,10 +225,16 @@ def test_a_long_journal_is_compacted_as_the_day_goes_on():
     with journal_dir() as db:
         clock = Clock()
         journal = NegotiationJournal(db, segment_bytes=4096)
-        engine = NegotiationEngine(RoutingTable.from_config(ROUTES), DeskKeyring(KEYS), CONFIG,
-                                   ids=journal.ids)
-        first = NegotiationService(engine, sinks=[Recorder()], clock=clock, journal=journal,
-                                   archive=lambda view, history: None)
+        engine = NegotiationEngine(
+            RoutingTable.from_config(ROUTES), DeskKeyring(KEYS), CONFIG, ids=journal.ids
+        )
+        first = NegotiationService(
+            engine,
+            sinks=[Recorder()],
+            clock=clock,
+            journal=journal,
+            archive=lambda view, history: None,
+        )
         first.restore(ROUTES)
         open_id = first.submit(rfq_cmd(quote_req_id="open"))[-1].rfq.rfq_id
         for n in range(60):
@@ -249,8 +274,9 @@ def test_what_expired_while_down_goes_out_at_start_at_its_own_deadline():
         clock = Clock()
         first = service(db, clock)
         rfq_id = first.submit(rfq_cmd(expire_at=at(60)))[-1].rfq.rfq_id
-        quoted = first.submit(SubmitQuote("DESK-A", rfq_id, terms(
-            "0.04", "0.05", valid_for=5, now=clock.now)))
+        quoted = first.submit(
+            SubmitQuote("DESK-A", rfq_id, terms("0.04", "0.05", valid_for=5, now=clock.now))
+        )
         sealed = [e for e in quoted if isinstance(e, ev.QuoteToClient)][0].sealed
         first.journal.close()
         clock.now = at(120)  # down for two minutes
@@ -263,10 +289,14 @@ def test_what_expired_while_down_goes_out_at_start_at_its_own_deadline():
             expired = [e for e in recorder.events if isinstance(e, ev.QuoteStatusChanged)]
             assert [(e.quote_id, e.at) for e in expired] == [(sealed.quote.quote_id, at(5))]
             ended = [e for e in recorder.events if isinstance(e, ev.RfqEnded)]
-            assert [(e.rfq_id, e.state, e.at) for e in ended] == [(rfq_id, RfqState.EXPIRED,
-                                                                   at(60))]
+            assert [(e.rfq_id, e.state, e.at) for e in ended] == [
+                (rfq_id, RfqState.EXPIRED, at(60))
+            ]
             assert {e.desk_id for e in recorder.events if isinstance(e, ev.RfqWithdrawn)} == {
-                "DESK-A", "DESK-B", "DESK-C"}
+                "DESK-A",
+                "DESK-B",
+                "DESK-C",
+            }
         finally:
             second.stop()
         third = service(db, clock, sink=Recorder())  # the expiry was journalled: not told twice
@@ -370,14 +400,26 @@ def test_a_fill_not_yet_booked_when_the_process_died_is_booked_and_reported_at_s
         rfq_id = first.submit(rfq_cmd())[-1].rfq.rfq_id
         quoted = first.submit(SubmitQuote("DESK-A", rfq_id, terms("0.04", "0.05", now=clock.now)))
         sealed = [e for e in quoted if isinstance(e, ev.QuoteToClient)][0].sealed
-        first.submit(AcceptQuote(CLIENT, sealed.quote.quote_id, "ORD-1", AcceptVia.NEW_ORDER,
-                                 Side.BUY, sealed.quote_hash))
+        first.submit(
+            AcceptQuote(
+                CLIENT,
+                sealed.quote.quote_id,
+                "ORD-1",
+                AcceptVia.NEW_ORDER,
+                Side.BUY,
+                sealed.quote_hash,
+            )
+        )
         (traded,) = [e for e in died if isinstance(e, ev.TradeCaptured)]
         crash(first)
         archived = []
         recorder = Recorder()
-        second = service(db, clock, sink=recorder, archive=lambda view, history: archived.append(
-            (view.rfq.rfq_id, view.state)))
+        second = service(
+            db,
+            clock,
+            sink=recorder,
+            archive=lambda view, history: archived.append((view.rfq.rfq_id, view.state)),
+        )
         assert second.engine.rfq(rfq_id).state is RfqState.FILLED
         second.start()
         second.stop()

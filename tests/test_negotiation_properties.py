@@ -186,9 +186,7 @@ def test_any_command_sequence_trades_each_rfq_at_most_once(opening, rest):
             assert (view.state in (RfqState.FILLED, RfqState.CONFIRMED)) == bool(view.trade_id)
             live = engine.live_quotes(rfq_id)
             # the per-RFQ index of Active quotes agrees with a scan of every quote, in order
-            scanned = [
-                q for q in view.quote_ids if engine.quote(q).state is QuoteState.ACTIVE
-            ]
+            scanned = [q for q in view.quote_ids if engine.quote(q).state is QuoteState.ACTIVE]
             assert [s.quote.quote_id for s in live] == scanned
             live_desks = [s.quote.desk_id for s in live]
             assert len(live_desks) == len(set(live_desks)), "one live quote per desk per RFQ"

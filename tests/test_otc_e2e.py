@@ -80,8 +80,11 @@ def test_three_desks_one_pass_replace_best_hit_losers_told(gateway, client, desk
     assert (qa.offer_px, qb.offer_px) == (4300, 4260)
     assert qa.signature and qa.quote_hash and qa.signer_key_id == "DESK_A"
     # desk A improves by replacing its quote; the client sees the new one
-    replaced = httpx.put(f"{gateway.http}/desk/quotes/{qa.quote_id}", headers=a.headers,
-                         json={"bid_px": "4160", "offer_px": "4240", "valid_for_ms": 60000})
+    replaced = httpx.put(
+        f"{gateway.http}/desk/quotes/{qa.quote_id}",
+        headers=a.headers,
+        json={"bid_px": "4160", "offer_px": "4240", "valid_for_ms": 60000},
+    )
     assert replaced.status_code == 200
     qa2 = client.quote()
     assert qa2.offer_px == 4240 and qa2.quote_id != qa.quote_id
@@ -122,8 +125,10 @@ def test_counter_round_trip(client, desks):
     client.counter(q, Side.BUY, "4200", "e2e-ctr-1")
     counter = a.event("CounterToDesk")["counter"]
     assert counter["price"] == "4200"
-    answer = a.post(f"/desk/counters/{counter['counter_id']}/answer",
-                    {"quote": {"bid_px": "4100", "offer_px": "4220", "valid_for_ms": 60000}})
+    answer = a.post(
+        f"/desk/counters/{counter['counter_id']}/answer",
+        {"quote": {"bid_px": "4100", "offer_px": "4220", "valid_for_ms": 60000}},
+    )
     assert answer.status_code == 200
     q2 = client.quote()
     assert q2.offer_px == 4220
@@ -171,12 +176,21 @@ def test_desk_text_with_an_soh_is_refused_before_it_can_reach_fix(gateway, clien
     smuggled = a.post(f"/desk/quotes/{q.quote_id}/last-look/reject", {"text": "late\x0144=1"})
     assert smuggled.status_code == 422
     assert smuggled.headers["content-type"].startswith("application/problem+json")
-    on_behalf = a.post("/rfqs", {"client_id": client.comp_id, "quote_req_id": "x\x0155=Y",
-                                 "legs": [{"symbol": "BTC-PERP", "side": "buy"}],
-                                 "quantity": "1"})
+    on_behalf = a.post(
+        "/rfqs",
+        {
+            "client_id": client.comp_id,
+            "quote_req_id": "x\x0155=Y",
+            "legs": [{"symbol": "BTC-PERP", "side": "buy"}],
+            "quantity": "1",
+        },
+    )
     assert on_behalf.status_code == 422
-    kill = httpx.post(f"{gateway.http}/risk/kill", headers=ADMIN,
-                      json={"client": client.comp_id, "reason": "stop\x0159=1"})
+    kill = httpx.post(
+        f"{gateway.http}/risk/kill",
+        headers=ADMIN,
+        json={"client": client.comp_id, "reason": "stop\x0159=1"},
+    )
     assert kill.status_code == 422
     r = a.post(f"/desk/quotes/{q.quote_id}/last-look/reject", {"text": "price moved"})
     assert r.status_code == 200
@@ -207,8 +221,10 @@ def test_desk_cancel_and_acceptance_racing_it(gateway, client, desks):
     rfq_id = open_rfq(client, desks, "e2e-cxl")
     assert a.quote(rfq_id, bid_px="4100", offer_px="4300").status_code == 201
     q = client.quote()
-    assert httpx.delete(f"{gateway.http}/desk/quotes/{q.quote_id}",
-                        headers=a.headers).status_code == 200
+    assert (
+        httpx.delete(f"{gateway.http}/desk/quotes/{q.quote_id}", headers=a.headers).status_code
+        == 200
+    )
     gone = client.next("AI")
     assert (gone.get(117), gone.get(297)) == (q.quote_id, "6")
     client.order_on(q, Side.BUY, "e2e-cxl-late")  # the cancel won the race
@@ -220,14 +236,22 @@ def test_desk_cancel_and_acceptance_racing_it(gateway, client, desks):
 
 def test_multileg_with_hedge_gives_leg_reports_and_one_trade_capture(client, desks):
     a = desks[0]
-    legs = [("BTC-27DEC26-100000-C", Side.BUY), ("BTC-27DEC26-60000-P", Side.SELL),
-            ("BTC-27DEC26", Side.SELL)]
+    legs = [
+        ("BTC-27DEC26-100000-C", Side.BUY),
+        ("BTC-27DEC26-60000-P", Side.SELL),
+        ("BTC-27DEC26", Side.SELL),
+    ]
     rfq_id = open_rfq(client, desks, "e2e-ml", legs=legs, ratios=["1", "1", "0.5"])
-    r = a.quote(rfq_id, bid_px="1000", offer_px="1100", legs=[
-        {"leg_no": 1, "bid_px": "4100", "offer_px": "4200"},
-        {"leg_no": 2, "bid_px": "3100", "offer_px": "3100"},
-        {"leg_no": 3, "bid_px": "66500", "offer_px": "66500"},
-    ])
+    r = a.quote(
+        rfq_id,
+        bid_px="1000",
+        offer_px="1100",
+        legs=[
+            {"leg_no": 1, "bid_px": "4100", "offer_px": "4200"},
+            {"leg_no": 2, "bid_px": "3100", "offer_px": "3100"},
+            {"leg_no": 3, "bid_px": "66500", "offer_px": "66500"},
+        ],
+    )
     assert r.status_code == 201, r.text
     q = client.quote()
     assert len(q.legs) == 3
@@ -241,8 +265,9 @@ def test_multileg_with_hedge_gives_leg_reports_and_one_trade_capture(client, des
 
 def test_bad_input_and_duplicates(gateway, client, desks):
     a, b, c = desks
-    client.fix.send("R", [(131, "e2e-bad-1"), (146, 1), (55, "NOT-AN-INSTRUMENT-X"),
-                          (537, "1"), (38, "10")])
+    client.fix.send(
+        "R", [(131, "e2e-bad-1"), (146, 1), (55, "NOT-AN-INSTRUMENT-X"), (537, "1"), (38, "10")]
+    )
     rej = client.next("AG")
     assert (rej.get(131), rej.get(658)) == ("e2e-bad-1", "1")
     rfq_id = open_rfq(client, desks, "e2e-dup")
@@ -259,8 +284,11 @@ def test_bad_input_and_duplicates(gateway, client, desks):
     client.hit(q, Side.BUY, "e2e-dup-hit", cl_ord_id="e2e-dup-cl")  # a retried acceptance
     again = client.next("8", "AI", "j")
     assert again.get(17) in (None, first.get(17))  # never a second trade
-    trades = [t for t in httpx.get(f"{gateway.http}/trades", headers=ADMIN).json()
-              if t["rfq_id"] == rfq_id]
+    trades = [
+        t
+        for t in httpx.get(f"{gateway.http}/trades", headers=ADMIN).json()
+        if t["rfq_id"] == rfq_id
+    ]
     assert len(trades) == 1
 
 
@@ -285,8 +313,11 @@ def test_rfq_pre_trade_risk_kill_switch_rate_and_credit(gateway, client, desks):
     a = desks[0]
     rfq_id = open_rfq(client, desks, "e2e-risk-open")
     # kill switch: the open RFQ is withdrawn from every desk, new RFQs are refused (658=6)
-    r = httpx.post(f"{gateway.http}/risk/kill", headers=ADMIN,
-                   json={"client": "CLIENT2", "reason": "credit review"})
+    r = httpx.post(
+        f"{gateway.http}/risk/kill",
+        headers=ADMIN,
+        json={"client": "CLIENT2", "reason": "credit review"},
+    )
     assert r.status_code == 200
     withdrawn = set()
     while rfq_id not in withdrawn:  # every open RFQ of the client goes, ours among them
@@ -297,11 +328,18 @@ def test_rfq_pre_trade_risk_kill_switch_rate_and_credit(gateway, client, desks):
         refused = client.next("AI", "AG")
     assert (refused.get(131), refused.get(658)) == ("e2e-risk-killed", "6")
     assert "kill switch engaged: credit review" in refused.get(58)
-    assert httpx.post(f"{gateway.http}/risk/resume", headers=ADMIN,
-                      json={"client": "CLIENT2", "reason": "ok"}).json()["resumed"]
+    assert httpx.post(
+        f"{gateway.http}/risk/resume", headers=ADMIN, json={"client": "CLIENT2", "reason": "ok"}
+    ).json()["resumed"]
     # credit: an acceptance that would exceed the client's credit limit is refused (103=3)
-    assert httpx.put(f"{gateway.http}/risk/CLIENT2/limits", headers=ADMIN,
-                     json={"max_order_qty": "1000", "credit_limit": "1000"}).status_code == 200
+    assert (
+        httpx.put(
+            f"{gateway.http}/risk/CLIENT2/limits",
+            headers=ADMIN,
+            json={"max_order_qty": "1000", "credit_limit": "1000"},
+        ).status_code
+        == 200
+    )
     try:
         rfq_id = open_rfq(client, desks, "e2e-risk-credit")
         assert a.quote(rfq_id, bid_px="4100", offer_px="4300").status_code == 201
@@ -310,5 +348,6 @@ def test_rfq_pre_trade_risk_kill_switch_rate_and_credit(gateway, client, desks):
         rej = client.next("8")
         assert (rej.get(39), rej.get(103)) == ("8", "3") and "credit limit" in rej.get(58)
     finally:
-        httpx.put(f"{gateway.http}/risk/CLIENT2/limits", headers=ADMIN,
-                  json={"max_order_qty": "1000"})
+        httpx.put(
+            f"{gateway.http}/risk/CLIENT2/limits", headers=ADMIN, json={"max_order_qty": "1000"}
+        )

@@ -157,8 +157,11 @@ def test_what_expired_while_down_is_told_to_the_client_and_the_desks(gw):
         assert rfq_id not in [r["rfq"]["rfq_id"] for r in listed]
         record = rfq_record(g, rfq_id)
         assert record["state"] == "Expired"
-        expiries = [h for h in record["history"] if h["event"] == "QuoteStateChanged"
-                    and h["to_state"] == "Expired"]
+        expiries = [
+            h
+            for h in record["history"]
+            if h["event"] == "QuoteStateChanged" and h["to_state"] == "Expired"
+        ]
         assert [h["quote_id"] for h in expiries] == [q.quote_id]
     finally:
         quietly_close(client, a)
@@ -283,8 +286,10 @@ def test_a_counter_pending_at_the_restart_can_still_be_answered(gw):
     client, a = RfqClient(g), Desk(g, VIEWER_TOKEN)
     try:
         assert rfq_record(g, rfq_id)["state"] == "Negotiating"
-        answer = a.post(f"/desk/counters/{counter['counter_id']}/answer",
-                        {"quote": {"bid_px": "4100", "offer_px": "4220", "valid_for_ms": 60000}})
+        answer = a.post(
+            f"/desk/counters/{counter['counter_id']}/answer",
+            {"quote": {"bid_px": "4100", "offer_px": "4220", "valid_for_ms": 60000}},
+        )
         assert answer.status_code == 200, answer.text
         q2 = client.quote()
         assert q2.offer_px == 4220 and q2.quote_id != q.quote_id

@@ -18,21 +18,47 @@ def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
     (tmp_path / "example.toml").write_text(config)
     keygen = subprocess.run(  # what `make run` does before starting
-        [sys.executable, "-m", "gateway.cli", "audit", "keygen", "--if-missing",
-         "--config", str(tmp_path / "example.toml"), "--data-dir", str(tmp_path / "var")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "audit",
+            "keygen",
+            "--if-missing",
+            "--config",
+            str(tmp_path / "example.toml"),
+            "--data-dir",
+            str(tmp_path / "var"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert keygen.returncode == 0, keygen.stderr
     gw = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(tmp_path / "example.toml"),
-         "--data-dir", str(tmp_path / "var")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(tmp_path / "gw.log", "w"), text=True,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "run",
+            "--config",
+            str(tmp_path / "example.toml"),
+            "--data-dir",
+            str(tmp_path / "var"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "gw.log", "w"),  # noqa: SIM115 - the child owns it
+        text=True,
     )
     try:
         assert "fixbridge ready" in gw.stdout.readline()
         run = subprocess.run(
             [sys.executable, "-c", script.replace("9876", str(fix_port))],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         gw.terminate()
@@ -55,22 +81,50 @@ def test_readme_rfq_tour_runs_against_the_example_config(tmp_path):
     config = config.replace("127.0.0.1:9876", f"127.0.0.1:{fix_port}")
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
     (tmp_path / "example.toml").write_text(config)
-    assert subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "audit", "keygen", "--if-missing",
-         "--config", str(tmp_path / "example.toml"), "--data-dir", str(tmp_path / "var")],
-        cwd=ROOT, capture_output=True, timeout=60,
-    ).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "audit",
+                "keygen",
+                "--if-missing",
+                "--config",
+                str(tmp_path / "example.toml"),
+                "--data-dir",
+                str(tmp_path / "var"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        ).returncode
+        == 0
+    )
     gw = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(tmp_path / "example.toml"),
-         "--data-dir", str(tmp_path / "var")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(tmp_path / "gw.log", "w"), text=True,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "run",
+            "--config",
+            str(tmp_path / "example.toml"),
+            "--data-dir",
+            str(tmp_path / "var"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "gw.log", "w"),  # noqa: SIM115 - the child owns it
+        text=True,
     )
     try:
         assert "fixbridge ready" in gw.stdout.readline()
-        script = script.replace("9876", str(fix_port)).replace("127.0.0.1:8000",
-                                                               f"127.0.0.1:{http_port}")
-        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             timeout=60)
+        script = script.replace("9876", str(fix_port)).replace(
+            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
     finally:
         gw.terminate()
         gw.wait(20)

@@ -61,8 +61,10 @@ def test_price_band_and_credit_limit(gw):
         view = httpx.get(f"{gw.http}/risk/BANDED", headers=ADMIN).json()
         assert view["exposure"] == "126000" and view["limits"]["credit_limit"] == "200000"
         # cancelling frees the credit
-        c.send("F", [(41, "credit-1"), (11, "credit-1-x"), (55, "BTC-PERP"), (54, "1"),
-                     (60, fix_time())])
+        c.send(
+            "F",
+            [(41, "credit-1"), (11, "credit-1-x"), (55, "BTC-PERP"), (54, "1"), (60, fix_time())],
+        )
         assert c.expect("8").get(39) == "4"
         c.send("D", order("credit-3", qty="2", px="63000"))
         assert c.expect("8").get(39) == "0"
@@ -73,17 +75,21 @@ def test_price_band_and_credit_limit(gw):
 def test_limits_change_at_run_time(gw):
     c = session(gw, "CLIENT2")
     try:
-        r = httpx.put(f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN,
-                      json={"max_order_qty": "2"})
+        r = httpx.put(f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN, json={"max_order_qty": "2"})
         assert r.status_code == 200 and r.json()["limits"]["max_order_qty"] == "2"
         c.send("D", order("lim-1", qty="3"))
         rej = c.expect("8")
         assert rej.get(103) == "3" and "exceeds limit 2" in rej.get(58)
-        bad = httpx.put(f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN,
-                        json={"max_order_qty": "-1"})
+        bad = httpx.put(
+            f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN, json={"max_order_qty": "-1"}
+        )
         assert bad.status_code == 422
-        assert httpx.put(f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN,
-                         json={"max_order_qty": "1000"}).status_code == 200
+        assert (
+            httpx.put(
+                f"{gw.http}/risk/CLIENT2/limits", headers=ADMIN, json={"max_order_qty": "1000"}
+            ).status_code
+            == 200
+        )
         assert "risk limits for CLIENT2 changed by test-admin" in gw.stderr()
     finally:
         c.logout()
@@ -94,11 +100,17 @@ def test_kill_switch_cancels_and_refuses_until_resumed(gw):
     try:
         c.send("D", order("kill-1", px="60000"))
         assert c.expect("8").get(39) == "0"
-        denied = httpx.post(f"{gw.http}/risk/kill", headers={
-            "Authorization": f"Bearer {VIEWER_TOKEN}"}, json={"client": "CLIENT2", "reason": "x"})
+        denied = httpx.post(
+            f"{gw.http}/risk/kill",
+            headers={"Authorization": f"Bearer {VIEWER_TOKEN}"},
+            json={"client": "CLIENT2", "reason": "x"},
+        )
         assert denied.status_code == 403
-        r = httpx.post(f"{gw.http}/risk/kill", headers=ADMIN,
-                       json={"client": "CLIENT2", "reason": "desk limit breach"})
+        r = httpx.post(
+            f"{gw.http}/risk/kill",
+            headers=ADMIN,
+            json={"client": "CLIENT2", "reason": "desk limit breach"},
+        )
         assert r.status_code == 200 and r.json()["cancelled_orders"] == 1
         cxl = c.expect("8")
         assert (cxl.get(39), cxl.get(11)) == ("4", "kill-1")
@@ -106,8 +118,9 @@ def test_kill_switch_cancels_and_refuses_until_resumed(gw):
         c.send("D", order("kill-2"))
         rej = c.expect("8")
         assert rej.get(39) == "8" and "kill switch engaged: desk limit breach" in rej.get(58)
-        r = httpx.post(f"{gw.http}/risk/resume", headers=ADMIN, json={"client": "CLIENT2",
-                                                                      "reason": "cleared"})
+        r = httpx.post(
+            f"{gw.http}/risk/resume", headers=ADMIN, json={"client": "CLIENT2", "reason": "cleared"}
+        )
         assert r.json()["resumed"] is True
         c.send("D", order("kill-3", px="66000"))
         assert c.expect("8").get(39) == "0"
@@ -121,8 +134,12 @@ def test_global_kill_switch(gw):
     try:
         c.send("D", order("gk-0", px="60000"))
         assert c.expect("8").get(39) == "0"
-        assert httpx.post(f"{gw.http}/risk/kill", headers=ADMIN,
-                          json={"reason": "market halt"}).status_code == 200
+        assert (
+            httpx.post(
+                f"{gw.http}/risk/kill", headers=ADMIN, json={"reason": "market halt"}
+            ).status_code
+            == 200
+        )
         cxl = c.expect("8")
         assert (cxl.get(11), cxl.get(39)) == ("gk-0", "4")
         c.send("D", order("gk-1"))
@@ -183,14 +200,44 @@ def test_kill_switch_from_the_cli(gw):
 
     env = {**os.environ, "FIXBRIDGE_TOKEN": API_TOKEN}
     run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "kill", "--client", "COD", "--reason", "ops drill",
-         "--url", gw.http], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "kill",
+            "--client",
+            "COD",
+            "--reason",
+            "ops drill",
+            "--url",
+            gw.http,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 0, run.stderr
     assert httpx.get(f"{gw.http}/risk/COD", headers=ADMIN).json()["halted"] == "ops drill"
     run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "kill", "--client", "COD", "--reason", "done",
-         "--resume", "--url", gw.http], cwd=ROOT, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "kill",
+            "--client",
+            "COD",
+            "--reason",
+            "done",
+            "--resume",
+            "--url",
+            gw.http,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=30,
     )
     assert run.returncode == 0

@@ -17,8 +17,13 @@ from tests.harness import ROOT, GatewayProcess, free_port, order_fields
 
 
 def fixbridge(*args):
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,7 @@ def test_certificate_for_one_compid_cannot_log_on_as_another(tls_gw):
     c.send("A", [(98, 0), (108, 30), (141, "Y")])
     assert c.closed()  # no Logon answer: the engine never saw it
     assert "is not bound to CompID KEEPSEQ" in tls_gw.stderr()
-    log = (tls_gw.data_dir / "log" / "FIX.4.4-FIXBRIDGE-KEEPSEQ.messages.current.log")
+    log = tls_gw.data_dir / "log" / "FIX.4.4-FIXBRIDGE-KEEPSEQ.messages.current.log"
     assert not log.exists() or "35=A" not in log.read_text()
 
 
@@ -134,9 +139,7 @@ def test_port_checks_do_not_lock_out_but_refused_certificates_do(tmp_path):
         for _ in range(5):  # a TLS check with a valid certificate, and no Logon
             paths = PkiPaths(gw.data_dir / "certs")
             raw = socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10)
-            client_context(paths, "CLIENT2").wrap_socket(
-                raw, server_hostname="127.0.0.1"
-            ).close()
+            client_context(paths, "CLIENT2").wrap_socket(raw, server_hostname="127.0.0.1").close()
         c = tls_client(gw, "CLIENT2", "CLIENT2")
         assert c.logon().msg_type == "A"
         c.logout()

@@ -154,12 +154,21 @@ class Auditor:
     def _orders(self, orders) -> None:
         append = self.log.inner.append_nowait
         for o in orders:
-            append("order.state", f"client:{o.owner}", {
-                "order_id": o.order_id, "cl_ord_id": o.cl_ord_id, "status": o.status.value,
-                "symbol": o.instrument.symbol, "side": o.side.value,
-                "quantity": to_jsonable(o.quantity), "price": to_jsonable(o.price),
-                "cum_qty": to_jsonable(o.cum_qty), "avg_px": to_jsonable(o.avg_px),
-            })
+            append(
+                "order.state",
+                f"client:{o.owner}",
+                {
+                    "order_id": o.order_id,
+                    "cl_ord_id": o.cl_ord_id,
+                    "status": o.status.value,
+                    "symbol": o.instrument.symbol,
+                    "side": o.side.value,
+                    "quantity": to_jsonable(o.quantity),
+                    "price": to_jsonable(o.price),
+                    "cum_qty": to_jsonable(o.cum_qty),
+                    "avg_px": to_jsonable(o.avg_px),
+                },
+            )
 
     def negotiation(self, events) -> None:
         if events:  # events are frozen: safe to describe later, off the caller's thread
@@ -168,8 +177,11 @@ class Auditor:
     def _negotiation(self, events) -> None:
         append = self.log.inner.append_nowait
         for event in events:
-            actor = (f"desk:{event.desk_id}" if hasattr(event, "desk_id")
-                     else f"client:{getattr(event, 'client_id', '?')}")
+            actor = (
+                f"desk:{event.desk_id}"
+                if hasattr(event, "desk_id")
+                else f"client:{getattr(event, 'client_id', '?')}"
+            )
             payload = event_json(event)
             payload["rfq_id"] = ev.rfq_id_of(event)
             append(f"otc.{type(event).__name__}", actor, payload)

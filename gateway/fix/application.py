@@ -280,8 +280,11 @@ class GatewayApplication(fix.Application):
             ref = getattr(event, "client_ref", None)
             answered = answering
             if ref is not None:
-                answered = self._acceptances.get((event.client_id, ref)) or self._restored(
-                    event.client_id, ref) or answering
+                answered = (
+                    self._acceptances.get((event.client_id, ref))
+                    or self._restored(event.client_id, ref)
+                    or answering
+                )
                 if isinstance(event, ev.TradeCaptured | ev.AcceptanceRejected):
                     self._acceptances.pop((event.client_id, ref), None)
             out = rfq_outbound.encode_for_client(event, rfq=rfq, answering=answered)
@@ -297,8 +300,7 @@ class GatewayApplication(fix.Application):
         if cmd is None:
             return None
         order = cmd.via is AcceptVia.NEW_ORDER
-        fields = [(35, "D" if order else "AJ"), (11 if order else 693, ref),
-                  (54, cmd.side.value)]
+        fields = [(35, "D" if order else "AJ"), (11 if order else 693, ref), (54, cmd.side.value)]
         if cmd.quantity is not None:
             fields.append((38, codec.fmt_decimal(cmd.quantity)))
         return codec.RawMessage(fields[0][1], tuple(fields))
@@ -338,8 +340,12 @@ class GatewayApplication(fix.Application):
             for msg_type, fields in held:
                 self._send_fields(comp_id, msg_type, fields, sessionID)
         else:
-            log.info("logon %s: the %d RFQ messages of the start-up are in the session's store "
-                     "for the client's ResendRequest", comp_id, len(held))
+            log.info(
+                "logon %s: the %d RFQ messages of the start-up are in the session's store "
+                "for the client's ResendRequest",
+                comp_id,
+                len(held),
+            )
 
     def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
         try:

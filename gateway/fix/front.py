@@ -170,8 +170,11 @@ class Front:
         if self.tls is not None:
             client.settimeout(PEEK_SECONDS)
             if not _sends_anything(client):
-                log.info("connection from %s closed before a TLS handshake (a port check?); "
-                         "not a failed logon", peer)
+                log.info(
+                    "connection from %s closed before a TLS handshake (a port check?); "
+                    "not a failed logon",
+                    peer,
+                )
                 _close(client)
                 return
             try:
@@ -179,8 +182,9 @@ class Front:
                 identities = self.tls.identities(client.getpeercert(binary_form=True) or b"")
             except (ssl.SSLEOFError, ConnectionError, TimeoutError) as exc:
                 # the peer went away mid-handshake: nothing was presented, nothing refused
-                log.info("TLS handshake with %s abandoned by the peer: %s; not a failed logon",
-                         peer, exc)
+                log.info(
+                    "TLS handshake with %s abandoned by the peer: %s; not a failed logon", peer, exc
+                )
                 _close(client)
                 return
             except (OSError, ssl.SSLError, ValueError) as exc:
@@ -206,8 +210,10 @@ class Front:
                 self._relay_tls(client, upstream, LOGON_SECONDS)
             else:
                 threading.Thread(
-                    target=self._pump, args=(upstream, client, LOGON_SECONDS),
-                    name=f"fix-{peer}-out", daemon=True,
+                    target=self._pump,
+                    args=(upstream, client, LOGON_SECONDS),
+                    name=f"fix-{peer}-out",
+                    daemon=True,
                 ).start()
                 self._pump(client, upstream)
         except Refused:
@@ -249,8 +255,12 @@ class Front:
         if not complete_frame(buf):
             # QuickFIX reads an unidentified connection's first message in a blocking loop on
             # its only socket thread: a partial one would stall every session.
-            log.warning("refused %s: no complete first message within %d bytes and %.0f s",
-                        peer, PEEK_LIMIT, PEEK_SECONDS)
+            log.warning(
+                "refused %s: no complete first message within %d bytes and %.0f s",
+                peer,
+                PEEK_LIMIT,
+                PEEK_SECONDS,
+            )
             raise Refused("no complete first message")
         if self.tls is not None and identities is not None:
             why = (
@@ -285,7 +295,6 @@ class Front:
             for s in (dst, src):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-
 
     @staticmethod
     def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket, first_within: float) -> None:

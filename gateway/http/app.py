@@ -50,13 +50,15 @@ def create_app(services: ApiServices) -> FastAPI:
 
 async def _http_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail),
-                   getattr(exc, "headers", None))
+    return problem(
+        exc.status_code,
+        HTTPStatus(exc.status_code).phrase,
+        str(exc.detail),
+        getattr(exc, "headers", None),
+    )
 
 
 async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-    )
+    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return problem(422, "Unprocessable Content", detail)

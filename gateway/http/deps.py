@@ -67,9 +67,7 @@ AdminOrComplianceToken = Annotated[ApiToken, Depends(require("admin", "complianc
 ViewerToken = Annotated[ApiToken, Depends(require("admin", "client-viewer", "compliance"))]
 # who reads negotiations and trades (a desk its own)
 ReaderToken = Annotated[ApiToken, Depends(require("admin", "compliance", "desk"))]
-AnyRoleToken = Annotated[
-    ApiToken, Depends(require("admin", "compliance", "desk", "client-viewer"))
-]
+AnyRoleToken = Annotated[ApiToken, Depends(require("admin", "compliance", "desk", "client-viewer"))]
 
 
 async def _desk_id(token: DeskToken) -> str:

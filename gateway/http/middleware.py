@@ -29,8 +29,9 @@ class AuthGate:
     def _open(self, path: str) -> bool:
         """Liveness, the static pages and their assets, and the API docs unless configured
         otherwise: everything else needs a token."""
-        return (path in OPEN_PATHS or pages.is_public(path)
-                or (self.docs_public and is_docs_path(path)))
+        return (
+            path in OPEN_PATHS or pages.is_public(path) or (self.docs_public and is_docs_path(path))
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._open(scope["path"]):

@@ -37,7 +37,9 @@ def problem(
 
 # What a route may answer besides its model; every route may also answer 401 and 403.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
     422: {"model": Problem},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}

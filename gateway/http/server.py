@@ -23,7 +23,11 @@ class HttpServer:
         self.tls = api.tls_cert is not None
         self._server = uvicorn.Server(
             uvicorn.Config(
-                app, host=host, port=int(port), log_level="warning", access_log=False,
+                app,
+                host=host,
+                port=int(port),
+                log_level="warning",
+                access_log=False,
                 ssl_certfile=str(api.tls_cert) if api.tls_cert else None,
                 ssl_keyfile=str(api.tls_key) if api.tls_key else None,
                 # RequestLimits closes a desk stream's oversized message (over 64 KiB) with a

@@ -32,8 +32,8 @@ def desk_of(event: ev.Event) -> str | None:
 class DeskHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subs: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = (
-            defaultdict(set)
+        self._subs: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(
+            set
         )
         self._holding = False
         self._held: dict[str, list[dict]] = {}
@@ -76,10 +76,16 @@ class DeskHub:
                     if len(held) < MAX_BACKLOG // 2:
                         held.append(event_json(event))
                     elif len(held) == MAX_BACKLOG // 2:
-                        held.append({"event": "Truncated", "desk_id": desk,
-                                     "text": "more happened at start-up: read the RFQs back"})
-                        log.warning("desk %s: start-up events beyond %d not kept", desk,
-                                    MAX_BACKLOG // 2)
+                        held.append(
+                            {
+                                "event": "Truncated",
+                                "desk_id": desk,
+                                "text": "more happened at start-up: read the RFQs back",
+                            }
+                        )
+                        log.warning(
+                            "desk %s: start-up events beyond %d not kept", desk, MAX_BACKLOG // 2
+                        )
                     continue
             if not subs:
                 continue

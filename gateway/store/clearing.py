@@ -49,26 +49,45 @@ TABLE = ClearingMessageRow.__table__
 
 def _row(msg: ClearingMessage) -> dict[str, Any]:
     return {
-        "key": msg.key, "trade_id": msg.trade_id, "fmt": msg.fmt.value, "body": msg.body,
-        "state": msg.state.value, "created_at": msg.created_at, "updated_at": msg.updated_at,
-        "next_attempt_at": msg.next_attempt_at, "attempts": msg.attempts,
-        "status_queries": msg.status_queries, "ack_deadline": msg.ack_deadline,
-        "last_error": msg.last_error, "reject_reason": msg.reject_reason,
-        "clearing_trade_ids": list(msg.clearing_trade_ids), "revision": msg.revision,
+        "key": msg.key,
+        "trade_id": msg.trade_id,
+        "fmt": msg.fmt.value,
+        "body": msg.body,
+        "state": msg.state.value,
+        "created_at": msg.created_at,
+        "updated_at": msg.updated_at,
+        "next_attempt_at": msg.next_attempt_at,
+        "attempts": msg.attempts,
+        "status_queries": msg.status_queries,
+        "ack_deadline": msg.ack_deadline,
+        "last_error": msg.last_error,
+        "reject_reason": msg.reject_reason,
+        "clearing_trade_ids": list(msg.clearing_trade_ids),
+        "revision": msg.revision,
         "history": [[t.isoformat(), s.value, note] for t, s, note in msg.history],
     }
 
 
 def _message(r: Any) -> ClearingMessage:
     return ClearingMessage(
-        key=r["key"], trade_id=r["trade_id"], fmt=ClearingFormat(r["fmt"]), body=bytes(r["body"]),
-        state=ClearingState(r["state"]), created_at=r["created_at"], updated_at=r["updated_at"],
-        next_attempt_at=r["next_attempt_at"], attempts=r["attempts"],
-        status_queries=r["status_queries"], ack_deadline=r["ack_deadline"],
-        last_error=r["last_error"], reject_reason=r["reject_reason"],
-        clearing_trade_ids=tuple(r["clearing_trade_ids"] or ()), revision=r["revision"],
-        history=tuple((datetime.fromisoformat(t), ClearingState(s), n)
-                      for t, s, n in r["history"] or ()),
+        key=r["key"],
+        trade_id=r["trade_id"],
+        fmt=ClearingFormat(r["fmt"]),
+        body=bytes(r["body"]),
+        state=ClearingState(r["state"]),
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        next_attempt_at=r["next_attempt_at"],
+        attempts=r["attempts"],
+        status_queries=r["status_queries"],
+        ack_deadline=r["ack_deadline"],
+        last_error=r["last_error"],
+        reject_reason=r["reject_reason"],
+        clearing_trade_ids=tuple(r["clearing_trade_ids"] or ()),
+        revision=r["revision"],
+        history=tuple(
+            (datetime.fromisoformat(t), ClearingState(s), n) for t, s, n in r["history"] or ()
+        ),
     )
 
 
@@ -116,10 +135,12 @@ class SqlOutbox:
         waiting = (ClearingState.PENDING.value, ClearingState.UNKNOWN.value)
         stmt = (
             select(TABLE)
-            .where(or_(
-                and_(TABLE.c.state.in_(waiting), TABLE.c.next_attempt_at <= now),
-                and_(TABLE.c.state == ClearingState.SENT.value, TABLE.c.ack_deadline <= now),
-            ))
+            .where(
+                or_(
+                    and_(TABLE.c.state.in_(waiting), TABLE.c.next_attempt_at <= now),
+                    and_(TABLE.c.state == ClearingState.SENT.value, TABLE.c.ack_deadline <= now),
+                )
+            )
             .order_by(TABLE.c.created_at)
             .limit(limit)
         )
@@ -140,9 +161,14 @@ class SqlOutbox:
 def message_view(msg: ClearingMessage) -> dict[str, Any]:
     """A clearing message as the API shows it and the audit trail records its changes."""
     return {
-        "key": msg.key, "trade_id": msg.trade_id, "format": msg.fmt.value,
-        "state": msg.state.value, "attempts": msg.attempts, "last_error": msg.last_error,
-        "reject_reason": msg.reject_reason, "clearing_trade_ids": list(msg.clearing_trade_ids),
+        "key": msg.key,
+        "trade_id": msg.trade_id,
+        "format": msg.fmt.value,
+        "state": msg.state.value,
+        "attempts": msg.attempts,
+        "last_error": msg.last_error,
+        "reject_reason": msg.reject_reason,
+        "clearing_trade_ids": list(msg.clearing_trade_ids),
         "updated_at": msg.updated_at.isoformat(),
     }
 
@@ -150,7 +176,14 @@ def message_view(msg: ClearingMessage) -> dict[str, Any]:
 def exceptions_view(repo: SqlOutbox) -> list[dict[str, Any]]:
     """Rejected and given-up messages: not retried, they need a human."""
     return [
-        {"key": e.key, "trade_id": e.trade_id, "format": e.fmt.value, "state": e.state.value,
-         "reason": e.reason, "attempts": e.attempts, "updated_at": e.updated_at.isoformat()}
+        {
+            "key": e.key,
+            "trade_id": e.trade_id,
+            "format": e.fmt.value,
+            "state": e.state.value,
+            "reason": e.reason,
+            "attempts": e.attempts,
+            "updated_at": e.updated_at.isoformat(),
+        }
         for e in list_exceptions(repo)
     ]

@@ -71,13 +71,41 @@ EXECUTIONS = ExecutionRow.__table__
 
 # The writer binds plain tuples in this column order (see gateway.store.writer)
 ORDER_COLUMNS = (
-    "order_id", "owner", "cl_ord_id", "orig_cl_ord_id", "symbol", "side", "ord_type",
-    "time_in_force", "quantity", "price", "status", "cum_qty", "avg_px", "account", "text",
-    "created_at", "updated_at",
+    "order_id",
+    "owner",
+    "cl_ord_id",
+    "orig_cl_ord_id",
+    "symbol",
+    "side",
+    "ord_type",
+    "time_in_force",
+    "quantity",
+    "price",
+    "status",
+    "cum_qty",
+    "avg_px",
+    "account",
+    "text",
+    "created_at",
+    "updated_at",
 )
 EXECUTION_COLUMNS = (
-    "exec_id", "seq", "order_id", "owner", "cl_ord_id", "exec_type", "ord_status", "symbol",
-    "side", "last_qty", "last_px", "cum_qty", "leaves_qty", "avg_px", "ord_rej_reason", "text",
+    "exec_id",
+    "seq",
+    "order_id",
+    "owner",
+    "cl_ord_id",
+    "exec_type",
+    "ord_status",
+    "symbol",
+    "side",
+    "last_qty",
+    "last_px",
+    "cum_qty",
+    "leaves_qty",
+    "avg_px",
+    "ord_rej_reason",
+    "text",
     "transact_time",
 )
 for _table, _columns in ((ORDERS, ORDER_COLUMNS), (EXECUTIONS, EXECUTION_COLUMNS)):
@@ -185,9 +213,7 @@ class OrderReader:
         self.database = database
         self.writer = writer
 
-    def orders(
-        self, owner: str | None, status: str | None, limit: int
-    ) -> list[dict[str, Any]]:
+    def orders(self, owner: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first; filtered by client CompID (owner) and OrdStatus code."""
         self.writer.flush()
         stmt = select(ORDERS).order_by(ORDERS.c.created_at.desc()).limit(limit)
@@ -233,8 +259,6 @@ def put_order(conn: Connection, order: Order, exists: bool) -> None:
     """Insert ``order``, or (``exists``) replace its row."""
     values = order_row(order)
     if exists:
-        conn.execute(
-            ORDERS.update().where(ORDERS.c.order_id == order.order_id).values(**values)
-        )
+        conn.execute(ORDERS.update().where(ORDERS.c.order_id == order.order_id).values(**values))
     else:
         conn.execute(ORDERS.insert().values(**values))

@@ -50,9 +50,13 @@ class RfqArchive:
 
     def save(self, view: RfqView, history: tuple[Event, ...]) -> None:
         """Store a finished RFQ once; a second save of the same RFQ changes nothing."""
-        row = {"rfq_id": view.rfq.rfq_id, "client_id": view.rfq.client_id,
-               "state": view.state.value, "closed_at": self.clock(),
-               "record": record_of(view, history)}
+        row = {
+            "rfq_id": view.rfq.rfq_id,
+            "client_id": view.rfq.client_id,
+            "state": view.state.value,
+            "closed_at": self.clock(),
+            "record": record_of(view, history),
+        }
         with self.database.begin() as conn:
             if conn.execute(select(TABLE.c.rfq_id).where(TABLE.c.rfq_id == row["rfq_id"])).first():
                 return

@@ -118,14 +118,17 @@ class TradesWithClearing:
         msgs = self.repo.for_trade(record["trade_id"])
         states = {m.state for m in msgs}
         status = (
-            "not_cleared" if not msgs
-            else "cleared" if states == {ClearingState.ACKED}
-            else "rejected" if ClearingState.REJECTED in states
-            else "failed" if ClearingState.FAILED in states
+            "not_cleared"
+            if not msgs
+            else "cleared"
+            if states == {ClearingState.ACKED}
+            else "rejected"
+            if ClearingState.REJECTED in states
+            else "failed"
+            if ClearingState.FAILED in states
             else "pending"
         )
-        return record | {"clearing_status": status,
-                         "clearing": [message_view(m) for m in msgs]}
+        return record | {"clearing_status": status, "clearing": [message_view(m) for m in msgs]}
 
     def trades(self, desk_id: str | None, limit: int) -> list[dict[str, Any]]:
         return [self._with_status(r) for r in self.reader.trades(desk_id, limit)]
@@ -163,17 +166,30 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return TradeCapture(
-        trade_id=record["trade_id"], side=Side(record["side"]),
-        quantity=Decimal(record["quantity"]), price=Decimal(record["price"]),
+        trade_id=record["trade_id"],
+        side=Side(record["side"]),
+        quantity=Decimal(record["quantity"]),
+        price=Decimal(record["price"]),
         currency=record["currency"],
-        legs=tuple(TradeLeg(leg["leg_no"], product(leg["product"]), Side(leg["side"]),
-                            Decimal(leg["quantity"]), Decimal(leg["price"]))
-                   for leg in record["legs"]),
-        client=party(record["client"]), desk=party(record["desk"]),
-        requested_at=ts(record["requested_at"]), quoted_at=ts(record["quoted_at"]),
-        accepted_at=ts(record["accepted_at"]), executed_at=ts(record["executed_at"]),
+        legs=tuple(
+            TradeLeg(
+                leg["leg_no"],
+                product(leg["product"]),
+                Side(leg["side"]),
+                Decimal(leg["quantity"]),
+                Decimal(leg["price"]),
+            )
+            for leg in record["legs"]
+        ),
+        client=party(record["client"]),
+        desk=party(record["desk"]),
+        requested_at=ts(record["requested_at"]),
+        quoted_at=ts(record["quoted_at"]),
+        accepted_at=ts(record["accepted_at"]),
+        executed_at=ts(record["executed_at"]),
         trade_date=date.fromisoformat(record["trade_date"]),
-        rfq_id=record.get("rfq_id"), quote_id=record.get("quote_id"),
+        rfq_id=record.get("rfq_id"),
+        quote_id=record.get("quote_id"),
         clearing_house=party(record.get("clearing_house")),
         clearing_firm=party(record.get("clearing_firm")),
     )

@@ -82,9 +82,11 @@ class Writer:
             "executions", EXECUTION_COLUMNS, mark, "ON CONFLICT (exec_id) DO NOTHING"
         )
         self._session_sql = _insert_sql("session_events", SESSION_EVENT_COLUMNS, mark, "")
-        self._trade_insert = (postgresql if dialect == "postgresql" else sqlite).insert(
-            TRADES
-        ).on_conflict_do_nothing(index_elements=["trade_id"])
+        self._trade_insert = (
+            (postgresql if dialect == "postgresql" else sqlite)
+            .insert(TRADES)
+            .on_conflict_do_nothing(index_elements=["trade_id"])
+        )
         self._thread.start()
 
     def order(self, order: Order) -> None:
@@ -137,20 +139,45 @@ class Writer:
     def _order_values(self, o: Order) -> tuple:
         dec, ts = self._dec, self._time
         return (
-            o.order_id, o.owner, o.cl_ord_id, o.orig_cl_ord_id, o.instrument.symbol,
-            o.side.value, o.ord_type.value, o.time_in_force.value, dec(o.quantity),
-            dec(o.price), o.status.value, dec(o.cum_qty), dec(o.avg_px), o.account, o.text,
-            ts(o.created_at), ts(o.updated_at),
+            o.order_id,
+            o.owner,
+            o.cl_ord_id,
+            o.orig_cl_ord_id,
+            o.instrument.symbol,
+            o.side.value,
+            o.ord_type.value,
+            o.time_in_force.value,
+            dec(o.quantity),
+            dec(o.price),
+            o.status.value,
+            dec(o.cum_qty),
+            dec(o.avg_px),
+            o.account,
+            o.text,
+            ts(o.created_at),
+            ts(o.updated_at),
         )
 
     def _execution_values(self, owner: str, er: m.ExecutionReport) -> tuple:
         dec = self._dec
         digits = er.exec_id.rsplit("E", 1)[-1]
         return (
-            er.exec_id, int(digits) if digits.isdigit() else 0, er.order_id, owner,
-            er.cl_ord_id, er.exec_type.value, er.ord_status.value, er.symbol, er.side.value,
-            dec(er.last_qty), dec(er.last_px), dec(er.cum_qty), dec(er.leaves_qty),
-            dec(er.avg_px), er.ord_rej_reason.value if er.ord_rej_reason else None, er.text,
+            er.exec_id,
+            int(digits) if digits.isdigit() else 0,
+            er.order_id,
+            owner,
+            er.cl_ord_id,
+            er.exec_type.value,
+            er.ord_status.value,
+            er.symbol,
+            er.side.value,
+            dec(er.last_qty),
+            dec(er.last_px),
+            dec(er.cum_qty),
+            dec(er.leaves_qty),
+            dec(er.avg_px),
+            er.ord_rej_reason.value if er.ord_rej_reason else None,
+            er.text,
             self._time(er.transact_time),
         )
 
@@ -193,8 +220,11 @@ class Writer:
         # One bad record must not take a whole batch of other clients' records with it:
         # commit them one by one and give up only on those that still fail.
         lost = 0
-        for sql, rows in ((self._order_sql, orders), (self._exec_sql, execs),
-                          (self._session_sql, sessions)):
+        for sql, rows in (
+            (self._order_sql, orders),
+            (self._exec_sql, execs),
+            (self._session_sql, sessions),
+        ):
             for row in rows:
                 try:
                     with (
@@ -211,7 +241,8 @@ class Writer:
                     conn.execute(self._trade_insert, [trade])
             except Exception:
                 lost += 1
-                log.critical("trade %s not persisted after retries", trade.get("trade_id"),
-                             exc_info=True)
+                log.critical(
+                    "trade %s not persisted after retries", trade.get("trade_id"), exc_info=True
+                )
         if lost:
             log.critical("database write: %d records of a batch could not be persisted", lost)

@@ -60,12 +60,16 @@ def _serve(request: Request, name: str) -> Response:
     if found is None:
         raise HTTPException(404, f"no asset {name!r}")
     body, media_type = found
-    return Response(body, media_type=media_type, headers={
-        "Content-Security-Policy": content_security_policy(request.headers.get("host")),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache",
-    })
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Security-Policy": content_security_policy(request.headers.get("host")),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
+    )
 
 
 router = APIRouter(include_in_schema=False)

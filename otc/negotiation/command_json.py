@@ -139,8 +139,9 @@ def _compile(hint: Any, path: str) -> Encoder:
     cls: type = hint
     if dataclasses.is_dataclass(cls):
         hints = _hints(cls)
-        fields = [(f.name, _compile(hints[f.name], f"{path}.{f.name}"))
-                  for f in dataclasses.fields(cls)]
+        fields = [
+            (f.name, _compile(hints[f.name], f"{path}.{f.name}")) for f in dataclasses.fields(cls)
+        ]
 
         def encode_dataclass(v: Any) -> JsonValue:
             if type(v) is not cls:

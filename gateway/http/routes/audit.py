@@ -20,8 +20,9 @@ router = APIRouter(tags=["audit"])
 
 
 @router.post("/audit/export", responses={422: {"model": Problem}}, response_class=FileResponse)
-def export(body: ExportIn, token: AdminOrComplianceToken, auditor: AuditorDep,
-           work_dir: AuditExportsDep) -> FileResponse:
+def export(
+    body: ExportIn, token: AdminOrComplianceToken, auditor: AuditorDep, work_dir: AuditExportsDep
+) -> FileResponse:
     """A signed, self-verifying bundle of the audit trail (``fixbridge audit verify``)."""
     for t in (body.frm, body.to):
         if t is not None and t.tzinfo is None:
@@ -33,14 +34,22 @@ def export(body: ExportIn, token: AdminOrComplianceToken, auditor: AuditorDep,
         export_bundle(auditor.log.directory, out, body.frm, body.to)
     except ExportError as exc:
         raise HTTPException(422, str(exc)) from exc
-    auditor.admin("audit.export", f"api:{token.name}",
-                  {"frm": body.frm, "to": body.to, "bytes": out.stat().st_size})
-    return FileResponse(out, media_type="application/x-tar", filename=out.name,
-                        background=BackgroundTask(_remove, out))
+    auditor.admin(
+        "audit.export",
+        f"api:{token.name}",
+        {"frm": body.frm, "to": body.to, "bytes": out.stat().st_size},
+    )
+    return FileResponse(
+        out,
+        media_type="application/x-tar",
+        filename=out.name,
+        background=BackgroundTask(_remove, out),
+    )
 
 
-@router.get("/rfqs/{rfq_id}/receipt", response_model=dict[str, Any],
-            responses={404: {"model": Problem}})
+@router.get(
+    "/rfqs/{rfq_id}/receipt", response_model=dict[str, Any], responses={404: {"model": Problem}}
+)
 def receipt(rfq_id: str, token: AdminOrComplianceToken, auditor: AuditorDep) -> dict[str, Any]:
     """This RFQ's audit entries with RFC 6962 inclusion proofs and a signed checkpoint."""
     auditor.log.flush()

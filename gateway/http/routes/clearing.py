@@ -15,8 +15,9 @@ router = APIRouter(prefix="/clearing", tags=["clearing"])
 
 
 @router.get("/messages", response_model=list[ClearingMessageOut])
-def messages(token: AdminOrComplianceToken, repo: ClearingOutboxDep,
-             trade_id: str | None = None) -> list[dict[str, Any]]:
+def messages(
+    token: AdminOrComplianceToken, repo: ClearingOutboxDep, trade_id: str | None = None
+) -> list[dict[str, Any]]:
     """Clearing messages with their delivery state (all, or one trade's)."""
     found = repo.for_trade(trade_id) if trade_id else repo.in_states(list(ClearingState))
     return [message_view(m) for m in found]

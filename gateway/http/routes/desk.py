@@ -66,7 +66,7 @@ def subprotocol_token(offered: list[str]) -> str | None:
     decode), or None when none is offered."""
     for protocol in offered:
         if protocol.startswith(BEARER_SUBPROTOCOL):
-            raw = protocol[len(BEARER_SUBPROTOCOL):]
+            raw = protocol[len(BEARER_SUBPROTOCOL) :]
             try:
                 return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
             except (binascii.Error, UnicodeDecodeError):
@@ -87,8 +87,11 @@ def _desk_rfq(
 
 
 def _desk_rfq_out(view: RfqView, mine: tuple[SealedQuote, ...]) -> dict[str, Any]:
-    return {"rfq": to_jsonable(view.rfq), "state": view.state.value,
-            "my_quotes": [to_jsonable(q) for q in mine]}
+    return {
+        "rfq": to_jsonable(view.rfq),
+        "state": view.state.value,
+        "my_quotes": [to_jsonable(q) for q in mine],
+    }
 
 
 def _quote_out(event: ev.QuoteAcknowledged | None) -> dict[str, Any]:
@@ -111,8 +114,7 @@ async def my_rfqs(
 ) -> list[dict[str, Any]]:
     """Live RFQs routed to the caller's desk (newest first, at most ``limit``),
     optionally by state; finished ones are at GET /rfqs/{id}."""
-    return [_desk_rfq_out(view, mine)
-            for view, mine in service.desk_rfqs(desk_id, state, limit)]
+    return [_desk_rfq_out(view, mine) for view, mine in service.desk_rfqs(desk_id, state, limit)]
 
 
 @router.get("/desk/rfqs/{rfq_id}", response_model=DeskRfqOut, responses=ERRORS)
@@ -121,28 +123,28 @@ async def my_rfq(rfq_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[
     return _desk_rfq_out(*_desk_rfq(service, desk_id, rfq_id))
 
 
-@router.post("/desk/rfqs/{rfq_id}/quotes", status_code=201, response_model=SealedQuoteOut,
-             responses=ERRORS)
-async def submit_quote(rfq_id: str, body: QuoteIn, desk_id: DeskId,
-                       service: NegotiationDep) -> dict[str, Any]:
+@router.post(
+    "/desk/rfqs/{rfq_id}/quotes", status_code=201, response_model=SealedQuoteOut, responses=ERRORS
+)
+async def submit_quote(
+    rfq_id: str, body: QuoteIn, desk_id: DeskId, service: NegotiationDep
+) -> dict[str, Any]:
     """Quote an RFQ (two-way or one-way, per-leg prices, firm or last look). Signed."""
     events = service.submit(c.SubmitQuote(desk_id, rfq_id, body.terms(service.clock())))
     return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.put("/desk/quotes/{quote_id}", response_model=SealedQuoteOut, responses=ERRORS)
-async def replace_quote(quote_id: str, body: QuoteIn, desk_id: DeskId,
-                        service: NegotiationDep) -> dict[str, Any]:
+async def replace_quote(
+    quote_id: str, body: QuoteIn, desk_id: DeskId, service: NegotiationDep
+) -> dict[str, Any]:
     """Replace a live quote; the client sees the new one and the old one is Replaced."""
-    events = service.submit(
-        c.ReplaceQuote(desk_id, quote_id, body.terms(service.clock()))
-    )
+    events = service.submit(c.ReplaceQuote(desk_id, quote_id, body.terms(service.clock())))
     return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.delete("/desk/quotes/{quote_id}", response_model=QuoteCancelledOut, responses=ERRORS)
-async def cancel_quote(quote_id: str, desk_id: DeskId,
-                       service: NegotiationDep) -> dict[str, Any]:
+async def cancel_quote(quote_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """Withdraw one live quote (the client gets a QuoteStatusReport)."""
     events = service.submit(c.CancelQuote(desk_id, quote_id))
     outcome(events, ev.QuoteStatusChanged, (ev.DeskActionRejected,))
@@ -150,8 +152,9 @@ async def cancel_quote(quote_id: str, desk_id: DeskId,
 
 
 @router.delete("/desk/quotes", response_model=QuotesCancelledOut, responses=ERRORS)
-async def cancel_all(desk_id: DeskId, service: NegotiationDep,
-                     rfq_id: str | None = None) -> dict[str, Any]:
+async def cancel_all(
+    desk_id: DeskId, service: NegotiationDep, rfq_id: str | None = None
+) -> dict[str, Any]:
     """Withdraw every live quote of the desk (or only on ``rfq_id``)."""
     events = service.submit(c.CancelAllQuotes(desk_id, rfq_id))
     outcome(events, ev.QuoteStatusChanged, (ev.DeskActionRejected,))
@@ -162,15 +165,18 @@ async def cancel_all(desk_id: DeskId, service: NegotiationDep,
 @router.post("/desk/rfqs/{rfq_id}/pass", response_model=RfqPassedOut, responses=ERRORS)
 async def desk_pass(rfq_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """Decline to quote this RFQ."""
-    outcome(service.submit(c.DeskPass(desk_id, rfq_id)), ev.DeskPassed,
-            (ev.DeskActionRejected,))
+    outcome(service.submit(c.DeskPass(desk_id, rfq_id)), ev.DeskPassed, (ev.DeskActionRejected,))
     return {"rfq_id": rfq_id, "passed": True}
 
 
-@router.post("/desk/counters/{counter_id}/answer",
-             response_model=SealedQuoteOut | CounterDeclinedOut, responses=ERRORS)
-async def answer_counter(counter_id: str, body: CounterAnswerIn, desk_id: DeskId,
-                         service: NegotiationDep) -> dict[str, Any]:
+@router.post(
+    "/desk/counters/{counter_id}/answer",
+    response_model=SealedQuoteOut | CounterDeclinedOut,
+    responses=ERRORS,
+)
+async def answer_counter(
+    counter_id: str, body: CounterAnswerIn, desk_id: DeskId, service: NegotiationDep
+) -> dict[str, Any]:
     """Answer a client's counter with new terms (a new quote) or decline it."""
     terms = body.quote.terms(service.clock()) if body.quote else None
     events = service.submit(c.AnswerCounter(desk_id, counter_id, terms, body.text))
@@ -178,8 +184,11 @@ async def answer_counter(counter_id: str, body: CounterAnswerIn, desk_id: DeskId
     return _quote_out(ack) if ack else {"counter_id": counter_id, "declined": True}
 
 
-@router.post("/desk/quotes/{quote_id}/last-look/confirm", response_model=LastLookConfirmedOut,
-             responses=ERRORS)
+@router.post(
+    "/desk/quotes/{quote_id}/last-look/confirm",
+    response_model=LastLookConfirmedOut,
+    responses=ERRORS,
+)
 async def confirm(quote_id: str, desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
     """Confirm a fill held for last look: the trade is captured."""
     events = service.submit(c.ConfirmLastLook(desk_id, quote_id))
@@ -187,10 +196,12 @@ async def confirm(quote_id: str, desk_id: DeskId, service: NegotiationDep) -> di
     return {"trade": to_jsonable(traded.trade) if traded else None}
 
 
-@router.post("/desk/quotes/{quote_id}/last-look/reject", response_model=LastLookRejectedOut,
-             responses=ERRORS)
-async def reject(quote_id: str, body: LastLookRejectIn, desk_id: DeskId,
-                 service: NegotiationDep) -> dict[str, Any]:
+@router.post(
+    "/desk/quotes/{quote_id}/last-look/reject", response_model=LastLookRejectedOut, responses=ERRORS
+)
+async def reject(
+    quote_id: str, body: LastLookRejectIn, desk_id: DeskId, service: NegotiationDep
+) -> dict[str, Any]:
     """Reject a fill held for last look; the client is told it did not trade."""
     events = service.submit(c.RejectLastLook(desk_id, quote_id, body.text))
     outcome(events, ev.AcceptanceRejected, (ev.DeskActionRejected,))
@@ -208,8 +219,7 @@ async def last_look_stats(token: ReaderToken, service: NegotiationDep) -> dict[s
 
 
 @router.get("/desks/{desk_id}/public-key", response_model=DeskPublicKeyOut, responses=ERRORS)
-async def public_key(desk_id: str, token: AnyRoleToken,
-                     service: NegotiationDep) -> dict[str, Any]:
+async def public_key(desk_id: str, token: AnyRoleToken, service: NegotiationDep) -> dict[str, Any]:
     """The desk's Ed25519 public key (PEM): anyone may verify its quote signatures."""
     pem = service.public_key_pem(desk_id)
     if pem is None:
@@ -226,15 +236,19 @@ async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | Non
     in URLs, and so in logs."""
     header = ws.headers.get("authorization", "")
     offered = list(ws.scope.get("subprotocols") or ())
-    presented = (header[7:] if header.lower().startswith("bearer ")
-                 else subprotocol_token(offered))
+    presented = header[7:] if header.lower().startswith("bearer ") else subprotocol_token(offered)
     if presented is None:
         presented = token
     who = auth.identify(presented)
     peer = ws.client.host if ws.client else "?"
     if who is None or who.role != "desk":
-        auth.fail(401 if who is None else 403, "desk stream needs a desk token", peer,
-                  "/desk/stream", who.name if who else None)
+        auth.fail(
+            401 if who is None else 403,
+            "desk stream needs a desk token",
+            peer,
+            "/desk/stream",
+            who.name if who else None,
+        )
         await ws.close(code=1008)
         return
     desk_id = who.desk_id

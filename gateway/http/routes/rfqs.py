@@ -23,18 +23,19 @@ router = APIRouter(prefix="/rfqs", tags=["rfqs"])
 
 
 @router.post("", status_code=201, response_model=RfqCreatedOut, responses=ERRORS)
-async def create_rfq(body: RfqIn, token: AdminOrDeskToken,
-                     service: NegotiationDep) -> dict[str, Any]:
+async def create_rfq(
+    body: RfqIn, token: AdminOrDeskToken, service: NegotiationDep
+) -> dict[str, Any]:
     """Enter an RFQ on a client's behalf; it is routed and validated like a FIX one."""
     cmd = c.SubmitRfq(
         client_id=body.client_id,
         quote_req_id=body.quote_req_id,
-        legs=tuple(c.LegRequest(leg.symbol, SIDES[leg.side], leg.ratio, leg.hedge)
-                   for leg in body.legs),
+        legs=tuple(
+            c.LegRequest(leg.symbol, SIDES[leg.side], leg.ratio, leg.hedge) for leg in body.legs
+        ),
         quantity=body.quantity,
         side=SIDES[body.side] if body.side else None,
-        quote_type=QuoteType.TRADEABLE if body.quote_type == "tradeable"
-        else QuoteType.INDICATIVE,
+        quote_type=QuoteType.TRADEABLE if body.quote_type == "tradeable" else QuoteType.INDICATIVE,
         multileg=len(body.legs) > 1,
         expire_at=body.expire_at,
     )
@@ -44,8 +45,9 @@ async def create_rfq(body: RfqIn, token: AdminOrDeskToken,
 
 
 @router.get("/{rfq_id}", response_model=RfqRecordOut, responses=ERRORS)
-def get_rfq(rfq_id: str, token: ReaderToken, service: NegotiationDep,
-            archive: RfqArchiveDep) -> dict[str, Any]:
+def get_rfq(
+    rfq_id: str, token: ReaderToken, service: NegotiationDep, archive: RfqArchiveDep
+) -> dict[str, Any]:
     """The RFQ with its whole negotiation history (a desk sees only its own part),
     live or, once finished, from the archive."""
     live = service.rfq_history(rfq_id)
@@ -54,10 +56,10 @@ def get_rfq(rfq_id: str, token: ReaderToken, service: NegotiationDep,
         raise HTTPException(404, f"no RFQ {rfq_id!r}")
     if token.role == "desk":
         if token.desk_id not in record["desk_ids"]:
-            raise HTTPException(
-                403, f"RFQ {rfq_id} is not routed to desk {token.desk_id}")
+            raise HTTPException(403, f"RFQ {rfq_id} is not routed to desk {token.desk_id}")
         record["history"] = [
-            h for h in record["history"]
+            h
+            for h in record["history"]
             if h.get("desk_id", token.desk_id) == token.desk_id
             and ev.__dict__[h["event"]].audience is not ev.Audience.CLIENT
         ]
