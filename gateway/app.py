@@ -2,9 +2,12 @@
 through its constructor, and starts and stops them in order; the parts do the work.
 
     audit trail, database + writer, recovery, order core
-      -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams)
-      -> FIX application -> clearing -> timers -> QuickFIX acceptor -> FIX listeners
-      -> readiness monitor -> HTTP API (/metrics reads the metrics every part above counts into)
+      -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams), open
+         business replayed from its journal
+      -> FIX application -> clearing -> QuickFIX acceptor (its sessions)
+      -> timers, after telling clients and desks what fell due while the gateway was down
+      -> FIX listeners -> readiness monitor -> HTTP API (/metrics reads the metrics every part
+         above counts into)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from gateway.http.security import Auth
 from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
 from gateway.http.streams import DeskHub
+from gateway.journal import NegotiationJournal
 from gateway.logon import LogonPolicy
 from gateway.metrics import Metrics, Sources
 from gateway.negotiation import NegotiationService, engine_for, load_desk_keys
@@ -141,11 +145,12 @@ class Gateway:
         self.desk_hub = DeskHub()
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
+        journal = NegotiationJournal(data / "journal")
         # The FIX application and the negotiation need each other: RFQs from FIX go into the
         # service, and its events go back out as FIX messages. The service is built first; its
         # FIX sink reaches the application, built next, when the first event flows.
         self.negotiation = NegotiationService(
-            engine_for(cfg, keyring),
+            engine_for(cfg, keyring, ids=journal.ids),
             sinks=[
                 self.auditor.negotiation,
                 TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
@@ -160,7 +165,9 @@ class Gateway:
                 rfq_rate=lambda client: s.rfq_rate if (s := self.config.session(client)) else 20,
             ),
             archive=self.rfq_archive.save,
+            journal=journal,
         )
+        self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.core_lock = core_lock
         self.policy = LogonPolicy(cfg)
         self.session_control = SessionControl(
@@ -197,7 +204,6 @@ class Gateway:
         )
 
         self.clearing.start()
-        self.negotiation.start()
         acceptor_port = parts.acceptor_port or free_loopback_port()
         self.acceptor = Acceptor(
             self.application,
@@ -205,6 +211,10 @@ class Gateway:
             cfg.gateway.fix_message_log,
             self.auditor.fix if parts.audit_fix_messages else None,
         )
+        # The sessions exist now, no one is connected: what fell due while the gateway was down
+        # goes out, kept for each client until its next logon and for each desk's next stream.
+        with self.application.holding_client_notices(), self.desk_hub.holding():
+            self.negotiation.start()
         self.acceptor.start()
         # every acceptor (sessions added by a reload get one of their own), what QuickFIX was
         # told about each session it has, and which port serves which CompID

@@ -16,15 +16,26 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import Config
+from gateway.journal import (
+    BOOT,
+    HANDLE,
+    JournalEntry,
+    JournalFailed,
+    NegotiationJournal,
+    ReplayDiverged,
+)
 from otc.negotiation import events as ev
+from otc.negotiation.command_json import command_from_json, command_to_json
 from otc.negotiation.commands import AcceptQuote, CancelRfq, Command
 from otc.negotiation.engine import NegotiationConfig, NegotiationEngine, RfqView
-from otc.negotiation.ids import sequential_ids
+from otc.negotiation.errors import RejectReason
+from otc.negotiation.ids import IdFactory, sequential_ids
 from otc.negotiation.model import Rfq, SealedQuote
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
@@ -61,7 +72,11 @@ def load_desk_keys(keys_dir: Path, desks: Iterable[str]) -> DeskKeyring:
     return DeskKeyring.from_pem(keys)
 
 
-def engine_for(config: Config, keyring: DeskKeyring | None) -> NegotiationEngine:
+def engine_for(
+    config: Config, keyring: DeskKeyring | None, ids: IdFactory | None = None
+) -> NegotiationEngine:
+    """The engine for ``config``; ids from ``ids`` (the journal's), else prefixed with the boot
+    time."""
     otc = config.otc
     boot = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     return NegotiationEngine(
@@ -73,8 +88,36 @@ def engine_for(config: Config, keyring: DeskKeyring | None) -> NegotiationEngine
             last_look_max_hold=timedelta(milliseconds=otc.last_look_max_hold_ms),
             send_cover=otc.send_cover,
         ),
-        ids=sequential_ids(prefix=f"{boot}-"),
+        ids=ids or sequential_ids(prefix=f"{boot}-"),
     )
+
+
+def _settings_json(config: NegotiationConfig, routing: dict[str, Any]) -> dict[str, Any]:
+    """What a journal boot row records: the configuration the commands after it ran under."""
+    us = timedelta(microseconds=1)
+    return {
+        "negotiation": {
+            "rfq_ttl_us": config.rfq_ttl // us,
+            "max_rfq_ttl_us": config.max_rfq_ttl // us,
+            "last_look_max_hold_us": config.last_look_max_hold // us,
+            "send_cover": config.send_cover,
+        },
+        "routing": routing,
+    }
+
+
+def _settings_of(boot: dict[str, Any]) -> tuple[RoutingTable, NegotiationConfig]:
+    n = boot["negotiation"]
+    return RoutingTable.from_config(boot["routing"]), NegotiationConfig(
+        rfq_ttl=timedelta(microseconds=n["rfq_ttl_us"]),
+        max_rfq_ttl=timedelta(microseconds=n["max_rfq_ttl_us"]),
+        last_look_max_hold=timedelta(microseconds=n["last_look_max_hold_us"]),
+        send_cover=n["send_cover"],
+    )
+
+
+class NegotiationUnavailable(RuntimeError):
+    """The negotiation journal failed: no command is taken until the gateway restarts."""
 
 
 class NegotiationService:
@@ -86,6 +129,12 @@ class NegotiationService:
 
     ``gate`` refuses commands that breach pre-trade risk before the engine sees them (none: no
     check); ``archive`` receives each finished RFQ, which then leaves memory (none: RFQs stay).
+
+    ``journal`` records every engine call that changed something, committed before its events
+    reach any sink; :meth:`restore` replays it at start-up and :meth:`start` then tells everyone
+    what happened while the gateway was down. None: open business lives in memory only (tests,
+    benchmarks). If the journal cannot be written the service stops taking commands
+    (:class:`NegotiationUnavailable`) rather than act on what a restart would not know.
     """
 
     def __init__(
@@ -95,8 +144,12 @@ class NegotiationService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         gate: RfqRiskGate | None = None,
         archive: Archive | None = None,
+        journal: NegotiationJournal | None = None,
     ) -> None:
         self.engine = engine
+        self.journal = journal
+        self._failed = False
+        self._closed = False
         self.sinks = sinks
         self.clock = clock
         self.gate = gate
@@ -110,28 +163,45 @@ class NegotiationService:
         self._by_request: dict[tuple[str, str], str] = {}
         self._deferred: list[Command] = []  # submitted once the current dispatch is done
         self._last_look: list[ev.Event] = []  # kept after archiving, for the statistics
+        # acceptances held in last look when the journal was replayed: the FIX edge echoes
+        # their Side and size when the hold ends (it no longer has the client's message)
+        self._restored_acceptances: dict[tuple[str, str], AcceptQuote] = {}
         self._timer = threading.Thread(target=self._run_timers, name="otc-timers", daemon=True)
 
     def start(self) -> None:
+        """Start the timers; with a journal, first settle what happened while the gateway was
+        down (see :meth:`_catch_up`), so the caller can do that before clients connect."""
+        if self.journal is not None:
+            with self.lock:
+                self._catch_up()
         self._timer.start()
 
     def stop(self) -> None:
         with self.lock:
             self._stopping = True
             self._wake.notify_all()
-        self._timer.join(5)
+        if self._timer.ident is not None:
+            self._timer.join(5)
+        if self.journal is not None:
+            with self.lock:
+                self._closed = True  # what still arrives (the FIX sessions log out next) is refused
+                try:
+                    self.journal.close()  # the last archived rows, fsynced
+                except (JournalFailed, OSError):
+                    log.exception("negotiation journal: closing failed")
 
     def submit(self, command: Command) -> list[ev.Event]:
         with self.lock:
+            self._require_journal()
             refused = (
                 self.gate.check(command, time.monotonic(), self._acceptance_terms)
                 if self.gate is not None
                 else None
             )
             if refused is not None:
-                events = self.engine.refuse(command, *refused, self.clock())
+                events = self._refuse(command, *refused, self.clock())
             else:
-                events = self.engine.handle(command, self.clock())
+                events = self._handle(command, self.clock())
             self._dispatch(events)
             self._after_dispatch()
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
@@ -186,7 +256,7 @@ class NegotiationService:
     def _after_dispatch(self) -> None:
         while self._deferred:
             command = self._deferred.pop(0)
-            self._dispatch(self.engine.handle(command, self.clock()))
+            self._dispatch(self._handle(command, self.clock()))
 
     def _archive(self, events: list[ev.Event]) -> None:
         """Finished RFQs go to the archive and out of the engine's memory."""
@@ -194,18 +264,24 @@ class NegotiationService:
             return
         for event in events:
             if isinstance(event, ev.RfqStateChanged) and event.to_state in TERMINAL_RFQ_STATES:
-                view = self.engine.rfq(event.rfq_id)
-                history = self.engine.history(event.rfq_id)
-                try:
-                    self.archive(view, history)
-                except Exception:  # keep it in memory: nothing is lost, it is retried later
-                    log.exception("archiving RFQ %s failed; it stays in memory", event.rfq_id)
-                    continue
-                self.engine.archive(event.rfq_id)
-                for desk in view.desk_ids:
-                    self._rfqs_by_desk[desk].pop(event.rfq_id, None)
-                self._rfqs_by_client[view.rfq.client_id].pop(event.rfq_id, None)
-                self._by_request.pop((view.rfq.client_id, view.rfq.quote_req_id), None)
+                self._archive_rfq(event.rfq_id)
+
+    def _archive_rfq(self, rfq_id: str) -> None:
+        assert self.archive is not None
+        view = self.engine.rfq(rfq_id)
+        history = self.engine.history(rfq_id)
+        try:
+            self.archive(view, history)
+        except Exception:  # keep it in memory (and journalled): a restart archives it
+            log.exception("archiving RFQ %s failed; it stays in memory", rfq_id)
+            return
+        self.engine.archive(rfq_id)
+        if self.journal is not None:
+            self.journal.forget(rfq_id)
+        for desk in view.desk_ids:
+            self._rfqs_by_desk[desk].pop(rfq_id, None)
+        self._rfqs_by_client[view.rfq.client_id].pop(rfq_id, None)
+        self._by_request.pop((view.rfq.client_id, view.rfq.quote_req_id), None)
 
     # -- gateway.fix.rfq_inbound.RfqLookup: what a FIX message names but does not carry ---
 
@@ -244,6 +320,7 @@ class NegotiationService:
     def cancel_client_rfqs(self, client_id: str | None, reason: str) -> int:
         """Withdraw every open RFQ of ``client_id`` (all clients for None): the kill switch."""
         with self.lock:
+            self._require_journal()
             clients = [client_id] if client_id else list(self._rfqs_by_client)
             n = 0
             for client in clients:
@@ -254,21 +331,24 @@ class NegotiationService:
                         continue
                     if state not in (RfqState.OPEN, RfqState.QUOTED, RfqState.NEGOTIATING):
                         continue  # finished, or a fill already in flight
-                    events = self.engine.handle(CancelRfq(client, rfq_id), self.clock())
+                    events = self._handle(CancelRfq(client, rfq_id), self.clock())
                     self._dispatch(events)
                     n += 1
             log.warning("kill switch (%s): withdrew %d open RFQs", reason, n)
             return n
 
     def _dispatch(self, events: list[ev.Event]) -> None:
-        for event in events:
-            if isinstance(event, ev.LastLookRequested | ev.LastLookResolved):
-                self._last_look.append(event)
-            if isinstance(event, ev.RfqToDesk):
-                self._rfqs_by_desk[event.desk_id][event.rfq.rfq_id] = None
-            elif isinstance(event, ev.RfqAcknowledged):
-                self._rfqs_by_client[event.client_id][event.rfq.rfq_id] = None
-                self._by_request[(event.client_id, event.rfq.quote_req_id)] = event.rfq.rfq_id
+        if self.journal is not None:  # what a restart must know, before anyone is told
+            try:
+                self.journal.flush()
+            except JournalFailed as exc:
+                self._failed = True
+                log.critical(
+                    "negotiation journal failed: taking no more commands until a "
+                    "restart; the last call's events were not acted on"
+                )
+                raise NegotiationUnavailable(str(exc)) from exc
+        self._track(events)
         for sink in self.sinks:
             try:
                 follow_up = sink(events)
@@ -279,14 +359,149 @@ class NegotiationService:
                 self._deferred.extend(follow_up)
         self._archive(events)
 
+    def _track(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.LastLookRequested | ev.LastLookResolved):
+                self._last_look.append(event)
+            if isinstance(event, ev.RfqToDesk):
+                self._rfqs_by_desk[event.desk_id][event.rfq.rfq_id] = None
+            elif isinstance(event, ev.RfqAcknowledged):
+                self._rfqs_by_client[event.client_id][event.rfq.rfq_id] = None
+                self._by_request[(event.client_id, event.rfq.quote_req_id)] = event.rfq.rfq_id
+
     def _run_timers(self) -> None:
         with self.lock:
-            while not self._stopping:
+            while not self._stopping and not self._failed:
                 due = self.engine.next_deadline()
                 now = self.clock()
                 if due is not None and due <= now:
-                    self._dispatch(self.engine.tick(now))
-                    self._after_dispatch()
+                    try:
+                        self._dispatch(self._tick(now))
+                        self._after_dispatch()
+                    except NegotiationUnavailable:
+                        return  # logged by _dispatch; timers stop with the commands
                     continue
                 timeout = None if due is None else (due - now).total_seconds()
                 self._wake.wait(timeout if timeout is None else max(timeout, 0.001))
+
+    # -- the journal: every engine call that changed something, replayed at start-up ---------
+
+    def _require_journal(self) -> None:
+        if self._failed:
+            raise NegotiationUnavailable("the negotiation journal failed; restart the gateway")
+        if self._closed:
+            raise NegotiationUnavailable("the gateway is shutting down")
+
+    def _handle(self, command: Command, now: datetime) -> list[ev.Event]:
+        journal = self.journal
+        if journal is None:
+            return self.engine.handle(command, now)
+        encoded = command_to_json(command)  # one that could not be replayed is never applied
+        fired = self.engine.tick(now)  # the timers due first, journalled on their own
+        journal.ticked(now, fired)
+        journal.ids.given.clear()
+        events, changed = self.engine.handle_checked(command, now)
+        if changed:  # a refusal or an answer from what the engine knew is not replayed
+            journal.handled(now, encoded, events)
+        return fired + events if fired else events
+
+    def _refuse(
+        self, command: Command, reason: RejectReason, text: str, now: datetime
+    ) -> list[ev.Event]:
+        events = self.engine.refuse(command, reason, text, now)
+        if self.journal is not None:
+            self.journal.ticked(now, events[:-1])
+        return events
+
+    def _tick(self, now: datetime) -> list[ev.Event]:
+        events = self.engine.tick(now)
+        if self.journal is not None:
+            self.journal.ticked(now, events)
+        return events
+
+    def restore(self, routing: dict[str, Any]) -> int:
+        """Rebuild open business from the journal, telling no one (the sinks are not called),
+        then start this boot's stretch of the journal with the engine's configuration and
+        ``routing`` (its raw form). Finished RFQs the replay meets (archived, but the journal
+        did not say so before the process ended) are archived again (the archive keeps the
+        first copy), and the journal keeps only what open RFQs need. Returns the number of
+        rows replayed. Call before :meth:`start`, before anything connects."""
+        journal = self.journal
+        assert journal is not None, "restore needs a journal"
+        with self.lock:
+            current = self.engine.routing, self.engine.config
+            entries = journal.load()
+            for entry in entries:
+                try:
+                    events = self._replay(entry)
+                except (ReplayDiverged, ValueError, KeyError, TypeError) as exc:
+                    raise ReplayDiverged(
+                        f"negotiation journal row {entry.seq} ({entry.kind} at "
+                        f"{entry.at.isoformat()}) does not replay: {exc}. The engine or its "
+                        "configuration (desks, keys) changed in a way open business cannot "
+                        "follow"
+                    ) from exc
+                self._track(events)
+                journal.index(entry, events)
+            self.engine.reconfigure(*current)
+            if self.archive is not None:
+                for rfq_id in [r for rfqs in self._rfqs_by_client.values() for r in rfqs]:
+                    if self.engine.rfq(rfq_id).state in TERMINAL_RFQ_STATES:
+                        self._archive_rfq(rfq_id)
+            journal.begin_boot(self.clock(), _settings_json(current[1], routing))
+            live = sum(len(rfqs) for rfqs in self._rfqs_by_client.values())
+            log.info(
+                "negotiation journal: %d rows replayed, %d RFQs open, id prefix %s",
+                len(entries),
+                live,
+                journal.boot,
+            )
+            return len(entries)
+
+    def _replay(self, entry: JournalEntry) -> list[ev.Event]:
+        if entry.kind == BOOT:
+            self.engine.reconfigure(*_settings_of(entry.payload))
+            return []
+        if entry.kind != HANDLE:
+            return self.engine.tick(entry.at)
+        assert self.journal is not None
+        command = command_from_json(entry.payload["command"])
+        self.journal.ids.replaying(entry.payload["ids"])
+        events, changed = self.engine.handle_checked(command, entry.at)
+        self.journal.ids.replayed()
+        if not changed:
+            raise ReplayDiverged(f"{type(command).__name__} changed nothing: {events[-1:]}")
+        if isinstance(command, AcceptQuote) and any(
+            isinstance(e, ev.AcceptancePending) for e in events
+        ):
+            self._restored_acceptances[(command.client_id, command.client_ref)] = command
+        return events
+
+    def restored_acceptance(self, client_id: str, client_ref: str) -> AcceptQuote | None:
+        """The acceptance ``client_ref`` of ``client_id`` if it was replayed from the journal
+        into a last-look hold (call from a sink: the lock is held)."""
+        return self._restored_acceptances.get((client_id, client_ref))
+
+    def _catch_up(self) -> None:
+        """After a restore: settle what the last run left unfinished and what fell due while
+        the gateway was down, telling every sink as usual.
+
+        A trade captured but never confirmed may have died with the process before it was
+        booked and reported: its TradeCaptured goes out again (booking is exactly-once by trade
+        id and answers ConfirmTrade; the client gets the fill, the desk the trade notice --
+        again, if they had them). Then one tick at the real time: quotes, RFQs and last-look
+        holds that expired while down expire now, at their own deadlines, with the usual
+        messages (QuoteStatusReport, AcceptanceRejected, RfqWithdrawn, ...)."""
+        for rfq_id in [r for rfqs in self._rfqs_by_client.values() for r in rfqs]:
+            if self.engine.rfq(rfq_id).state is RfqState.FILLED:
+                history = self.engine.history(rfq_id)
+                captured: list[ev.Event] = [e for e in history if isinstance(e, ev.TradeCaptured)]
+                log.warning(
+                    "RFQ %s was filled but not confirmed before the restart: "
+                    "booking and reporting its trade again",
+                    rfq_id,
+                )
+                self._dispatch(captured)
+                self._after_dispatch()
+        self._dispatch(self._tick(self.clock()))
+        self._after_dispatch()

@@ -62,6 +62,7 @@ def config_text(
     tls_port: int | None = None,
     fix_plain: bool = True,
     api_tls: bool = False,
+    last_look_max_hold_ms: int = 1500,
 ) -> str:
     certs = data_dir / "certs"
     api_tls_lines = (
@@ -113,7 +114,7 @@ hash = "{hash_token(CLIENT_VIEWER_TOKEN)}"
 
 [otc]
 desks = ["DESK_A", "DESK_B", "DESK_C"]
-last_look_max_hold_ms = 1500
+last_look_max_hold_ms = {last_look_max_hold_ms}
 [otc.routing.CLIENT1]
 "*" = ["DESK_A", "DESK_B", "DESK_C"]
 [otc.routing.CLIENT2]
@@ -164,6 +165,7 @@ class GatewayProcess:
     tls_port: int | None = None
     fix_plain: bool = True
     api_tls: bool = False
+    last_look_max_hold_ms: int = 1500
     fix_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
@@ -194,6 +196,7 @@ class GatewayProcess:
                 self.tls_port,
                 self.fix_plain,
                 self.api_tls,
+                self.last_look_max_hold_ms,
             )
         )
         return self.config_path

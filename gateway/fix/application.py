@@ -7,10 +7,11 @@ answers exactly as it would without us.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import quickfix as fix
@@ -27,6 +28,7 @@ from gateway.negotiation import NegotiationService
 from gateway.store.sessions import SessionEvent
 from gateway.store.writer import Writer
 from otc.negotiation import events as ev
+from otc.negotiation.model import AcceptVia
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
 
@@ -124,6 +126,10 @@ class GatewayApplication(fix.Application):
         self.logon_gate = logon_gate
         self.logout_text = logout_text
         self.closing = False  # shutting down: sessions logged out stay disabled
+        # RFQ messages sent at start-up to clients not logged on, until each one's next logon
+        self._holding = False
+        self._held: dict[str, list[tuple[str, list]]] = {}
+        self._held_lock = threading.Lock()
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration (sessions added or removed; nothing else changes)."""
@@ -144,6 +150,7 @@ class GatewayApplication(fix.Application):
         peer = self.peers.active(comp_id)
         log.info("logon %s from %s", comp_id, peer)
         self._session_event(comp_id, "logon", str(peer) if peer else None, None)
+        self._deliver_held(comp_id, sessionID)
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         comp_id = sessionID.getTargetCompID().getValue()
@@ -373,12 +380,72 @@ class GatewayApplication(fix.Application):
             ref = getattr(event, "client_ref", None)
             answered = answering
             if ref is not None:
-                answered = self._acceptances.get((event.client_id, ref), answering)
+                answered = (
+                    self._acceptances.get((event.client_id, ref))
+                    or self._restored(event.client_id, ref)
+                    or answering
+                )
                 if isinstance(event, ev.TradeCaptured | ev.AcceptanceRejected):
                     self._acceptances.pop((event.client_id, ref), None)
             out = rfq_outbound.encode_for_client(event, rfq=rfq, answering=answered)
             for msg_type, fields in out:
+                if self._holding:
+                    self._hold(event.client_id, msg_type, fields, session_id)
                 self._send_fields(event.client_id, msg_type, fields, session_id)
+
+    def _restored(self, client_id: str, ref: str) -> codec.RawMessage | None:
+        """An acceptance held across a restart: its Side, size and id, as the client sent them
+        (so a hold that ends after the restart is still answered with an ExecutionReport)."""
+        cmd = self.negotiation.restored_acceptance(client_id, ref) if self.negotiation else None
+        if cmd is None:
+            return None
+        order = cmd.via is AcceptVia.NEW_ORDER
+        fields = [(35, "D" if order else "AJ"), (11 if order else 693, ref), (54, cmd.side.value)]
+        if cmd.quantity is not None:
+            fields.append((38, codec.fmt_decimal(cmd.quantity)))
+        return codec.RawMessage(fields[0][1], tuple(fields))
+
+    # -- what start-up tells clients that are not logged on ----------------------------------
+
+    @contextlib.contextmanager
+    def holding_client_notices(self) -> Iterator[None]:
+        """While this lasts (start-up, before the FIX listeners open), RFQ messages for a client
+        that is not logged on are also kept for its next logon: what expired while the gateway
+        was down must reach the client even if its session resets sequence numbers on logon,
+        which empties QuickFIX's store of everything sent while it was away."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+
+    def _hold(self, client_id: str, msg_type: str, fields: list, sessionID) -> None:
+        session = fix.Session.lookupSession(sessionID)
+        if session is not None and session.isLoggedOn():
+            return
+        with self._held_lock:
+            self._held.setdefault(client_id, []).append((msg_type, fields))
+
+    def _deliver_held(self, comp_id: str, sessionID: fix.SessionID) -> None:
+        """On logon: if the session's store was reset (our Logon was sequence number 1), send
+        what was kept; otherwise it is in the store, and the client's ResendRequest for the gap
+        brings it (sent again here, it would arrive twice)."""
+        with self._held_lock:
+            held = self._held.pop(comp_id, None)
+        if not held:
+            return
+        session = fix.Session.lookupSession(sessionID)
+        if session is not None and session.getExpectedSenderNum() == 2:
+            log.info("logon %s: sending the %d RFQ messages of the start-up", comp_id, len(held))
+            for msg_type, fields in held:
+                self._send_fields(comp_id, msg_type, fields, sessionID)
+        else:
+            log.info(
+                "logon %s: the %d RFQ messages of the start-up are in the session's store "
+                "for the client's ResendRequest",
+                comp_id,
+                len(held),
+            )
 
     def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
         sending = self._sending

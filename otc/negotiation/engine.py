@@ -232,11 +232,30 @@ class NegotiationEngine:
     def keyring(self) -> DeskKeyring | None:
         return self._keyring
 
+    @property
+    def routing(self) -> RoutingTable:
+        return self._routing
+
+    def reconfigure(self, routing: RoutingTable, config: NegotiationConfig) -> None:
+        """Route and time what comes next by ``routing`` and ``config``. What exists keeps what
+        it was given (routed desks, ExpireTime, ValidUntil, last-look deadlines are absolute).
+        A journal replay runs each stretch of commands under the configuration it ran under."""
+        self._routing = routing
+        self._config = config
+
     # -- entry points -------------------------------------------------------------------------
 
     def handle(self, command: Command, now: datetime) -> list[Event]:
         """Fire timers due at ``now``, then apply ``command``. Never raises for bad input: a
         refused command yields exactly one rejection event and changes nothing."""
+        return self.handle_checked(command, now)[0]
+
+    def handle_checked(self, command: Command, now: datetime) -> tuple[list[Event], bool]:
+        """:meth:`handle`, and whether ``command`` itself changed the engine. False: it was
+        refused, or it changed nothing (an identical retry answered from what the engine already
+        knew, a mass cancel with nothing to cancel); only the timers due at ``now`` moved the
+        engine, as :meth:`tick` would. An edge that journals the engine's inputs for a replay
+        needs to know which calls it must replay."""
         now = _utc(now)
         handler = self._handlers.get(type(command))
         if handler is None:
@@ -247,11 +266,11 @@ class NegotiationEngine:
             handler(txn, command)
         except NegotiationError as err:
             events.append(refusal_event(command, err, now, self._quote_of))
-            return events
+            return events, False
         self._book.commit(txn)
         events.extend(txn.events)
         events.extend(txn.replies)
-        return events
+        return events, bool(txn.events)  # every change a command makes is told by an event
 
     def refuse(
         self, command: Command, reason: RejectReason, text: str, now: datetime
