@@ -278,6 +278,12 @@ class Readiness:
             self._last = verdicts
         return verdicts
 
+    def failing(self, name: str) -> str | None:
+        """The detail of check ``name``'s last verdict if it was red, else None (not run yet
+        counts as green): a cheap read for the admission gate."""
+        verdict = self._last.get(name)
+        return None if verdict is None or verdict.ok else verdict.detail
+
     def last(self) -> dict[str, bool]:
         """Each check's verdict as of its last run (for the metrics)."""
         with self._lock:
