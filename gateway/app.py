@@ -125,6 +125,7 @@ class Gateway:
         self.dictionary = dictionary = write_dictionary(data)
         self.metrics = parts.metrics()
         self.auditor = parts.auditor(data / "audit")
+        self.admission.add(self.auditor.refusal)
         self.database = connect(cfg.database_url)
         self.writer = parts.writer(self.database)
         self.admission.add(self.writer.refusal)

@@ -200,6 +200,13 @@ class AuditCheck:
             return Verdict(
                 False, f"the audit log has failed ({short(failure)}); nothing more is recorded"
             )
+        interruption = a.log.interruption
+        if interruption is not None:
+            return Verdict(
+                False,
+                f"the audit trail cannot make entries durable ({short(interruption)}); "
+                f"{a.queued + a.log.size - a.log.durable_size} entries held, retrying",
+            )
         if not a.log.writing:
             return Verdict(False, "the audit log's writer has stopped")
         if not a.feeding:
