@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from gateway import recovery, reload
+from gateway.admission import Admission
 from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.clearing import Clearing
@@ -113,6 +114,8 @@ class Gateway:
         self._reload_lock = threading.Lock()
         self.http_gate: Draining | None = None
         self.draining = threading.Event()  # set by stop(): new business is refused
+        # new business is refused while the drain or any failing part names a reason
+        self.admission = Admission(draining=self.draining)
 
     def start(self) -> None:
         cfg, parts = self.config, self.parts
@@ -126,8 +129,10 @@ class Gateway:
         self.dictionary = dictionary = write_dictionary(data)
         self.metrics = parts.metrics()
         self.auditor = parts.auditor(data / "audit")
+        self.admission.add(self.auditor.refusal)
         self.database = connect(cfg.database_url)
         self.writer = parts.writer(self.database)
+        self.admission.add(self.writer.refusal)
         recovery.recover(self.database, data / "store")  # ERs sent but not yet committed
 
         venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
@@ -149,11 +154,19 @@ class Gateway:
         # The FIX application and the negotiation need each other: RFQs from FIX go into the
         # service, and its events go back out as FIX messages. The service is built first; its
         # FIX sink reaches the application, built next, when the first event flows.
+        self.booking = TradeBooking(
+            cfg.clearing,
+            self.database,
+            self.orders,
+            core_lock,
+            confirm=lambda command: self.negotiation.submit(command),
+        )
+        self.admission.add(self.booking.refusal)
         self.negotiation = NegotiationService(
             engine_for(cfg, keyring, ids=journal.ids),
             sinks=[
                 self.auditor.negotiation,
-                TradeBooking(cfg.clearing, self.database, self.orders, core_lock),
+                self.booking,
                 lambda events: self.application.rfq_sink(events),
                 self.desk_hub.sink,
                 self.metrics.rfqs.sink,  # last: RFQ -> first quote includes sending it
@@ -188,7 +201,7 @@ class Gateway:
             metrics=self.metrics.fix,
             logon_gate=self.session_control.logon_refusal,
             logout_text=self.session_control.logout_text,
-            draining=self.draining,
+            admission=self.admission,
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
@@ -281,6 +294,14 @@ class Gateway:
                 "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
             }
         )
+        readiness = self.readiness
+        self.admission.add(
+            lambda: (
+                f"database unavailable: {why}"
+                if (why := readiness.failing("database")) is not None
+                else None
+            )
+        )
         self.metrics.watch(
             Sources(
                 sessions=self.session_control.views,
@@ -323,6 +344,7 @@ class Gateway:
             create_app(services),
             self.config.gateway.drain_seconds,
             on_refused=self.auditor.api_action,
+            refusal=self.admission.refusal,
         )
         self.http = HttpServer(self.http_gate, self.config.gateway.http_listen, self.config.api)
         self.http.start()

@@ -200,6 +200,13 @@ class AuditCheck:
             return Verdict(
                 False, f"the audit log has failed ({short(failure)}); nothing more is recorded"
             )
+        interruption = a.log.interruption
+        if interruption is not None:
+            return Verdict(
+                False,
+                f"the audit trail cannot make entries durable ({short(interruption)}); "
+                f"{a.queued + a.log.size - a.log.durable_size} entries held, retrying",
+            )
         if not a.log.writing:
             return Verdict(False, "the audit log's writer has stopped")
         if not a.feeding:
@@ -277,6 +284,12 @@ class Readiness:
                     log.info("ready again: %s: %s", name, verdict.detail)
             self._last = verdicts
         return verdicts
+
+    def failing(self, name: str) -> str | None:
+        """The detail of check ``name``'s last verdict if it was red, else None (not run yet
+        counts as green): a cheap read for the admission gate."""
+        verdict = self._last.get(name)
+        return None if verdict is None or verdict.ok else verdict.detail
 
     def last(self) -> dict[str, bool]:
         """Each check's verdict as of its last run (for the metrics)."""

@@ -4,12 +4,20 @@ The negotiation engine captures a trade (exactly once) and says so with ``TradeC
 sink books it: the trade, with the clearing house and firm of ``[clearing]``, is stored with its
 clearing message in one transaction; only then may the negotiation confirm it (and archive the
 RFQ), so the sink answers with ``ConfirmTrade``; and the client's credit is charged.
+
+A capture the database cannot take (it is down) is not lost: the trade is held and retried
+every ``retry_seconds`` on a thread of its own until it is stored (``capture`` is idempotent by
+trade id), and then confirmed through ``confirm`` (the negotiation's ``submit``) and charged.
+While any is held, :meth:`TradeBooking.refusal` closes the admission gate.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
@@ -18,7 +26,9 @@ from gateway.store.trades import capture
 from otc.negotiation import events as ev
 from otc.negotiation.commands import Command, ConfirmTrade
 from otc.orders import OrderManager
-from otc.trades import Party, PartyRole
+from otc.trades import Party, PartyRole, TradeCapture
+
+log = logging.getLogger("fixbridge.trades")
 
 
 class TradeBooking:
@@ -31,11 +41,19 @@ class TradeBooking:
         database: Engine,
         orders: OrderManager,
         core_lock: threading.RLock,
+        confirm: Callable[[Command], object] | None = None,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.config = config
         self.database = database
         self.orders = orders
         self.core_lock = core_lock
+        self.confirm = confirm  # set once the negotiation exists (it holds this sink)
+        self.retry_seconds = retry_seconds
+        self._held: list[tuple[TradeCapture, datetime]] = []
+        self._held_lock = threading.Lock()
+        self._retrying: threading.Thread | None = None
+        self.last_error: str | None = None
 
     def __call__(self, events: list[ev.Event]) -> list[Command]:
         confirmations: list[Command] = []
@@ -51,9 +69,62 @@ class TradeBooking:
                         else None
                     ),
                 )
-                capture(self.database, trade, event.at, clear=cfg.mode != "off")
+                try:
+                    capture(self.database, trade, event.at, clear=cfg.mode != "off")
+                except Exception as exc:
+                    self._hold(trade, event.at, exc)
+                    continue
                 # stored with its clearing message: the RFQ may now be Confirmed (and archived)
                 confirmations.append(ConfirmTrade(trade.trade_id))
-                with self.core_lock:  # the trade now uses the client's credit
-                    self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
+                self._charge(trade)
         return confirmations
+
+    def _charge(self, trade: TradeCapture) -> None:
+        with self.core_lock:  # the trade now uses the client's credit
+            self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
+
+    def refusal(self) -> str | None:
+        """Why new business must wait (trades captured but not yet stored), or None."""
+        if not self._held:
+            return None
+        return f"database unavailable: {len(self._held)} trades not yet stored ({self.last_error})"
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def _hold(self, trade: TradeCapture, at: datetime, exc: Exception) -> None:
+        self.last_error = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        log.error("trade %s not stored yet, held and retried: %s", trade.trade_id, self.last_error)
+        with self._held_lock:
+            self._held.append((trade, at))
+            if self._retrying is None or not self._retrying.is_alive():
+                self._retrying = threading.Thread(
+                    target=self._retry, name="trade-capture-retry", daemon=True
+                )
+                self._retrying.start()
+
+    def _retry(self) -> None:
+        wait = threading.Event()
+        clear = self.config.mode != "off"
+        while True:
+            wait.wait(self.retry_seconds)
+            with self._held_lock:
+                if not self._held:
+                    self._retrying = None
+                    return
+                trade, at = self._held[0]
+            try:
+                capture(self.database, trade, at, clear=clear)
+            except Exception as exc:
+                self.last_error = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+                continue
+            log.warning("held trade %s stored", trade.trade_id)
+            self._charge(trade)
+            if self.confirm is not None:
+                try:
+                    self.confirm(ConfirmTrade(trade.trade_id))
+                except Exception:
+                    log.exception("confirming trade %s failed", trade.trade_id)
+            with self._held_lock:
+                self._held.pop(0)

@@ -7,6 +7,7 @@ import pytest
 
 from load.fixclient import FixClient
 from tests.harness import PASSWORD, GatewayProcess
+from tests.pgcluster import throwaway_postgres  # noqa: F401 - a fixture for every module
 
 _ids = itertools.count(1)
 

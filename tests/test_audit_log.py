@@ -206,17 +206,23 @@ def test_closed_log_refuses_appends(audit_dir):
         log.append("fix.in", "s", {})
 
 
-def test_write_failure_fail_stops_the_log(audit_dir):
+def test_write_failure_interrupts_the_log_and_a_close_then_fail_stops_it(audit_dir):
     log = open_log(audit_dir)
     log.append("fix.in", "s", {"i": 0})
     full = os.open("/dev/full", os.O_WRONLY)
     os.dup2(full, log._entries_fd)  # the disk is now full for the writer
     os.close(full)
+    pending = log.append_nowait("fix.in", "s", {"i": 1})
+    deadline = time.monotonic() + 10
+    while log.interruption is None:  # held and retried, not stopped
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert "No space left" in str(log.interruption) and log.failure is None
+    log.close()  # a close during the interruption gives up after a few attempts
     with pytest.raises(AuditLogFailed, match="No space left"):
-        log.append("fix.in", "s", {"i": 1})
+        pending.wait(5)
     with pytest.raises(AuditLogFailed):
         log.append("fix.in", "s", {"i": 2})
-    log.close()
     assert len(lines(audit_dir)) == 1
 
 

@@ -62,8 +62,15 @@ class FedLog:
 
 
 class Auditor:
-    def __init__(self, directory: Path, max_queued: int = 100_000, linger: float = 0.002) -> None:
-        self.log = FedLog(AuditLog.open(directory), self.drain)
+    def __init__(
+        self,
+        directory: Path,
+        max_queued: int = 100_000,
+        linger: float = 0.002,
+        write: Callable[[int, bytes], None] | None = None,
+    ) -> None:
+        """``write``: how the log writes its files (None: plainly; tests inject I/O errors)."""
+        self.log = FedLog(AuditLog.open(directory, write=write), self.drain)
         self.max_queued = max_queued
         self.linger = linger
         self._q: deque = deque()
@@ -82,6 +89,17 @@ class Auditor:
         self._feed.join()
         self._append_queued()  # anything a late caller slipped in after the feed stopped
         self.log.inner.close()
+
+    def refusal(self) -> str | None:
+        """Why new business must wait for the audit trail (the admission gate), or None."""
+        inner = self.log.inner
+        if inner.failure is not None:
+            return f"audit trail unavailable: {inner.failure}"
+        if inner.interruption is not None:
+            return f"audit trail unavailable: {inner.interruption}"
+        if not inner.writing and not self._stopping:
+            return "audit trail unavailable: the audit writer has stopped"
+        return None
 
     @property
     def queued(self) -> int:

@@ -18,8 +18,18 @@ Memory: the Merkle tree keeps every perfect-subtree hash in packed form, about 6
 entry (64 MB per million entries), so proofs for any past checkpoint are O(log n) lookups and
 opening a log re-hashes its file once.
 
-An I/O error in the writer fail-stops the log: waiters and later appends get
-:class:`AuditLogFailed`; the gateway must not carry on without its audit trail. Reopening runs
+An I/O error in the writer (disk full, EIO, a file size limit) *interrupts* the log instead of
+stopping it: the batch that could not be made durable is held in memory with everything appended
+after it (appends go on; receipts wait), :attr:`AuditLog.interruption` names the error (the
+gateway's admission gate refuses new business while it does), and the writer retries every
+``retry_interval`` seconds. A retry first cuts the entries file back to the end of the last
+durable entry (a failed write may have left part of a line), then writes the held batch and
+fsyncs it. Once that succeeds the held entries follow in order, sequence numbers continue with
+no gap, and the writer appends an ``audit.interrupted`` entry (``from_seq``: the first entry that
+was held, ``since``/``until``, ``seconds``, ``error``), so the trail itself says it was
+interrupted and an export carries it (``fixbridge audit verify`` lists it). Checkpoint writes are
+retried the same way. Only a close during an interruption, or an error that is not an I/O error,
+fail-stops the log: waiters and later appends then get :class:`AuditLogFailed`. Reopening runs
 recovery (see :mod:`gateway.audit.store`).
 """
 
@@ -132,6 +142,8 @@ class AuditLog:
         checkpoint_every: int,
         max_pending: int,
         clock: Callable[[], int],
+        retry_interval: float = 0.5,
+        write: Callable[[int, bytes], None] | None = None,
     ):
         if checkpoint_interval <= 0 or checkpoint_every <= 0 or max_pending <= 0:
             raise ValueError("checkpoint_interval, checkpoint_every and max_pending must be > 0")
@@ -167,6 +179,13 @@ class AuditLog:
         self._closing = False
         self._closed = False
         self._failed: BaseException | None = None
+        self._interruption: OSError | None = None  # the I/O error being retried, if any
+        self._retry_interval = retry_interval
+        # how bytes reach the files: ``_write_all``, or a test's fault injection around it
+        self._write = write or _write_all
+        self._entries_end = recovered.entries_bytes  # end of the last durable entry
+        self._checkpoints_end = recovered.checkpoints_bytes
+        self._retry_wait = threading.Event()  # set by close(): stop waiting between retries
         self.stats = {"batches": 0, "entries": 0, "checkpoints": 0, "max_batch": 0}
 
         flags = os.O_WRONLY | os.O_APPEND
@@ -187,11 +206,15 @@ class AuditLog:
         checkpoint_every: int = 1000,
         max_pending: int = 100_000,
         clock: Callable[[], int] = _default_clock,
+        retry_interval: float = 0.5,
+        write: Callable[[int, bytes], None] | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the audit log in ``data_dir``, recovering after a crash.
 
         The signing key must exist (``fixbridge audit keygen``). ``clock`` returns microseconds
         since the Unix epoch. Raises :class:`AuditLogLocked` if another process has it open.
+        ``retry_interval``: seconds between attempts while writes fail. ``write(fd, data)``:
+        writes all of ``data`` to the file (tests inject I/O errors here).
         """
         directory = Path(data_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -220,6 +243,8 @@ class AuditLog:
                 checkpoint_every=checkpoint_every,
                 max_pending=max_pending,
                 clock=clock,
+                retry_interval=retry_interval,
+                write=write,
             )
         except BaseException:
             os.close(lock_fd)
@@ -231,7 +256,9 @@ class AuditLog:
         """Append one entry and return once it is durable (group-committed with others)."""
         return self.append_nowait(kind, actor, payload).wait()
 
-    def append_nowait(self, kind: str, actor: str, payload: Mapping[str, Any]) -> PendingAppend:
+    def append_nowait(
+        self, kind: str, actor: str, payload: Mapping[str, Any], *, _writer: bool = False
+    ) -> PendingAppend:
         """Append one entry; its order and hash are fixed now, durability comes with ``wait()``.
 
         Raises ``EntryError``/``CanonicalError`` (both ``ValueError``) for a bad kind, actor or
@@ -245,7 +272,7 @@ class AuditLog:
         now = self._clock()
         with self._lock:
             self._check_open()
-            while len(self._pending) >= self._max_pending:
+            while len(self._pending) >= self._max_pending and not _writer:
                 self._space.wait()
                 self._check_open()
             if now > self._last_us:
@@ -307,6 +334,12 @@ class AuditLog:
         return self._failed
 
     @property
+    def interruption(self) -> OSError | None:
+        """The I/O error the writer is retrying after (entries are held, not durable), or
+        None while entries are made durable as they come."""
+        return self._interruption
+
+    @property
     def writing(self) -> bool:
         """The writer thread runs (False once closed or failed)."""
         return self._writer.is_alive()
@@ -337,6 +370,7 @@ class AuditLog:
             self._closing = True
             self._wake.notify()
             self._space.notify_all()
+        self._retry_wait.set()
         self._writer.join()
         with self._lock:
             self._closed = True
@@ -429,8 +463,17 @@ class AuditLog:
         return self._durable > (self._checkpoint.size if self._checkpoint else 0)
 
     def _commit(self, batch: list[bytes], hashes: list[bytes]) -> None:
-        _write_all(self._entries_fd, b"\n".join(batch) + b"\n")
-        os.fdatasync(self._entries_fd)
+        data = b"\n".join(batch) + b"\n"
+
+        def write(retrying: bool) -> None:
+            fd = self._entries_fd
+            if retrying:  # a failed write may have left part of a line: cut back to the end
+                os.ftruncate(fd, self._entries_end)
+            self._write(fd, data)
+            os.fdatasync(fd)
+
+        self._durably(write, self._durable)
+        self._entries_end += len(data)
         with self._tree_lock:
             append = self._tree.append
             for digest in hashes:
@@ -449,13 +492,85 @@ class AuditLog:
         with self._lock:
             ts = ts_from_micros(max(self._clock(), self._last_us))
         checkpoint = sign_checkpoint(self._key, size, root, ts)
-        _write_all(self._checkpoints_fd, checkpoint.to_line() + b"\n")
-        os.fdatasync(self._checkpoints_fd)
+        data = checkpoint.to_line() + b"\n"
+
+        def write(retrying: bool) -> None:
+            fd = self._checkpoints_fd
+            if retrying:
+                os.ftruncate(fd, self._checkpoints_end)
+            self._write(fd, data)
+            os.fdatasync(fd)
+
+        self._durably(write, size)
+        self._checkpoints_end += len(data)
         with self._lock:
             self._checkpoint = checkpoint
             self._last_checkpoint_at = time.monotonic()
             self.stats["checkpoints"] += 1
             self._durable_cv.notify_all()
+
+    def _durably(self, write: Callable[[bool], None], from_seq: int) -> None:
+        """Run ``write`` (a write and its fsync); on an I/O error, hold on and retry it every
+        ``retry_interval`` seconds until it succeeds, then record the interruption in the log.
+        While the log closes, it gives up after a few more attempts (fail-stop)."""
+        try:
+            write(False)
+            return
+        except OSError as exc:
+            first = exc
+        since = ts_from_micros(self._clock())
+        began = time.monotonic()
+        _log.critical(
+            "audit trail cannot make entries durable from seq %d (%s): holding them in memory "
+            "and retrying every %g s",
+            from_seq,
+            first,
+            self._retry_interval,
+        )
+        with self._lock:
+            self._interruption = first
+            self._durable_cv.notify_all()
+        attempts = 0
+        while True:
+            if self._closing and attempts >= 3:
+                raise first  # the cause; the later attempts failed too
+            self._retry_wait.wait(self._retry_interval)
+            attempts += 1
+            try:
+                write(True)
+                break
+            except OSError as exc:
+                if attempts % 20 == 0:
+                    _log.error("audit write still failing after %d attempts: %s", attempts, exc)
+        seconds = time.monotonic() - began
+        with self._lock:
+            self._interruption = None
+        _log.warning(
+            "audit trail durable again after %.1f s (%d attempts); entries from seq %d written",
+            seconds,
+            attempts,
+            from_seq,
+        )
+        try:
+            self._record_interruption(from_seq, since, seconds, first)
+        except AuditLogError as exc:  # closing: the log says so in its own way
+            _log.warning("audit interruption not recorded: %s", exc)
+
+    def _record_interruption(
+        self, from_seq: int, since: str, seconds: float, first: OSError
+    ) -> None:
+        self.append_nowait(
+            "audit.interrupted",
+            "gateway",
+            {
+                "from_seq": from_seq,
+                "since": since,
+                "until": ts_from_micros(self._clock()),
+                "seconds": f"{seconds:.3f}",
+                "error": str(first),
+            },
+            _writer=True,
+        )
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -18,6 +18,7 @@ import quickfix as fix
 
 from fixspec import codec
 from fixspec import messages as m
+from gateway.admission import Admission
 from gateway.config import Config
 from gateway.fix import rfq_inbound, rfq_outbound
 from gateway.fix.convert import OutboundBuilder
@@ -35,7 +36,8 @@ from otc.risk import Throttle, ThrottleVerdict
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
 RFQ_TYPES = frozenset({"R", "AJ", "Z"})
-# refused while the gateway drains (SIGTERM); cancels, status requests and quote cancels pass
+# refused while the admission gate is closed (a drain, the audit trail or the database unable to
+# make records durable); cancels, status requests and quote cancels pass
 NEW_BUSINESS = frozenset({"D", "G", "AB", "R", "AJ"})
 CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
@@ -94,6 +96,7 @@ class GatewayApplication(fix.Application):
         logon_gate: LogonGate | None = None,
         logout_text: Callable[[str], str | None] | None = None,
         draining: threading.Event | None = None,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -113,8 +116,10 @@ class GatewayApplication(fix.Application):
         self._acceptances: dict[tuple[str, str], codec.RawMessage] = {}
         self.core_observers = tuple(core_observers)
         self.session_observers = tuple(session_observers)
-        # set: new business is refused (a drain)
-        self.draining = draining if draining is not None else threading.Event()
+        # new business is refused while it names a reason (a drain, the audit trail or the
+        # database failing); ``draining`` alone: a gate that only the drain closes
+        self.admission = admission if admission is not None else Admission(draining=draining)
+        self.draining = self.admission.draining
         self.throttles = {
             s.comp_id: Throttle(s.throttle.reject_above, s.throttle.logout_above)
             for s in config.sessions
@@ -274,8 +279,8 @@ class GatewayApplication(fix.Application):
         if bad is not None:  # QuickFIX answers Reject(3), SessionRejectReason 6, naming the tag
             raise fix.IncorrectDataFormat(bad, "value is not valid UTF-8")
         owner = sessionID.getTargetCompID().getValue()
-        if self.draining.is_set() and msg_type in NEW_BUSINESS:
-            self._refuse_draining(owner, msg_type, message, sessionID)
+        if msg_type in NEW_BUSINESS and (refusal := self.admission.refusal()) is not None:
+            self._refuse_new_business(owner, msg_type, message, sessionID, refusal)
             return
         throttle = self.throttles.get(owner)
         verdict = throttle.hit(self.clock()) if throttle else ThrottleVerdict.OK
@@ -335,16 +340,18 @@ class GatewayApplication(fix.Application):
             sessionID,
         )
 
-    def _refuse_draining(self, owner, msg_type, message, sessionID) -> None:
-        """BusinessMessageReject 380=4: the gateway is shutting down and takes no new business
-        (a standby, or this gateway restarted, will)."""
+    def _refuse_new_business(self, owner, msg_type, message, sessionID, reason: str) -> None:
+        """BusinessMessageReject 380=4 with the reason in Text: the gateway takes no new business
+        now (shutting down: a standby, or this gateway restarted, will; the audit trail or the
+        database failing: this gateway will once they are back). A BMR, not an ER rejected,
+        for orders too: nothing is created that would have to be persisted."""
         ref = next((message.getField(t) for t in (11, 131, 693) if message.isSetField(t)), None)
         self._send(
             owner,
             m.BusinessReject(
                 ref_msg_type=msg_type,
                 reason=m.BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
-                text="gateway shutting down",
+                text=reason,
                 ref_seq_num=int(message.getHeader().getField(34)),
                 business_reject_ref_id=ref,
             ),

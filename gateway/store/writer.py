@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from decimal import Decimal
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from fixspec import messages as m
 from gateway.store.orders import EXECUTION_COLUMNS, ORDER_COLUMNS
@@ -54,14 +56,28 @@ class Writer:
     (default 10 ms) plus one commit's time. The writer sleeps that long after the first record
     of a batch so that one transaction carries many records (a commit per order costs several
     times the per-row work); :meth:`flush` and :meth:`close` cut the wait short, and nothing
-    queued is ever dropped: a failed batch is retried whole. Rows are bound as plain tuples
+    queued is ever dropped: a failed batch is retried whole, with a capped backoff, for as long
+    as the database is unreachable (while :meth:`refusal` names it, the admission gate refuses
+    new business); a batch the database answers but refuses is committed record by record, and
+    only a record it refuses on its own is logged and left out. Every statement is idempotent
+    (orders are upserted, executions and trades keyed by their ids), so a retried batch whose
+    first commit did reach the database duplicates nothing. Rows are bound as plain tuples
     through the DBAPI driver's ``executemany`` (the per-row work of SQLAlchemy's typed binds
     dominated the writer's cost), converted exactly as the ``ExactDecimal`` and
     ``UtcDateTime`` column types convert them, so reads through SQLAlchemy see the same values.
     """
 
-    def __init__(self, database: Engine, max_batch: int = 2000, linger: float = 0.010) -> None:
+    def __init__(
+        self,
+        database: Engine,
+        max_batch: int = 2000,
+        linger: float = 0.010,
+        max_backoff: float = 1.0,
+    ) -> None:
         self.database = database
+        self.max_backoff = max_backoff
+        self._backoff = threading.Event()  # never set: waited on between attempts
+        self.failing_since: float | None = None
         self.max_batch = max_batch
         self.linger = linger
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -214,7 +230,8 @@ class Writer:
         if not (latest or execs or sessions or trades):
             return
         orders = [self._order_values(o) for o in latest.values()]
-        for attempt in range(5):
+        attempt = 0
+        while True:
             try:
                 with self.database.begin() as conn:
                     with closing(conn.connection.dbapi_connection.cursor()) as cursor:
@@ -226,41 +243,82 @@ class Writer:
                             cursor.executemany(self._session_sql, sessions)
                     if trades:
                         conn.execute(self._trade_insert, trades)
-                self.failing = None
+                self._recovered()
                 return
-            except Exception as exc:  # the batch is kept and retried; nothing is dropped silently
-                self.failures += 1
-                self.failing = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-                log.exception("database write failed (attempt %d), retrying", attempt + 1)
-                threading.Event().wait(0.2 * (attempt + 1))
+            except Exception as exc:  # the batch is kept and retried; nothing is dropped
+                attempt += 1
+                self._failed(exc, attempt)
+                if attempt >= 5 and not outage(exc):
+                    break  # the database answers but refuses the batch: find the bad record
+                self._pause(attempt)
         # One bad record must not take a whole batch of other clients' records with it:
-        # commit them one by one and give up only on those that still fail.
+        # commit them one by one; an outage meanwhile is waited out, and only a record the
+        # database itself refuses (a constraint, a value it cannot hold) is left out, loudly.
         lost = 0
-        for sql, rows in (
-            (self._order_sql, orders),
-            (self._exec_sql, execs),
-            (self._session_sql, sessions),
-        ):
-            for row in rows:
+        items: list[tuple[str, object]] = [
+            *((self._order_sql, row) for row in orders),
+            *((self._exec_sql, row) for row in execs),
+            *((self._session_sql, row) for row in sessions),
+            *(("trade", trade) for trade in trades),
+        ]
+        for sql, row in items:
+            attempt = 0
+            while True:
                 try:
-                    with (
-                        self.database.begin() as conn,
-                        closing(conn.connection.dbapi_connection.cursor()) as cursor,
-                    ):
-                        cursor.execute(sql, row)
-                except Exception:
+                    with self.database.begin() as conn:
+                        if sql == "trade":
+                            conn.execute(self._trade_insert, [row])
+                        else:
+                            with closing(conn.connection.dbapi_connection.cursor()) as cursor:
+                                cursor.execute(sql, row)
+                    break
+                except Exception as exc:
+                    attempt += 1
+                    if outage(exc):
+                        self._failed(exc, attempt)
+                        self._pause(attempt)
+                        continue
                     lost += 1
-                    log.critical("record not persisted after retries: %r", row, exc_info=True)
-        for trade in trades:
-            try:
-                with self.database.begin() as conn:
-                    conn.execute(self._trade_insert, [trade])
-            except Exception:
-                lost += 1
-                log.critical(
-                    "trade %s not persisted after retries", trade.get("trade_id"), exc_info=True
-                )
+                    log.critical("record refused by the database: %r", row, exc_info=True)
+                    break
         if lost:
-            log.critical("database write: %d records of a batch could not be persisted", lost)
-        else:
-            self.failing = None  # one by one, every record went in
+            log.critical("database write: %d records of a batch were refused", lost)
+        self._recovered()
+
+    def _failed(self, exc: BaseException, attempt: int) -> None:
+        self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.failing = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        if attempt == 1 or attempt % 20 == 0:
+            log.error("database write failed (attempt %d), retrying: %s", attempt, self.failing)
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            log.warning(
+                "database writes resumed after %.1f s", time.monotonic() - self.failing_since
+            )
+        self.failing = None
+        self.failing_since = None
+
+    def _pause(self, attempt: int) -> None:
+        """Capped backoff: 0.1 s, 0.2 s, ... up to ``max_backoff``."""
+        self._backoff.wait(min(0.1 * attempt, self.max_backoff))
+
+    def refusal(self) -> str | None:
+        """Why new business must wait for the database (the admission gate), or None."""
+        if not self._thread.is_alive() and not self._stopping:
+            return "database unavailable: the database writer has stopped"
+        if self.failing is not None:
+            return f"database unavailable: {self.failing}"
+        return None
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or used at all (retried for as
+    long as it lasts), rather than that it refused these rows (a bad record)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError):
+        return True
+    orig = getattr(exc, "orig", None)
+    name = type(orig or exc).__name__
+    return name in {"OperationalError", "InterfaceError", "ConnectionException"}

@@ -77,6 +77,9 @@ class VerifyReport:
     range_to: str | None = None
     roots: dict[int, bytes] = field(default_factory=dict, repr=False)
     extends: tuple[int, bytes] | None = None  # (old size, old root) proven consistent
+    # ``audit.interrupted`` entries: the trail could not make entries durable for a while and
+    # wrote the held ones later, in order (their payload with the entry's own seq)
+    interruptions: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
         if not self.ok:
@@ -88,10 +91,17 @@ class VerifyReport:
             if self.entries and self.first_seq is not None
             else "no entries"
         )
-        return (
+        text = (
             f"OK {self.path}: {self.entries} entries ({span}), {self.checkpoints} signed "
             f"checkpoints, tree size {final.size} root {final.root.hex()}, key {self.key_id}"
         )
+        for i in self.interruptions:
+            text += (
+                f"\ninterrupted: entries from seq {i.get('from_seq')} were held "
+                f"{i.get('seconds')} s ({i.get('since')} .. {i.get('until')}): {i.get('error')}"
+                f" (recorded at seq {i.get('seq')})"
+            )
+        return text
 
 
 class _Fail(Exception):
@@ -399,6 +409,8 @@ class _Verifier:
             if element.file == ENTRIES:
                 report.entries += 1
                 last_in_entries = element
+                if entry.kind == "audit.interrupted" and isinstance(entry.payload, dict):
+                    report.interruptions.append({**entry.payload, "seq": entry.seq})
             checkpoint = by_size.get(tree.end)
             if checkpoint is not None:
                 root = tree.root()
