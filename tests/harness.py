@@ -166,6 +166,8 @@ class GatewayProcess:
     fix_plain: bool = True
     api_tls: bool = False
     last_look_max_hold_ms: int = 1500
+    # what runs `fixbridge run`: the CLI, or a test module that passes parts in (the same code)
+    module: str = "gateway.cli"
     fix_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
@@ -206,7 +208,7 @@ class GatewayProcess:
         if not (self.data_dir / "audit" / "signing_key.pem").exists():
             generate_signing_key(self.data_dir / "audit")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", self.module, "run", "--config", str(self.config_path)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=open(self.workdir / "stderr.log", "ab"),  # noqa: SIM115 - the child owns it
