@@ -5,31 +5,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.harness import ROOT, free_port
 
 
-def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    script = re.search(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S).group(1)
+def start_example_gateway(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """What `make run` does, on free ports: the example config, `audit keygen --if-missing`,
+    then `fixbridge run`; the gateway once it is ready, and its FIX and HTTP ports."""
     fix_port, http_port = free_port(), free_port()
     config = (ROOT / "gateway" / "example.toml").read_text()
     config = config.replace("127.0.0.1:9876", f"127.0.0.1:{fix_port}")
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
     (tmp_path / "example.toml").write_text(config)
-    keygen = subprocess.run(  # what `make run` does before starting
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "audit",
-            "keygen",
-            "--if-missing",
-            "--config",
-            str(tmp_path / "example.toml"),
-            "--data-dir",
-            str(tmp_path / "var"),
-        ],
+    where = ["--config", str(tmp_path / "example.toml"), "--data-dir", str(tmp_path / "var")]
+    keygen = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "keygen", "--if-missing", *where],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -37,23 +28,25 @@ def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
     )
     assert keygen.returncode == 0, keygen.stderr
     gw = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "run",
-            "--config",
-            str(tmp_path / "example.toml"),
-            "--data-dir",
-            str(tmp_path / "var"),
-        ],
+        [sys.executable, "-m", "gateway.cli", "run", *where],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=open(tmp_path / "gw.log", "w"),  # noqa: SIM115 - the child owns it
         text=True,
     )
+    assert gw.stdout is not None
+    if "fixbridge ready" not in gw.stdout.readline():
+        gw.terminate()
+        gw.wait(20)
+        raise AssertionError((tmp_path / "gw.log").read_text())
+    return gw, fix_port, http_port
+
+
+def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    script = re.search(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S).group(1)
+    gw, fix_port, http_port = start_example_gateway(tmp_path)
     try:
-        assert "fixbridge ready" in gw.stdout.readline()
         run = subprocess.run(
             [sys.executable, "-c", script.replace("9876", str(fix_port))],
             capture_output=True,
@@ -76,49 +69,8 @@ def test_readme_rfq_tour_runs_against_the_example_config(tmp_path):
     readme = (ROOT / "README.md").read_text()
     scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
     script = next(s for s in scripts if '"R"' in s)
-    fix_port, http_port = free_port(), free_port()
-    config = (ROOT / "gateway" / "example.toml").read_text()
-    config = config.replace("127.0.0.1:9876", f"127.0.0.1:{fix_port}")
-    config = config.replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
-    (tmp_path / "example.toml").write_text(config)
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "audit",
-                "keygen",
-                "--if-missing",
-                "--config",
-                str(tmp_path / "example.toml"),
-                "--data-dir",
-                str(tmp_path / "var"),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            timeout=60,
-        ).returncode
-        == 0
-    )
-    gw = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "run",
-            "--config",
-            str(tmp_path / "example.toml"),
-            "--data-dir",
-            str(tmp_path / "var"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=open(tmp_path / "gw.log", "w"),  # noqa: SIM115 - the child owns it
-        text=True,
-    )
+    gw, fix_port, http_port = start_example_gateway(tmp_path)
     try:
-        assert "fixbridge ready" in gw.stdout.readline()
         script = script.replace("9876", str(fix_port)).replace(
             "127.0.0.1:8000", f"127.0.0.1:{http_port}"
         )
