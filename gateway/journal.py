@@ -53,6 +53,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.durable import fsync_dir
 from otc.negotiation import events as ev
 from otc.negotiation.ids import IdKind
 
@@ -131,14 +132,6 @@ def _segments(directory: Path) -> list[Path]:
 
 def _segment_no(path: Path) -> int:
     return int(path.name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)])
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_rows(directory: Path) -> list[JournalEntry]:
@@ -414,12 +407,12 @@ class NegotiationJournal:
                     os.close(previous)
             self._segment_size = 0
             self._write(b"".join(line for _, line in sorted(keep.items())))
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             if at_start:
                 os.fsync(fd)
                 for stale in old:
                     stale.unlink()
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 old = []
         except OSError as exc:
             self.failed = True
@@ -446,7 +439,7 @@ class NegotiationJournal:
                 for path in unlink:  # what they held is copied and durable now
                     path.unlink(missing_ok=True)
                 if unlink:
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
             except OSError as exc:
                 self.failed = True
                 log.critical("negotiation journal: fsync failed (%s); no more commands", exc)

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.audit.keys import load_signing_key
 from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, iter_lines, read_checkpoints
 from gateway.audit.verify import verify_bundle
+from gateway.durable import fsync_dir
 from otc.audit.bundle import (
     CHECKPOINTS,
     ENTRIES,
@@ -334,8 +335,4 @@ def _publish(tmp: Path, out: Path) -> None:
         os.replace(partial, out)
     else:
         os.rename(tmp, out)
-    fd = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(out.parent)

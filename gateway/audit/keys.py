@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from gateway.durable import fsync_dir
 from otc.audit.signing import public_key_from_pem, public_key_pem
 
 __all__ = [
@@ -72,7 +73,7 @@ def generate_signing_key(data_dir: str | os.PathLike[str]) -> Path:
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     _write_new(private_path, pem, 0o600)
     _write_new(public_path, public_key_pem(key.public_key()), 0o644)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return private_path
 
 
@@ -84,14 +85,6 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
         os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.durable import fsync_dir
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import GENESIS_PREV_HASH, EntryError, decode_entry, entry_ts
 from otc.audit.merkle import MerkleTree
@@ -40,7 +41,6 @@ __all__ = [
     "RECOVERED_DIR",
     "LogCorruptError",
     "RecoveredLog",
-    "fsync_dir",
     "iter_lines",
     "read_checkpoints",
     "recover",
@@ -71,14 +71,6 @@ class RecoveredLog:
     checkpoint: Checkpoint | None
     checkpoints_bytes: int
     notes: list[str] = field(default_factory=list)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def iter_lines(f: BinaryIO, limit: int | None = None) -> Iterator[bytes]:

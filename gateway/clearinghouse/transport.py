@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.durable import fsync_dir
 from otc.clearing.codec import parse_ack
 from otc.clearing.delivery import SendOutcome, SendResult, StatusResult, WireAnswer
 from otc.clearing.model import ClearingFormatError, OutgoingMessage
@@ -34,14 +35,6 @@ MESSAGES_PATH = "/clearing/messages"
 
 
 # --- file drop ------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileDropSender:
@@ -80,7 +73,7 @@ class FileDropSender:
                     SendResult.INVALID,
                     detail=f"refusing to overwrite {final}: it holds different content",
                 )
-            _fsync_dir(self.target_dir)
+            fsync_dir(self.target_dir)
             return SendOutcome(SendResult.DELIVERED, detail=str(final))
         except OSError as exc:
             return SendOutcome(SendResult.TRANSPORT_ERROR, detail=f"writing {final}: {exc}")

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.durable import fsync_dir
 from gateway.tls.context import load_file, require_files
 from gateway.tls.files import COMPID_URN, PkiError, PkiPaths, check_comp_id, serial_hex
 
@@ -518,11 +519,7 @@ def _write(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
