@@ -1,0 +1,180 @@
+"""The upstream venue adapter's parts without a venue: reading reports, the routes journal, the
+configuration and the start-up checks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from fixspec.codec import RawMessage
+from gateway import preflight
+from gateway.config import ConfigError, load_config
+from gateway.venues.credentials import quickfix_has_ssl
+from gateway.venues.fix_upstream import mask_password, tls_settings
+from gateway.venues.reports import ReportError, read_report
+from gateway.venues.routes import UpstreamRoutes
+from otc import venue as v
+
+SOH = "\x01"
+
+
+def raw(msg_type: str, *fields: tuple[int, str]) -> RawMessage:
+    return RawMessage(msg_type, ((35, msg_type), *fields))
+
+
+@pytest.fixture
+def routes(tmp_path: Path) -> UpstreamRoutes:
+    return UpstreamRoutes(tmp_path / "routes.jsonl")
+
+
+def test_reports_become_the_venue_events_of_our_order(routes):
+    new = routes.open_request("O7", "new")
+    assert new.cl_ord_id == "O7-1"
+    fields = [(37, "V1"), (11, "O7-1"), (17, "X1"), (150, "F"), (39, "1"), (32, "1.5")]
+    fill = read_report(raw("8", *fields, (31, "65000.25"), (14, "1.5")), routes)
+    assert fill is not None
+    assert fill.events == (v.Fill("O7", Decimal("1.5"), Decimal("65000.25")),)
+    assert (fill.exec_id, fill.cum_qty, fill.venue_order_id) == ("X1", Decimal("1.5"), "V1")
+    accepted = read_report(raw("8", (11, "O7-1"), (17, "X0"), (150, "0")), routes)
+    assert accepted is not None and accepted.events == (v.Accepted("O7"),)
+    repl = routes.open_request("O7", "replace")
+    replaced = read_report(
+        raw("8", (11, repl.cl_ord_id), (41, "O7-1"), (17, "X2"), (150, "5"), (38, "3")), routes
+    )
+    assert replaced is not None and replaced.events == (v.Replaced("O7", Decimal(3), None),)
+    cxl = routes.open_request("O7", "cancel")
+    refused = read_report(raw("9", (11, cxl.cl_ord_id), (41, "O7-2"), (58, "too late")), routes)
+    assert refused is not None and refused.exec_id is None
+    assert refused.events == (v.Rejected("O7", "venue refused the request: too late"),)
+    expired = read_report(raw("8", (41, "O7-2"), (11, "theirs"), (17, "X3"), (150, "C")), routes)
+    assert expired is not None and expired.events == (v.Cancelled("O7", "expired at the venue"),)
+
+
+def test_reports_that_are_not_ours_or_not_readable(routes):
+    assert read_report(raw("8", (11, "nobody"), (17, "X1"), (150, "F")), routes) is None
+    routes.open_request("O1", "new")
+    with pytest.raises(ReportError, match="tag 17"):
+        read_report(raw("8", (11, "O1-1"), (150, "0")), routes)
+    with pytest.raises(ReportError, match="tag 32"):
+        read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "F"), (31, "1")), routes)
+    with pytest.raises(ReportError, match="not a number"):
+        read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "F"), (32, "x"), (31, "1")), routes)
+    assert read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "A")), routes).events == ()
+
+
+def test_routes_survive_a_restart_and_a_torn_last_line(tmp_path):
+    path = tmp_path / "routes.jsonl"
+    routes = UpstreamRoutes(path)
+    routes.open_request("O1", "new")
+    routes.open_request("O1", "replace")
+    routes.replaced("O1", "O1-2")
+    routes.venue_id("O1", "V9")
+    routes.mark_applied("X1")
+    routes.close()
+    with open(path, "a") as f:
+        f.write('{"t":"req","c":"O2-1","o"')  # a crash mid-write
+    again = UpstreamRoutes(path)
+    assert again.current("O1") == "O1-2"
+    assert again.venue_order_id("O1") == "V9"
+    assert again.applied("X1") and not again.applied("X2")
+    assert again.route("O2-1") is None
+    assert again.open_request("O1", "cancel").cl_ord_id == "O1-3"  # numbering goes on
+
+
+def test_the_logon_password_is_masked_for_logs():
+    logon = SOH.join(["8=FIX.4.4", "35=A", "553=gw", "554=secret", "10=000", ""])
+    assert mask_password(logon) == logon.replace("554=secret", "554=***")
+    assert mask_password("554=x" + SOH) == "554=***" + SOH
+
+
+VENUE_FIX = """
+[venue]
+kind = "fix"
+[venue.fix]
+host = "venue.example"
+port = 9000
+sender_comp_id = "US"
+target_comp_id = "THEM"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[venue]\nkind = "fix"\n', "venue: Value error, kind = 'fix' needs a [venue.fix] section"),
+        (VENUE_FIX.replace("port = 9000", "port = 0"), "venue.fix.port"),
+        (VENUE_FIX + 'password_env = "X"\n', "a password needs a username"),
+        (
+            VENUE_FIX + 'username = "u"\npassword_env = "X"\npassword_file = "p"\n',
+            "password_env and password_file are alternatives",
+        ),
+        (VENUE_FIX + "secret = 'x'\n", "venue.fix.secret"),
+        (VENUE_FIX.replace('kind = "fix"', 'kind = "simulated"'), "only used with kind = 'fix'"),
+    ],
+)
+def test_bad_venue_configuration_names_the_key(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "[[sessions]]\ncomp_id = 'A'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def config_at(tmp_path: Path, extra: str) -> tuple:
+    path = tmp_path / "fixbridge.toml"
+    path.write_text(
+        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n'
+        + VENUE_FIX
+        + extra
+        + "[[sessions]]\ncomp_id = 'A'\n"
+    )
+    return load_config(path), path
+
+
+def venue_problems(config, path) -> list[str]:
+    return [p for p in preflight.problems(config, path) if "venue.fix" in p]
+
+
+def test_start_up_names_a_missing_password(tmp_path, monkeypatch):
+    monkeypatch.delenv("FIXBRIDGE_NO_SUCH_VAR", raising=False)
+    config, path = config_at(tmp_path, 'username = "u"\npassword_env = "FIXBRIDGE_NO_SUCH_VAR"\n')
+    assert venue_problems(config, path) == [
+        f"{path}: venue.fix.password_env: environment variable FIXBRIDGE_NO_SUCH_VAR is not set"
+    ]
+    monkeypatch.setenv("FIXBRIDGE_NO_SUCH_VAR", "pw")
+    assert venue_problems(config, path) == []
+    config, path = config_at(tmp_path, f'username = "u"\npassword_file = "{tmp_path / "nope"}"\n')
+    (problem,) = venue_problems(config, path)
+    assert "venue.fix.password_file: cannot read" in problem and "nope" in problem
+
+
+def test_tls_to_the_venue_needs_a_ca_file_that_exists(tmp_path):
+    assert quickfix_has_ssl()  # the wheel this project installs is built with OpenSSL
+    path = tmp_path / "tls.toml"
+    path.write_text(VENUE_FIX + "tls = true\n[[sessions]]\ncomp_id = 'A'\n")
+    with pytest.raises(ConfigError, match="venue.fix: Value error, tls = true needs tls_ca_file"):
+        load_config(path)
+    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
+    assert venue_problems(config, path) == [
+        f"{path}: venue.fix.tls_ca_file: {tmp_path / 'ca.pem'} is not a file"
+    ]
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert venue_problems(config, path) == []
+    keys = tls_settings(config.venue.fix)
+    assert keys["VerifyLevel"] == "1" and "-TLSv1_1" in keys["SSLProtocol"]
+    assert keys["CertificationAuthoritiesFile"] == str(tmp_path / "ca.pem")
+
+
+def test_the_readme_venue_example_is_a_valid_configuration(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Routing to a real venue") :]
+    example = section[section.index("```toml\n") + 8 : section.index("```\n", 10)]
+    path = tmp_path / "venue.toml"
+    path.write_text(example + "[[sessions]]\ncomp_id = 'A'\n")
+    config = load_config(path)
+    assert config.venue.kind == "fix" and config.venue.fix is not None
+    assert (config.venue.fix.host, config.venue.fix.port) == ("fix.venue.example", 9000)
+    assert config.venue.fix.password_env == "VENUE_FIX_PASSWORD"
+    assert config.venue_dir == config.gateway.data_dir / "venue"
