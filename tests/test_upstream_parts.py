@@ -3,6 +3,8 @@ configuration and the start-up checks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,12 +12,14 @@ import pytest
 
 from fixspec.codec import RawMessage
 from gateway import preflight
+from gateway.audit.keys import generate_signing_key
 from gateway.config import ConfigError, load_config
 from gateway.venues.credentials import quickfix_has_ssl
 from gateway.venues.fix_upstream import mask_password, tls_settings
 from gateway.venues.reports import ReportError, read_report
 from gateway.venues.routes import UpstreamRoutes
 from otc import venue as v
+from tests.harness import ROOT
 
 SOH = "\x01"
 
@@ -150,21 +154,35 @@ def test_start_up_names_a_missing_password(tmp_path, monkeypatch):
     assert "venue.fix.password_file: cannot read" in problem and "nope" in problem
 
 
-def test_tls_to_the_venue_needs_a_ca_file_that_exists(tmp_path):
-    assert quickfix_has_ssl()  # the wheel this project installs is built with OpenSSL
+def test_tls_to_the_venue_is_refused_at_start_up_without_openssl_in_quickfix(tmp_path):
     path = tmp_path / "tls.toml"
     path.write_text(VENUE_FIX + "tls = true\n[[sessions]]\ncomp_id = 'A'\n")
     with pytest.raises(ConfigError, match="venue.fix: Value error, tls = true needs tls_ca_file"):
         load_config(path)
-    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
-    assert venue_problems(config, path) == [
-        f"{path}: venue.fix.tls_ca_file: {tmp_path / 'ca.pem'} is not a file"
-    ]
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
-    assert venue_problems(config, path) == []
-    keys = tls_settings(config.venue.fix)
+    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
+    assert not quickfix_has_ssl()  # the quickfix wheel this project builds has no OpenSSL
+    (problem,) = venue_problems(config, path)
+    assert problem.startswith(f"{path}: venue.fix.tls: the installed QuickFIX was built without")
+    assert "stunnel" in problem
+    keys = tls_settings(config.venue.fix)  # what a QuickFIX with OpenSSL would be told
     assert keys["VerifyLevel"] == "1" and "-TLSv1_1" in keys["SSLProtocol"]
     assert keys["CertificationAuthoritiesFile"] == str(tmp_path / "ca.pem")
+
+
+def test_fixbridge_run_refuses_tls_to_the_venue_naming_the_key(tmp_path):
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
+    generate_signing_key(config.gateway.data_dir / "audit")
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert f"fixbridge: {path}: venue.fix.tls: the installed QuickFIX" in run.stderr
 
 
 def test_the_readme_venue_example_is_a_valid_configuration(tmp_path):

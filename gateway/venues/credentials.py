@@ -36,10 +36,38 @@ def upstream_password(upstream: UpstreamSection) -> str | None:
 
 
 def quickfix_has_ssl() -> bool:
-    """Whether the installed QuickFIX was built with its SSL socket initiator."""
+    """Whether the installed QuickFIX was built with OpenSSL. Its SSL classes exist either way;
+    one built without refuses to construct an initiator (nothing is connected or started)."""
     import quickfix as fix
 
-    return hasattr(fix, "SSLSocketInitiator")
+    class _Probe(fix.Application):
+        def onCreate(self, sessionID: fix.SessionID) -> None: ...
+        def onLogon(self, sessionID: fix.SessionID) -> None: ...
+        def onLogout(self, sessionID: fix.SessionID) -> None: ...
+        def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None: ...
+        def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None: ...
+        def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None: ...
+        def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None: ...
+
+    defaults = fix.Dictionary()
+    for key, value in {
+        "ConnectionType": "initiator",
+        "StartTime": "00:00:00",
+        "EndTime": "00:00:00",
+        "SocketConnectHost": "127.0.0.1",
+        "SocketConnectPort": "1",
+        "HeartBtInt": "30",
+        "UseDataDictionary": "N",
+    }.items():
+        defaults.setString(key, value)
+    settings = fix.SessionSettings()
+    settings.set(defaults)
+    settings.set(fix.SessionID("FIX.4.4", "SSL-PROBE", "SSL-PROBE-PEER"), fix.Dictionary())
+    try:
+        fix.SSLSocketInitiator(_Probe(), fix.MemoryStoreFactory(), settings)
+    except fix.ConfigError as exc:
+        return "HAVE_SSL" not in str(exc)
+    return True
 
 
 def check_tls(upstream: UpstreamSection) -> None:

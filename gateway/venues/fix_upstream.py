@@ -164,7 +164,9 @@ class FixUpstreamVenue(fix.Application):
         self.file_log = file_log
         self.actor = f"venue:{upstream.target_comp_id}"
         self.session_id = session_id(upstream)
-        venue_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # QuickFIX's store keeps every message as sent, the Logon's password included: owner only
+        venue_dir.mkdir(parents=True, exist_ok=True)
+        venue_dir.chmod(0o700)
         self.routes = UpstreamRoutes(venue_dir / "routes.jsonl")
         self._orders: dict[str, v.VenueOrder] = {}  # open orders, for cancels and replaces
         self._run_core: RunCore | None = None
