@@ -9,16 +9,20 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import quickfix as fix
 
+from fixspec import messages as m
 from fixspec.codec import RawMessage
+from fixspec.instruments import parse_symbol
 from gateway import preflight
 from gateway.audit.keys import generate_signing_key
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, UpstreamSection, load_config
 from gateway.venues.credentials import quickfix_has_ssl
-from gateway.venues.fix_upstream import mask_password, tls_settings
+from gateway.venues.fix_upstream import FixUpstreamVenue, mask_password, tls_settings
 from gateway.venues.reports import ReportError, read_report
 from gateway.venues.routes import UpstreamRoutes
 from otc import venue as v
+from otc.orders import Order, OrderManager
 from tests.harness import ROOT
 
 SOH = "\x01"
@@ -196,3 +200,92 @@ def test_the_readme_venue_example_is_a_valid_configuration(tmp_path):
     assert (config.venue.fix.host, config.venue.fix.port) == ("fix.venue.example", 9000)
     assert config.venue.fix.password_env == "VENUE_FIX_PASSWORD"
     assert config.venue_dir == config.gateway.data_dir / "venue"
+
+
+# -- the adapter's side of the order core, without a venue ------------------------------------
+
+
+def resting(order_id: str, status: m.OrdStatus = m.OrdStatus.NEW) -> Order:
+    now = m.utcnow()
+    return Order(
+        order_id=order_id,
+        owner="CLIENT1",
+        cl_ord_id=f"c-{order_id}",
+        instrument=parse_symbol("BTC-PERP"),
+        side=m.Side.BUY,
+        ord_type=m.OrdType.LIMIT,
+        quantity=Decimal(5),
+        price=Decimal(66000),
+        time_in_force=m.TimeInForce.DAY,
+        status=status,
+        cum_qty=Decimal(0),
+        avg_px=Decimal(0),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@pytest.fixture
+def adapter(tmp_path) -> tuple[FixUpstreamVenue, OrderManager, list]:
+    upstream = UpstreamSection(host="127.0.0.1", port=1, sender_comp_id="US", target_comp_id="V")
+    audited: list = []
+    venue = FixUpstreamVenue(upstream, tmp_path / "venue", {}, None, lambda *a: audited.append(a))
+    orders = OrderManager(venue)
+    venue.attach(lambda action: action(orders))  # the application's run_core, lock aside
+    return venue, orders, audited
+
+
+def fill(exec_id: str, last: str, cum: str, poss_dup: bool = False) -> RawMessage:
+    fields = [(11, "O1-1"), (17, exec_id), (150, "F"), (32, last), (31, "65000"), (14, cum)]
+    return raw("8", *fields, *([(43, "Y")] if poss_dup else []))
+
+
+def test_a_fill_is_applied_once_by_exec_id_and_by_cum_qty(adapter, tmp_path):
+    venue, orders, audited = adapter
+    orders.restore([resting("O1")], [])
+    venue.routes.open_request("O1", "new")
+
+    def apply(report: RawMessage) -> list:
+        parsed = read_report(report, venue.routes)
+        assert parsed is not None
+        return venue.apply_report(parsed, orders)
+
+    assert [type(e).__name__ for e in apply(fill("X1", "2", "2"))] == ["OrderUpdated", "Send"]
+    assert apply(fill("X1", "2", "2", poss_dup=True)) == []  # the same report again
+    assert apply(fill("X9", "2", "2")) == []  # a new ExecID, but nothing more is filled
+    assert orders.orders["O1"].cum_qty == 2
+    assert [a[0] for a in audited] == ["venue.fill_repeated"]
+    apply(fill("X2", "3", "5"))
+    assert (orders.orders["O1"].cum_qty, orders.orders["O1"].status) == (5, m.OrdStatus.FILLED)
+    reopened = UpstreamRoutes(tmp_path / "venue" / "routes.jsonl")
+    assert [reopened.applied(x) for x in ("X1", "X9", "X2", "X3")] == [True, True, True, False]
+
+
+def test_a_session_reject_of_a_new_order_rejects_it_to_the_client(adapter):
+    venue, orders, _ = adapter
+    orders.restore([resting("O2", m.OrdStatus.PENDING_NEW)], [])
+    route = venue.routes.open_request("O2", "new")
+    sent = fix.Message()
+    sent.getHeader().setField(35, "D")
+    sent.getHeader().setField(34, "7")
+    sent.setField(11, route.cl_ord_id)
+    session = fix.SessionID("FIX.4.4", "US", "V")
+    venue.toApp(sent, session)
+    reject = fix.Message()
+    reject.getHeader().setField(35, "3")
+    reject.setField(45, "7")
+    reject.setField(58, "Value is incorrect (out of range) for this tag, field=59")
+    venue.fromAdmin(reject, session)
+    order = orders.orders["O2"]
+    assert order.status is m.OrdStatus.REJECTED
+    assert order.text == (
+        "venue rejected the message: Value is incorrect (out of range) for this tag, field=59"
+    )
+
+
+def test_a_business_reject_names_the_request_by_its_ref_id(routes):
+    routes.open_request("O3", "new")
+    cxl = routes.open_request("O3", "cancel")
+    report = read_report(raw("j", (45, "9"), (372, "F"), (379, cxl.cl_ord_id), (58, "no")), routes)
+    assert report is not None
+    assert report.events == (v.Rejected("O3", "venue rejected the message: no"),)

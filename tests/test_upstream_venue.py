@@ -155,6 +155,10 @@ def no_more_reports(c: FixClient, within: float = 3.0) -> None:
         pytest.fail(f"unexpected report {er.fields}")
 
 
+def cancel_fields(orig: str, cl: str) -> list[tuple[int, str]]:
+    return [(41, orig), (11, cl), (55, "BTC-PERP"), (54, "1"), (60, fix_time())]
+
+
 def order(gw: GatewayProcess, order_id: str) -> dict:
     return httpx.get(f"{gw.http}/orders/{order_id}", headers=AUTH, timeout=10).json()
 
@@ -199,7 +203,7 @@ def test_resting_order_is_replaced_then_cancelled_at_the_venue(tmp_path, passwor
             "3",
             "61000",
         )
-        c.send("F", [(41, "rest-2"), (11, "rest-3"), (55, "BTC-PERP"), (54, "1"), (60, fix_time())])
+        c.send("F", cancel_fields("rest-2", "rest-3"))
         pending, cancelled = reports(c, 2)
         assert exec_types([pending, cancelled]) == ["6", "4"]
         assert (cancelled.get(11), cancelled.get(39)) == ("rest-3", "4")
@@ -258,6 +262,18 @@ def test_orders_are_refused_while_the_venue_is_unreachable(tmp_path, password):
         c.send("D", order_fields("later-1", qty="1", px="66000"))
         assert exec_types(reports(c, 3)) == ["A", "0", "F"]
         assert [d.get(11) for d in venue.received("D")] == ["O2-1"]  # the refused one never went
+        c.send("D", order_fields("rest-1", qty="1", px="60000"))
+        assert exec_types(reports(c, 2)) == ["A", "0"]
+        venue.kill()  # the order rests at the venue while it is down
+        wait_ready(gw, ok=False)
+        c.send("F", cancel_fields("rest-1", "rest-2"))
+        refused = c.expect("9", timeout=20)
+        assert (refused.get(11), refused.get(41), refused.get(434)) == ("rest-2", "rest-1", "1")
+        assert "venue unreachable" in refused.get(58)
+        venue.start()
+        wait_ready(gw)
+        c.send("F", cancel_fields("rest-1", "rest-3"))
+        assert exec_types(reports(c, 2)) == ["6", "4"]
     finally:
         gw.stop()
         venue.stop()
@@ -279,7 +295,7 @@ def test_gateway_restart_keeps_the_route_to_a_resting_order(tmp_path, password):
         gw.start()
         wait_ready(gw)
         c = client(gw)
-        c.send("F", [(41, "keep-1"), (11, "keep-2"), (55, "BTC-PERP"), (54, "1"), (60, fix_time())])
+        c.send("F", cancel_fields("keep-1", "keep-2"))
         pending, cancelled = reports(c, 2)
         assert exec_types([pending, cancelled]) == ["6", "4"]
         assert (cancelled.get(37), cancelled.get(11)) == (order_id, "keep-2")

@@ -13,7 +13,8 @@ The adapter is the order core's :class:`otc.venue.Venue` and the initiator's
 ``reference_price`` the configured ``[venue.reference_prices]`` (risk checks only)
 ``resume``          an order open before a restart: its details, for later cancels and replaces
 reports             ExecutionReport / OrderCancelReject on QuickFIX's thread -> venue events,
-                    applied under the core's lock, each ExecID once (see ``_apply``)
+                    applied under the core's lock, each ExecID once (``apply_report``); a
+                    BusinessMessageReject or session Reject of a request refuses it
 ==================  ==========================================================================
 
 Disconnects: the session keeps its sequence numbers (FileStore, no reset on logon), so after a
@@ -51,6 +52,7 @@ log = logging.getLogger("fixbridge.venue")
 RunCore = Callable[[Callable[[OrderManager], list[CoreEvent]]], list[CoreEvent]]
 # auditor.admin: kind, actor, payload
 Record = Callable[[str, str, dict[str, Any]], None]
+SENT_KEPT = 10_000  # a session Reject names a recent message
 _PASSWORD = re.compile("(^|\x01)554=[^\x01]*")
 
 
@@ -170,6 +172,7 @@ class FixUpstreamVenue(fix.Application):
         self.routes = UpstreamRoutes(venue_dir / "routes.jsonl")
         self._orders: dict[str, v.VenueOrder] = {}  # open orders, for cancels and replaces
         self._run_core: RunCore | None = None
+        self._sent: dict[int, str] = {}  # recent requests: MsgSeqNum -> upstream ClOrdID
         self._state_lock = threading.Lock()
         self._logged_on = False
         self._state = "has not logged on yet"
@@ -354,6 +357,10 @@ class FixUpstreamVenue(fix.Application):
     def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:
             header = message.getHeader()
+            if header.getField(35) == "3" and message.isSetField(45):
+                refused = self._sent.get(int(message.getField(45)))
+                if refused is not None:
+                    self._answer(message.toString(), refused)
             if header.getField(35) == "5" and message.isSetField(58):
                 text = message.getField(58)
                 log.warning("upstream %s logged us out: %s", self._describe(), text)
@@ -362,15 +369,29 @@ class FixUpstreamVenue(fix.Application):
             log.exception("reading an admin message from the venue failed")
 
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        return None
+        """Remember which request went out under which sequence number: a session Reject names
+        only that (RefSeqNum)."""
+        try:
+            if message.isSetField(11):
+                seq = int(message.getHeader().getField(34))
+                self._sent[seq] = message.getField(11)
+                while len(self._sent) > SENT_KEPT:
+                    del self._sent[next(iter(self._sent))]
+        except Exception:
+            log.exception("noting an outgoing request failed")
 
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         msg_type = message.getHeader().getField(35)
-        if msg_type not in ("8", "9"):
+        if msg_type not in ("8", "9", "j"):
             raise fix.UnsupportedMessageType()
+        self._answer(message.toString())
+
+    def _answer(self, text: str, cl_ord_id: str | None = None) -> None:
+        """One answer from the venue, applied to the order it names (never raises)."""
+        raw = codec.RawMessage("", ())
         try:
-            raw = codec.RawMessage.parse(message.toString())
-            report = read_report(raw, self.routes)
+            raw = codec.RawMessage.parse(text)
+            report = read_report(raw, self.routes, cl_ord_id)
         except ReportError as exc:
             log.error("unreadable report from the venue: %s", exc)
             self._audit("venue.report_unreadable", {"problem": str(exc)})
@@ -385,17 +406,18 @@ class FixUpstreamVenue(fix.Application):
         run_core = self._run_core
         assert run_core is not None
         try:
-            run_core(lambda orders: self._apply(report, orders))
+            run_core(lambda orders: self.apply_report(report, orders))
         except Exception:  # the report is in the audit trail (fix.in); never into QuickFIX
             log.exception("applying report %s from the venue failed", report.exec_id)
 
     # -- reports -> the order core -----------------------------------------------------------
 
-    def _apply(self, report: UpstreamReport, orders: OrderManager) -> list[CoreEvent]:
-        """Apply one report, once. A report is a repeat if its ExecID was applied before (a
-        resend after a reconnect, PossDupFlag or not) or, for a fill, if the venue's CumQty is
-        not above the filled quantity our order already has (a fill applied whose ExecID was
-        not yet recorded when the gateway stopped)."""
+    def apply_report(self, report: UpstreamReport, orders: OrderManager) -> list[CoreEvent]:
+        """Apply one report to ``orders`` (with the core's lock held), once. A report is a
+        repeat if its ExecID was applied before (a resend after a reconnect, PossDupFlag or
+        not) or, for a fill, if the venue's CumQty is not above the filled quantity our order
+        already has (a fill applied whose ExecID was not yet recorded when the gateway
+        stopped)."""
         order_id = report.route.order_id
         if report.exec_id is not None and self.routes.applied(report.exec_id):
             log.info("report %s for %s already applied; ignored", report.exec_id, order_id)

@@ -1,4 +1,5 @@
-"""An upstream venue's answers (ExecutionReport, OrderCancelReject) as the core's venue events.
+"""An upstream venue's answers (ExecutionReport, OrderCancelReject, and the rejects of a request
+it could not take: BusinessMessageReject, session Reject) as the core's venue events.
 
 The venue names our orders by the upstream ClOrdIDs we gave it (see :mod:`gateway.venues.routes`);
 what it reports becomes the :data:`otc.venue.VenueEvent` the order core applies to the client's
@@ -28,7 +29,7 @@ class UpstreamReport:
     """What one answer from the venue means for one of our orders."""
 
     route: Route
-    exec_id: str | None  # None: an OrderCancelReject, which has no ExecID
+    exec_id: str | None  # None: an answer without an ExecID (a cancel or message reject)
     events: tuple[v.VenueEvent, ...]
     cum_qty: Decimal | None  # the venue's CumQty(14): a fill at or below ours is a repeat
     venue_order_id: str | None
@@ -56,6 +57,8 @@ def _events(raw: RawMessage, route: Route) -> tuple[v.VenueEvent, ...]:
     order_id, text = route.order_id, raw.get(58) or ""
     if raw.msg_type == "9":  # the cancel or replace waiting on the order was refused
         return (v.Rejected(order_id, f"venue refused the request: {text or 'no reason given'}"),)
+    if raw.msg_type in ("j", "3"):  # the venue could not take the request at all
+        return (v.Rejected(order_id, f"venue rejected the message: {text or 'no reason given'}"),)
     exec_type = raw.get(150)
     if exec_type is None:
         raise ReportError("tag 150 missing")
@@ -76,14 +79,18 @@ def _events(raw: RawMessage, route: Route) -> tuple[v.VenueEvent, ...]:
     raise ReportError(f"ExecType {exec_type!r} is not handled")
 
 
-def read_report(raw: RawMessage, routes: UpstreamRoutes) -> UpstreamReport | None:
-    """The meaning of ``raw`` (35=8 or 35=9) for our order, or None if it names no order of ours.
+def read_report(
+    raw: RawMessage, routes: UpstreamRoutes, cl_ord_id: str | None = None
+) -> UpstreamReport | None:
+    """The meaning of ``raw`` (35=8, 9, j, or 3 about the request sent as ``cl_ord_id``) for our
+    order, or None if it names no order of ours.
 
     The venue names the request it answers by ClOrdID(11); a report about an order in general
     (a fill after a replace, an unsolicited cancel) may name an earlier one, or only the
-    OrigClOrdID(41), so both are looked up."""
-    route = None
-    for tag in (11, 41):
+    OrigClOrdID(41), so both are looked up; a BusinessMessageReject names it as
+    BusinessRejectRefID(379)."""
+    route = routes.route(cl_ord_id) if cl_ord_id else None
+    for tag in () if route else (11, 41, 379):
         cl_ord_id = raw.get(tag)
         if cl_ord_id and (route := routes.route(cl_ord_id)) is not None:
             break
