@@ -55,6 +55,16 @@ class VenueProcess:
         self.proc.wait()
         self.proc = None
 
+    def fill_resting(self) -> None:
+        """Fill every resting order now (SIGUSR1), and wait until the venue says it has."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR1)
+        log = self.data_dir / "stderr.log"
+        deadline = time.monotonic() + 20
+        while "filled every resting order" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
     def freeze(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
@@ -318,3 +328,44 @@ def test_the_venue_password_is_kept_only_in_the_owner_only_store(tmp_path, passw
     assert all(p.parent == venue_dir / "store" for p in holding), holding
     assert venue_dir.stat().st_mode & 0o077 == 0
     assert b"554=***" in (gw.data_dir / "audit" / "entries.jsonl").read_bytes()
+
+
+def test_a_fill_sent_while_the_gateway_was_killed_arrives_on_its_restart(tmp_path, password):
+    venue = VenueProcess(tmp_path / "venue").start()
+    gw = RoutingGateway(tmp_path / "gw", venue_port=venue.port)
+    try:
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        c.send("D", order_fields("away-1", qty="2", px="60000"))
+        order_id = reports(c, 2)[1].get(37)
+        c.close()
+        gw.kill()  # SIGKILL: no logout, nothing flushed on the way out
+        venue.fill_resting()  # the venue's fill waits in its store for the gateway
+        gw.start()
+        wait_ready(gw)
+        deadline = time.monotonic() + 20
+        while (view := order(gw, order_id))["status"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (view["status"], view["cum_qty"], view["avg_px"]) == ("2", "2", "65000")
+        c = client(gw)
+        c.send("H", [(11, "away-1"), (55, "BTC-PERP"), (54, "1")])
+        (status,) = reports(c, 1)
+        assert [status.get(t) for t in (150, 39, 14, 37)] == ["I", "2", "2", order_id]
+        received = upstream_log(gw, "8")
+        fills = [er for er in received if er.get(150) == "F"]
+        assert [er.get(43) for er in fills] == ["Y"]  # resent by the venue on our logon
+    finally:
+        gw.stop()
+        venue.stop()
+
+
+def upstream_log(gw: GatewayProcess, msg_type: str) -> list[RawMessage]:
+    """The messages of ``msg_type`` the gateway's upstream session received, from its file log."""
+    out = []
+    for path in (gw.data_dir / "venue" / "log").glob("*-VENUE.messages.current.log"):
+        for line in path.read_text(encoding="latin-1").splitlines():
+            raw = RawMessage.parse(line.partition(" : ")[2])
+            if raw.msg_type == msg_type and raw.get(49) == VENUE:
+                out.append(raw)
+    return out

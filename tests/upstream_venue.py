@@ -10,8 +10,10 @@ Cancels and replaces of what is not resting get an OrderCancelReject. Its book a
 counter are in ``<data-dir>/book.json`` and its sequence numbers in a FileStore (no reset on
 logon), so it can be killed and started again like a real venue: a NewOrderSingle it already
 knows (a resend with PossDupFlag) is not traded twice. ``--echo-fills`` sends each fill a second
-time with PossDupFlag=Y, as a venue recovering its own state might. It prints ``upstream venue
-ready: port P`` once it listens and runs until SIGTERM/SIGINT.
+time with PossDupFlag=Y, as a venue recovering its own state might. SIGUSR1 fills every resting
+order at once, whether the gateway is logged on or not (then QuickFIX keeps the reports for its
+resend). It prints ``upstream venue ready: port P`` once it listens and runs until
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -169,9 +171,14 @@ class Venue(fix.Application):
         self.send(er, sid)
         self.maybe_fill(cl, sid)
 
-    def maybe_fill(self, cl: str, sid: fix.SessionID) -> None:
+    def fill_resting(self, sid: fix.SessionID) -> None:
+        with self.lock:
+            for cl in list(self.book.orders):
+                self.maybe_fill(cl, sid, at_any_price=True)
+
+    def maybe_fill(self, cl: str, sid: fix.SessionID, at_any_price: bool = False) -> None:
         order = self.book.orders[cl]
-        if order["type"] == "2":
+        if order["type"] == "2" and not at_any_price:
             limit = Decimal(order["price"])
             if (limit < PRICE) if order["side"] == "1" else (limit > PRICE):
                 return  # rests
@@ -270,13 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     acceptor = fix.SocketAcceptor(
         app, fix.FileStoreFactory(config), config, fix.FileLogFactory(config)
     )
-    stop = threading.Event()
+    stop, fill_all = threading.Event(), threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: fill_all.set())
     acceptor.start()
     print(f"{READY}: port {args.port}", flush=True)
-    while not stop.wait(0.2):
-        pass
+    while not stop.wait(0.1):
+        if fill_all.is_set():
+            fill_all.clear()
+            app.fill_resting(fix.SessionID("FIX.4.4", VENUE, GATEWAY))
+            print("filled every resting order", file=sys.stderr, flush=True)
     os._exit(0)  # QuickFIX's stop() races its own thread (see gateway.fix.acceptor)
 
 
