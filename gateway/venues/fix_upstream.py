@@ -307,9 +307,9 @@ class FixUpstreamVenue(fix.Application):
         logged_on, state = self.state()
         if logged_on:
             return None
-        return v.Rejected(
-            order_id, f"venue unreachable: upstream session {self._describe()} {state}"
-        )
+        why = f"venue unreachable: upstream session {self._describe()} {state}"
+        log.warning("request for %s refused: %s", order_id, why)  # a kill switch's too
+        return v.Rejected(order_id, why)
 
     def _send(self, msg_type: str, fields: list[tuple[int, str]], order_id: str) -> list[Any]:
         message = fix.Message()
