@@ -4,7 +4,8 @@ through its constructor, and starts and stops them in order; the parts do the wo
     audit trail, database + writer, recovery, order core
       -> negotiation service (sinks: audit, trade booking, FIX clients, desk streams), open
          business replayed from its journal
-      -> FIX application -> clearing -> QuickFIX acceptor (its sessions)
+      -> FIX application -> clearing -> QuickFIX acceptor (its sessions) -> the upstream
+         venue's QuickFIX initiator (``[venue] kind = "fix"``), whose reports reach the core
       -> timers, after telling clients and desks what fell due while the gateway was down
       -> FIX listeners -> readiness monitor -> HTTP API (/metrics reads the metrics every part
          above counts into)
@@ -50,6 +51,7 @@ from gateway.readiness import (
     DatabaseCheck,
     Probe,
     Readiness,
+    VenueCheck,
     WriterCheck,
 )
 from gateway.risk_control import RiskControl, risk_limits
@@ -63,11 +65,13 @@ from gateway.store.writer import Writer
 from gateway.tls.context import CertBinding, ContextCache
 from gateway.tls.files import PkiPaths
 from gateway.trade_capture import TradeBooking
+from gateway.venues.credentials import upstream_password
+from gateway.venues.fix_upstream import FixUpstreamVenue
 from otc.negotiation.signing import DeskKeyring
 from otc.orders import OrderManager
 from otc.rfq_risk import RfqRiskGate
 from otc.risk import RiskCheck
-from otc.venue import SimulatedVenue
+from otc.venue import SimulatedVenue, Venue
 
 log = logging.getLogger("fixbridge")
 
@@ -111,6 +115,7 @@ class Gateway:
         self.started = threading.Event()
         self.http: HttpServer | None = None
         self.readiness: Readiness | None = None
+        self.upstream: FixUpstreamVenue | None = None  # [venue] kind = "fix"
         self._reload_lock = threading.Lock()
         self.http_gate: Draining | None = None
         self.draining = threading.Event()  # set by stop(): new business is refused
@@ -135,7 +140,7 @@ class Gateway:
         self.admission.add(self.writer.refusal)
         recovery.recover(self.database, data / "store")  # ERs sent but not yet committed
 
-        venue = SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
+        venue = self._venue()
         risk = RiskCheck(
             default=risk_limits(cfg.risk),
             per_client={s.comp_id: risk_limits(s.risk) for s in cfg.sessions if s.risk},
@@ -229,6 +234,9 @@ class Gateway:
         with self.application.holding_client_notices(), self.desk_hub.holding():
             self.negotiation.start()
         self.acceptor.start()
+        if self.upstream is not None:  # the clients' sessions exist: the venue's reports may flow
+            self.upstream.attach(self.application.run_core)
+            self.upstream.start()
         # every acceptor (sessions added by a reload get one of their own), what QuickFIX was
         # told about each session it has, and which port serves which CompID
         self.acceptors = [self.acceptor]
@@ -282,6 +290,22 @@ class Gateway:
             self._start_http()
         self.started.set()
 
+    def _venue(self) -> Venue:
+        """The simulator, or the adapter to an upstream FIX venue (``[venue] kind = "fix"``)."""
+        cfg = self.config
+        if cfg.venue.kind == "simulated" or cfg.venue.fix is None:
+            return SimulatedVenue(dict(cfg.venue.reference_prices), cfg.venue.depth)
+        self.upstream = FixUpstreamVenue(
+            cfg.venue.fix,
+            cfg.venue_dir,
+            dict(cfg.venue.reference_prices),
+            upstream_password(cfg.venue.fix),  # preflight has checked it
+            self.auditor.admin,
+            self.auditor.fix if self.parts.audit_fix_messages else None,
+            cfg.gateway.fix_message_log,
+        )
+        return self.upstream
+
     def _start_readiness(self) -> None:
         """The /ready checks, run every few seconds (failures are logged when they happen), and
         the state /metrics reads at each scrape."""
@@ -294,6 +318,8 @@ class Gateway:
                 "clearing": ClearingCheck(self.clearing, backlog, self.config.clearing.max_backlog),
             }
         )
+        if self.upstream is not None:
+            self.readiness.checks["venue"] = VenueCheck(self.upstream.state)
         readiness = self.readiness
         self.admission.add(
             lambda: (
@@ -436,6 +462,7 @@ class Gateway:
                 Step("stop the readiness checks", lambda left: self._stop_readiness()),
                 Step("stop the negotiation timers", lambda left: self.negotiation.stop()),
                 Step("log the FIX sessions out", self._log_sessions_out),
+                Step("log the upstream venue session out", self._log_venue_out),
                 Step("close the FIX connections", lambda left: self._close_fronts()),
                 Step("stop the clearing worker", lambda left: self.clearing.stop()),
                 Step(
@@ -488,6 +515,9 @@ class Gateway:
             left_now = max(0.001, deadline - time.monotonic())
             done = acceptor.logout_all("gateway shutting down", left_now) and done
         return done
+
+    def _log_venue_out(self, left: float) -> bool:
+        return self.upstream is None or self.upstream.logout(min(5.0, left))
 
     def _close_fronts(self) -> None:
         for front in self.fronts:

@@ -191,10 +191,59 @@ class LogonSection(Strict):
     lockout_seconds: int = Field(default=300, ge=1)
 
 
+class UpstreamSection(Strict):
+    """An upstream FIX 4.4 venue reached through a QuickFIX initiator (``[venue] kind = "fix"``).
+
+    The password is never in this file: ``password_env`` names an environment variable, or
+    ``password_file`` a file, that holds it (checked before start-up)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    sender_comp_id: CompId  # our CompID on the upstream session
+    target_comp_id: CompId  # the venue's
+    username: str | None = None  # Username(553) on our Logon
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password_file: Path | None = None
+    # TLS 1.2+ through QuickFIX's own SSL initiator: the venue's certificate must chain to
+    # tls_ca_file; tls_cert_file/tls_key_file: our client certificate, if the venue asks for one
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    heartbeat_seconds: int = Field(default=30, ge=1, le=3600)
+    reconnect_seconds: int = Field(default=5, ge=1, le=3600)
+    store_dir: Path | None = None  # default <data_dir>/venue: QuickFIX's store and our routes
+
+    @model_validator(mode="after")
+    def _credentials(self) -> UpstreamSection:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("password_env and password_file are alternatives; set one")
+        if (self.password_env or self.password_file) and not self.username:
+            raise ValueError("a password needs a username (Username 553 on the Logon)")
+        files = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        if not self.tls and any(f is not None for f in files):
+            raise ValueError("tls_ca_file, tls_cert_file and tls_key_file are for tls = true")
+        if self.tls and self.tls_ca_file is None:
+            raise ValueError("tls = true needs tls_ca_file (the venue's certificate authority)")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
 class VenueSection(Strict):
-    kind: Literal["simulated"] = "simulated"
+    kind: Literal["simulated", "fix"] = "simulated"
     depth: Decimal = Field(default=Decimal(10), gt=0)
+    # simulated: the market; fix: the reference for risk checks (price bands, market orders)
     reference_prices: dict[str, Decimal] = Field(default_factory=dict)
+    fix: UpstreamSection | None = None
+
+    @model_validator(mode="after")
+    def _upstream(self) -> VenueSection:
+        if self.kind == "fix" and self.fix is None:
+            raise ValueError("kind = 'fix' needs a [venue.fix] section (host, port, CompIDs)")
+        if self.kind != "fix" and self.fix is not None:
+            raise ValueError("[venue.fix] is only used with kind = 'fix'")
+        return self
 
     @field_validator("reference_prices")
     @classmethod
@@ -408,6 +457,12 @@ class Config(Strict):
     @property
     def certs_dir(self) -> Path:
         return self.tls.certs_dir or self.gateway.data_dir / "certs"
+
+    @property
+    def venue_dir(self) -> Path:
+        """Where an upstream venue's QuickFIX store and our routes to it are kept."""
+        upstream = self.venue.fix
+        return (upstream.store_dir if upstream else None) or self.gateway.data_dir / "venue"
 
     def session(self, comp_id: str) -> SessionConfig | None:
         return next((s for s in self.sessions if s.comp_id == comp_id), None)

@@ -77,12 +77,27 @@ def _clearing(config: Config, config_path: Path) -> str | None:
     return None
 
 
+def _venue(config: Config, config_path: Path) -> str | None:
+    upstream = config.venue.fix
+    if config.venue.kind != "fix" or upstream is None:
+        return None
+    from gateway.venues.credentials import UpstreamConfigError, check_tls, upstream_password
+
+    try:
+        upstream_password(upstream)
+        check_tls(upstream)
+    except UpstreamConfigError as exc:
+        return f"{config_path}: {exc}"
+    return _writable_dir(config.venue_dir, "venue.fix.store_dir")
+
+
 CHECKS: tuple[Callable[[Config, Path], str | None], ...] = (
     _data_dir,
     _audit_key,
     _fix_tls,
     _api_tls,
     _clearing,
+    _venue,
 )
 
 

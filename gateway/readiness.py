@@ -252,6 +252,18 @@ class ClearingCheck:
         return Verdict(True, f"{waiting} clearing messages unanswered (limit {self.max_backlog})")
 
 
+class VenueCheck:
+    """The upstream venue's FIX session is logged on (``[venue] kind = "fix"`` only): while it
+    is not, new orders are refused, so the gateway takes no order flow."""
+
+    def __init__(self, state: Callable[[], tuple[bool, str]]) -> None:
+        self.state = state
+
+    def __call__(self) -> Verdict:
+        logged_on, detail = self.state()
+        return Verdict(logged_on, f"upstream session {detail}")
+
+
 # --- the verdict ----------------------------------------------------------------------------
 
 

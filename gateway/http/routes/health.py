@@ -33,8 +33,9 @@ def health() -> dict[str, str]:
     },
 )
 def ready(readiness: ReadinessDep) -> Any:
-    """Readiness: the database answers, its writer keeps up, the audit log can record, and the
-    clearing backlog is under ``[clearing] max_backlog``. 200 with every check's verdict, or 503
+    """Readiness: the database answers, its writer keeps up, the audit log can record, the
+    clearing backlog is under ``[clearing] max_backlog`` and, when orders go to an upstream FIX
+    venue, its session is logged on. 200 with every check's verdict, or 503
     (a problem naming each failing check). Needs no token."""
     verdicts = readiness.evaluate()
     checks = {name: {"ok": v.ok, "detail": v.detail} for name, v in verdicts.items()}

@@ -1,0 +1,291 @@
+"""The upstream venue adapter's parts without a venue: reading reports, the routes journal, the
+configuration and the start-up checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import quickfix as fix
+
+from fixspec import messages as m
+from fixspec.codec import RawMessage
+from fixspec.instruments import parse_symbol
+from gateway import preflight
+from gateway.audit.keys import generate_signing_key
+from gateway.config import ConfigError, UpstreamSection, load_config
+from gateway.venues.credentials import quickfix_has_ssl
+from gateway.venues.fix_upstream import FixUpstreamVenue, mask_password, tls_settings
+from gateway.venues.reports import ReportError, read_report
+from gateway.venues.routes import UpstreamRoutes
+from otc import venue as v
+from otc.orders import Order, OrderManager
+from tests.harness import ROOT
+
+SOH = "\x01"
+
+
+def raw(msg_type: str, *fields: tuple[int, str]) -> RawMessage:
+    return RawMessage(msg_type, ((35, msg_type), *fields))
+
+
+@pytest.fixture
+def routes(tmp_path: Path) -> UpstreamRoutes:
+    return UpstreamRoutes(tmp_path / "routes.jsonl")
+
+
+def test_reports_become_the_venue_events_of_our_order(routes):
+    new = routes.open_request("O7", "new")
+    assert new.cl_ord_id == "O7-1"
+    fields = [(37, "V1"), (11, "O7-1"), (17, "X1"), (150, "F"), (39, "1"), (32, "1.5")]
+    fill = read_report(raw("8", *fields, (31, "65000.25"), (14, "1.5")), routes)
+    assert fill is not None
+    assert fill.events == (v.Fill("O7", Decimal("1.5"), Decimal("65000.25")),)
+    assert (fill.exec_id, fill.cum_qty, fill.venue_order_id) == ("X1", Decimal("1.5"), "V1")
+    accepted = read_report(raw("8", (11, "O7-1"), (17, "X0"), (150, "0")), routes)
+    assert accepted is not None and accepted.events == (v.Accepted("O7"),)
+    repl = routes.open_request("O7", "replace")
+    replaced = read_report(
+        raw("8", (11, repl.cl_ord_id), (41, "O7-1"), (17, "X2"), (150, "5"), (38, "3")), routes
+    )
+    assert replaced is not None and replaced.events == (v.Replaced("O7", Decimal(3), None),)
+    cxl = routes.open_request("O7", "cancel")
+    refused = read_report(raw("9", (11, cxl.cl_ord_id), (41, "O7-2"), (58, "too late")), routes)
+    assert refused is not None and refused.exec_id is None
+    assert refused.events == (v.Rejected("O7", "venue refused the request: too late"),)
+    expired = read_report(raw("8", (41, "O7-2"), (11, "theirs"), (17, "X3"), (150, "C")), routes)
+    assert expired is not None and expired.events == (v.Cancelled("O7", "expired at the venue"),)
+
+
+def test_reports_that_are_not_ours_or_not_readable(routes):
+    assert read_report(raw("8", (11, "nobody"), (17, "X1"), (150, "F")), routes) is None
+    routes.open_request("O1", "new")
+    with pytest.raises(ReportError, match="tag 17"):
+        read_report(raw("8", (11, "O1-1"), (150, "0")), routes)
+    with pytest.raises(ReportError, match="tag 32"):
+        read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "F"), (31, "1")), routes)
+    with pytest.raises(ReportError, match="not a number"):
+        read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "F"), (32, "x"), (31, "1")), routes)
+    assert read_report(raw("8", (11, "O1-1"), (17, "X"), (150, "A")), routes).events == ()
+
+
+def test_routes_survive_a_restart_and_a_torn_last_line(tmp_path):
+    path = tmp_path / "routes.jsonl"
+    routes = UpstreamRoutes(path)
+    routes.open_request("O1", "new")
+    routes.open_request("O1", "replace")
+    routes.replaced("O1", "O1-2")
+    routes.venue_id("O1", "V9")
+    routes.mark_applied("X1")
+    routes.close()
+    with open(path, "a") as f:
+        f.write('{"t":"req","c":"O2-1","o"')  # a crash mid-write
+    again = UpstreamRoutes(path)
+    assert again.current("O1") == "O1-2"
+    assert again.venue_order_id("O1") == "V9"
+    assert again.applied("X1") and not again.applied("X2")
+    assert again.route("O2-1") is None
+    assert again.open_request("O1", "cancel").cl_ord_id == "O1-3"  # numbering goes on
+
+
+def test_the_logon_password_is_masked_for_logs():
+    logon = SOH.join(["8=FIX.4.4", "35=A", "553=gw", "554=secret", "10=000", ""])
+    assert mask_password(logon) == logon.replace("554=secret", "554=***")
+    assert mask_password("554=x" + SOH) == "554=***" + SOH
+
+
+VENUE_FIX = """
+[venue]
+kind = "fix"
+[venue.fix]
+host = "venue.example"
+port = 9000
+sender_comp_id = "US"
+target_comp_id = "THEM"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[venue]\nkind = "fix"\n', "venue: Value error, kind = 'fix' needs a [venue.fix] section"),
+        (VENUE_FIX.replace("port = 9000", "port = 0"), "venue.fix.port"),
+        (VENUE_FIX + 'password_env = "X"\n', "a password needs a username"),
+        (
+            VENUE_FIX + 'username = "u"\npassword_env = "X"\npassword_file = "p"\n',
+            "password_env and password_file are alternatives",
+        ),
+        (VENUE_FIX + "secret = 'x'\n", "venue.fix.secret"),
+        (VENUE_FIX.replace('kind = "fix"', 'kind = "simulated"'), "only used with kind = 'fix'"),
+    ],
+)
+def test_bad_venue_configuration_names_the_key(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "[[sessions]]\ncomp_id = 'A'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def config_at(tmp_path: Path, extra: str) -> tuple:
+    path = tmp_path / "fixbridge.toml"
+    path.write_text(
+        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n'
+        + VENUE_FIX
+        + extra
+        + "[[sessions]]\ncomp_id = 'A'\n"
+    )
+    return load_config(path), path
+
+
+def venue_problems(config, path) -> list[str]:
+    return [p for p in preflight.problems(config, path) if "venue.fix" in p]
+
+
+def test_start_up_names_a_missing_password(tmp_path, monkeypatch):
+    monkeypatch.delenv("FIXBRIDGE_NO_SUCH_VAR", raising=False)
+    config, path = config_at(tmp_path, 'username = "u"\npassword_env = "FIXBRIDGE_NO_SUCH_VAR"\n')
+    assert venue_problems(config, path) == [
+        f"{path}: venue.fix.password_env: environment variable FIXBRIDGE_NO_SUCH_VAR is not set"
+    ]
+    monkeypatch.setenv("FIXBRIDGE_NO_SUCH_VAR", "pw")
+    assert venue_problems(config, path) == []
+    config, path = config_at(tmp_path, f'username = "u"\npassword_file = "{tmp_path / "nope"}"\n')
+    (problem,) = venue_problems(config, path)
+    assert "venue.fix.password_file: cannot read" in problem and "nope" in problem
+
+
+def test_tls_to_the_venue_is_refused_at_start_up_without_openssl_in_quickfix(tmp_path):
+    path = tmp_path / "tls.toml"
+    path.write_text(VENUE_FIX + "tls = true\n[[sessions]]\ncomp_id = 'A'\n")
+    with pytest.raises(ConfigError, match="venue.fix: Value error, tls = true needs tls_ca_file"):
+        load_config(path)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
+    assert not quickfix_has_ssl()  # the quickfix wheel this project builds has no OpenSSL
+    (problem,) = venue_problems(config, path)
+    assert problem.startswith(f"{path}: venue.fix.tls: the installed QuickFIX was built without")
+    assert "stunnel" in problem
+    keys = tls_settings(config.venue.fix)  # what a QuickFIX with OpenSSL would be told
+    assert keys["VerifyLevel"] == "1" and "-TLSv1_1" in keys["SSLProtocol"]
+    assert keys["CertificationAuthoritiesFile"] == str(tmp_path / "ca.pem")
+
+
+def test_fixbridge_run_refuses_tls_to_the_venue_naming_the_key(tmp_path):
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    config, path = config_at(tmp_path, f'tls = true\ntls_ca_file = "{tmp_path / "ca.pem"}"\n')
+    generate_signing_key(config.gateway.data_dir / "audit")
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert f"fixbridge: {path}: venue.fix.tls: the installed QuickFIX" in run.stderr
+
+
+def test_the_readme_venue_example_is_a_valid_configuration(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Routing to a real venue") :]
+    example = section[section.index("```toml\n") + 8 : section.index("```\n", 10)]
+    path = tmp_path / "venue.toml"
+    path.write_text(example + "[[sessions]]\ncomp_id = 'A'\n")
+    config = load_config(path)
+    assert config.venue.kind == "fix" and config.venue.fix is not None
+    assert (config.venue.fix.host, config.venue.fix.port) == ("fix.venue.example", 9000)
+    assert config.venue.fix.password_env == "VENUE_FIX_PASSWORD"
+    assert config.venue_dir == config.gateway.data_dir / "venue"
+
+
+# -- the adapter's side of the order core, without a venue ------------------------------------
+
+
+def resting(order_id: str, status: m.OrdStatus = m.OrdStatus.NEW) -> Order:
+    now = m.utcnow()
+    return Order(
+        order_id=order_id,
+        owner="CLIENT1",
+        cl_ord_id=f"c-{order_id}",
+        instrument=parse_symbol("BTC-PERP"),
+        side=m.Side.BUY,
+        ord_type=m.OrdType.LIMIT,
+        quantity=Decimal(5),
+        price=Decimal(66000),
+        time_in_force=m.TimeInForce.DAY,
+        status=status,
+        cum_qty=Decimal(0),
+        avg_px=Decimal(0),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@pytest.fixture
+def adapter(tmp_path) -> tuple[FixUpstreamVenue, OrderManager, list]:
+    upstream = UpstreamSection(host="127.0.0.1", port=1, sender_comp_id="US", target_comp_id="V")
+    audited: list = []
+    venue = FixUpstreamVenue(upstream, tmp_path / "venue", {}, None, lambda *a: audited.append(a))
+    orders = OrderManager(venue)
+    venue.attach(lambda action: action(orders))  # the application's run_core, lock aside
+    return venue, orders, audited
+
+
+def fill(exec_id: str, last: str, cum: str, poss_dup: bool = False) -> RawMessage:
+    fields = [(11, "O1-1"), (17, exec_id), (150, "F"), (32, last), (31, "65000"), (14, cum)]
+    return raw("8", *fields, *([(43, "Y")] if poss_dup else []))
+
+
+def test_a_fill_is_applied_once_by_exec_id_and_by_cum_qty(adapter, tmp_path):
+    venue, orders, audited = adapter
+    orders.restore([resting("O1")], [])
+    venue.routes.open_request("O1", "new")
+
+    def apply(report: RawMessage) -> list:
+        parsed = read_report(report, venue.routes)
+        assert parsed is not None
+        return venue.apply_report(parsed, orders)
+
+    assert [type(e).__name__ for e in apply(fill("X1", "2", "2"))] == ["OrderUpdated", "Send"]
+    assert apply(fill("X1", "2", "2", poss_dup=True)) == []  # the same report again
+    assert apply(fill("X9", "2", "2")) == []  # a new ExecID, but nothing more is filled
+    assert orders.orders["O1"].cum_qty == 2
+    assert [a[0] for a in audited] == ["venue.fill_repeated"]
+    apply(fill("X2", "3", "5"))
+    assert (orders.orders["O1"].cum_qty, orders.orders["O1"].status) == (5, m.OrdStatus.FILLED)
+    reopened = UpstreamRoutes(tmp_path / "venue" / "routes.jsonl")
+    assert [reopened.applied(x) for x in ("X1", "X9", "X2", "X3")] == [True, True, True, False]
+
+
+def test_a_session_reject_of_a_new_order_rejects_it_to_the_client(adapter):
+    venue, orders, _ = adapter
+    orders.restore([resting("O2", m.OrdStatus.PENDING_NEW)], [])
+    route = venue.routes.open_request("O2", "new")
+    sent = fix.Message()
+    sent.getHeader().setField(35, "D")
+    sent.getHeader().setField(34, "7")
+    sent.setField(11, route.cl_ord_id)
+    session = fix.SessionID("FIX.4.4", "US", "V")
+    venue.toApp(sent, session)
+    reject = fix.Message()
+    reject.getHeader().setField(35, "3")
+    reject.setField(45, "7")
+    reject.setField(58, "Value is incorrect (out of range) for this tag, field=59")
+    venue.fromAdmin(reject, session)
+    order = orders.orders["O2"]
+    assert order.status is m.OrdStatus.REJECTED
+    assert order.text == (
+        "venue rejected the message: Value is incorrect (out of range) for this tag, field=59"
+    )
+
+
+def test_a_business_reject_names_the_request_by_its_ref_id(routes):
+    routes.open_request("O3", "new")
+    cxl = routes.open_request("O3", "cancel")
+    report = read_report(raw("j", (45, "9"), (372, "F"), (379, cxl.cl_ord_id), (58, "no")), routes)
+    assert report is not None
+    assert report.events == (v.Rejected("O3", "venue rejected the message: no"),)
