@@ -251,6 +251,7 @@ class RfqOut(BaseModel):
     multileg: bool
     requested_at: UtcTime
     expire_at: UtcTime
+    label: str | None = None  # the client's name for the strategy (Symbol of its MLEG R)
 
 
 class LegQuoteOut(BaseModel):
