@@ -7,6 +7,7 @@ and come with its ResendRequest; later copies arrive live.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from fixspec.codec import RawMessage, groups
@@ -14,7 +15,7 @@ from fixspec.messages import Side
 from gateway.config import ConfigError, load_config
 from load.fixclient import FixClient
 from tests.conftest import connect
-from tests.harness import VIEWER_TOKEN, GatewayProcess
+from tests.harness import COMPLIANCE_TOKEN, VIEWER_TOKEN, GatewayProcess
 from tests.harness import order_fields as order
 from tests.otc_support import Desk, RfqClient
 
@@ -128,6 +129,20 @@ def test_drop_copy_session_is_refused_business(gateway, msg_type, fields):
         assert f"MsgType {msg_type} refused" in reject.get(58)
     finally:
         dc.logout()
+    # audited like every session's messages: what it sent and the reject are in the trail
+    trail = {
+        kind: httpx.get(
+            f"{gateway.http}/compliance/search",
+            params={"client": "DROPCOPY", "kind": kind},
+            headers={"Authorization": f"Bearer {COMPLIANCE_TOKEN}"},
+        ).json()["items"]
+        for kind in ("fix.in", "fix.out")
+    }
+    assert any(e["msg_type"] == msg_type for e in trail["fix.in"])
+    assert any(
+        e["msg_type"] == "j" and f"MsgType {msg_type} refused" in e["summary"]
+        for e in trail["fix.out"]
+    )
 
 
 def test_drop_copy_configuration_errors_name_file_and_key(tmp_path):
