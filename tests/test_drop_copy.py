@@ -7,17 +7,22 @@ and come with its ResendRequest; later copies arrive live.
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 from fixspec.codec import RawMessage, groups
 from fixspec.messages import Side
 from gateway.config import ConfigError, load_config
+from gateway.recovery import recover
+from gateway.store.connect import connect as connect_database
 from load.fixclient import FixClient
 from tests.conftest import connect
 from tests.harness import COMPLIANCE_TOKEN, VIEWER_TOKEN, GatewayProcess
 from tests.harness import order_fields as order
 from tests.otc_support import Desk, RfqClient
+from tests.test_crash import SessionStore, exec_ids_in, persist, play, reports
 
 DROP_COPY = """
 [[sessions]]
@@ -165,3 +170,52 @@ def test_drop_copy_configuration_errors_name_file_and_key(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(base + "[fix.drop_copy.DC]\nclients = ['A']\n")
     assert load_config(good).fix.drop_copy["DC"].clients == ["A"]
+
+
+def test_copies_wait_across_a_reconnect_and_a_gateway_restart(tmp_path):
+    gw = GatewayProcess(tmp_path, extra=DROP_COPY).start()
+    try:
+        dc = FixClient("127.0.0.1", gw.fix_port, "DROPCOPY", "FIXBRIDGE")
+        assert dc.logon(reset=True).msg_type == "A"
+        client = connect(gw, "CLIENT2")
+        first = filled_order(client, "dc-rc-1")
+        assert [business(dc).get(17) for _ in first] == [r.get(17) for r in first]
+        dc.logout()
+        next_seq = dc.next_seq
+        second = filled_order(client, "dc-rc-2")  # the drop copy is away
+        client.logout()
+        assert gw.stop() == 0
+        gw.start()
+        client = connect(gw, "CLIENT2")
+        third = filled_order(client, "dc-rc-3")  # away, and the gateway restarted
+        client.logout()
+
+        dc = FixClient("127.0.0.1", gw.fix_port, "DROPCOPY", "FIXBRIDGE")
+        dc.next_seq = next_seq  # the same session, carrying on
+        assert dc.logon(reset=False).msg_type == "A"
+        dc.send("2", [(7, 1), (16, 0)])
+        reports = []
+        while len(reports) < len(first) + len(second) + len(third):
+            if (msg := business(dc)).msg_type == "8":
+                reports.append(msg)
+        assert [r.get(17) for r in reports] == [r.get(17) for r in first + second + third]
+        assert all((r.get(797), r.get(43)) == ("Y", "Y") for r in reports)
+        dc.logout()
+    finally:
+        assert gw.stop() in (0, None), gw.stderr()
+
+
+def test_recovery_at_start_skips_copies(tmp_path):
+    """A copy in a drop copy's store is not an execution of the drop copy's: recovery, which
+    completes the database from what clients were sent, leaves it out (its original is in the
+    client's store). The same report without the marker would be taken."""
+    store_dir = tmp_path / "store"
+    run = play(store_dir)
+    database = connect_database(f"sqlite:///{tmp_path / 'fixbridge.db'}")
+    persist(database, run.batches)
+    unknown = dataclasses.replace(reports(run)[-1], exec_id="OE990001")
+    SessionStore(store_dir, "DROPCOPY").send(unknown, extra=((797, "Y"),))
+    assert recover(database, store_dir).executions == 0
+    assert "OE990001" not in exec_ids_in(database)
+    SessionStore(store_dir, "OTHER").send(unknown)
+    assert recover(database, store_dir).executions == 1
