@@ -16,7 +16,7 @@ from fixspec.codec import RawMessage
 from fixspec.messages import Side
 from load.fixclient import FixClient
 from tests.conftest import connect
-from tests.harness import VIEWER_TOKEN, GatewayProcess
+from tests.harness import API_TOKEN, VIEWER_TOKEN, GatewayProcess
 from tests.otc_support import Desk, RfqClient
 
 EXTRA = """
@@ -30,6 +30,7 @@ comp_id = "CLIENT3"
 [fix.drop_copy.DROPCOPY]
 clients = ["CLIENT2", "CLIENT3"]
 """
+ADMIN = {"Authorization": f"Bearer {API_TOKEN}"}
 LABEL = "BTC-27DEC26-100000-120000-CS"
 SPREAD = [("BTC-27DEC26-100000-C", Side.BUY), ("BTC-27DEC26-120000-C", Side.SELL)]
 
@@ -97,6 +98,8 @@ def traded(gateway) -> Traded:
         ]
         spread = client.next("AE")
         assert (spread.get(55), spread.get(167), spread.get(31)) == (LABEL, "MLEG", "3200")
+        stored = httpx.get(f"{gateway.http}/trades/{spread.get(571)}", headers=ADMIN).json()
+        assert stored["label"] == LABEL
         return Traded(single, spread)
     finally:
         desk.close()

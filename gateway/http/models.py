@@ -392,6 +392,7 @@ class TradeOut(BaseModel):
     quote_id: str | None
     clearing_house: PartyOut | None
     clearing_firm: PartyOut | None
+    label: str | None = None  # the client's name for the strategy, from its RFQ
 
 
 class LastLookConfirmedOut(BaseModel):
