@@ -483,8 +483,8 @@ class GatewayApplication(fix.Application):
         session = fix.Session.lookupSession(sessionID)
         if session is not None and session.getExpectedSenderNum() == 2:
             log.info("logon %s: sending the %d RFQ messages of the start-up", comp_id, len(held))
-            for msg_type, fields in held:
-                self._send_fields(comp_id, msg_type, fields, sessionID)
+            for msg_type, fields in held:  # drop copies had theirs when these were first sent
+                self._send_fields(comp_id, msg_type, fields, sessionID, copy=False)
         else:
             log.info(
                 "logon %s: the %d RFQ messages of the start-up are in the session's store "
