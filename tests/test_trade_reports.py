@@ -200,3 +200,10 @@ def test_bad_requests_are_rejected_with_a_reason(client2, kind, criteria, result
     assert (ack.get(750), ack.get(749), ack.get(748), reports) == ("2", result, "0", [])
     assert words in ack.get(58)
     nothing_more(client2)
+
+
+def test_a_type_fix_does_not_define_is_refused_by_the_session_layer(client2):
+    client2.send("AD", [(568, "type-7"), (569, "7")])
+    reject = business(client2)
+    assert (reject.msg_type, reject.get(371), reject.get(373)) == ("3", "569", "5")
+    nothing_more(client2)
