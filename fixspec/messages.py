@@ -122,6 +122,7 @@ class BusinessRejectReason(StrEnum):
     UNSUPPORTED_MESSAGE_TYPE = "3"
     APPLICATION_NOT_AVAILABLE = "4"
     CONDITIONALLY_REQUIRED_FIELD_MISSING = "5"
+    NOT_AUTHORIZED = "6"
 
 
 # --- inbound (client -> core) -------------------------------------------------------------

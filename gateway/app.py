@@ -34,7 +34,9 @@ from gateway.fix.acceptor import Acceptor, engine_settings, session_settings
 from gateway.fix.application import GatewayApplication
 from gateway.fix.control import SessionControl
 from gateway.fix.dictionary import write_dictionary
+from gateway.fix.drop_copy import DropCopy
 from gateway.fix.front import Front, PeerRegistry, free_loopback_port
+from gateway.fix.trade_reports import TradeReports, stored_trades
 from gateway.http.app import create_app
 from gateway.http.draining import Draining
 from gateway.http.security import Auth
@@ -191,6 +193,7 @@ class Gateway:
         self.session_control = SessionControl(
             cfg, {}, self.peers, SessionControls(self.database), self.auditor.admin
         )
+        drop_copy = DropCopy({dc: s.clients for dc, s in cfg.fix.drop_copy.items()})
         self.application = GatewayApplication(
             self.orders,
             self.writer,
@@ -207,6 +210,8 @@ class Gateway:
             logon_gate=self.session_control.logon_refusal,
             logout_text=self.session_control.logout_text,
             admission=self.admission,
+            drop_copy=drop_copy,
+            trade_reports=TradeReports(stored_trades(self.database), drop_copy.clients_of),
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(

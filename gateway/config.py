@@ -392,6 +392,19 @@ class SessionConfig(Strict):
         return self
 
 
+class DropCopySection(Strict):
+    """A session that receives a copy of every ExecutionReport and TradeCaptureReport sent to
+    ``clients`` and may send nothing but TradeCaptureReportRequests (gateway/fix/drop_copy.py)."""
+
+    clients: list[CompId] = Field(min_length=1)
+
+
+class FixSection(Strict):
+    """FIX roles beyond a plain client session; ``drop_copy`` is keyed by the session's CompID."""
+
+    drop_copy: dict[str, DropCopySection] = Field(default_factory=dict)
+
+
 class Config(Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     tls: TlsSection = Field(default_factory=TlsSection)
@@ -402,6 +415,7 @@ class Config(Strict):
     logon: LogonSection = Field(default_factory=LogonSection)
     venue: VenueSection = Field(default_factory=VenueSection)
     risk: RiskSection = Field(default_factory=RiskSection)
+    fix: FixSection = Field(default_factory=FixSection)
     sessions: list[SessionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -427,6 +441,32 @@ class Config(Strict):
                 "per-session TimeZone: zoned schedules use the process's local time, so all "
                 "must share one zone (or use UTC)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _drop_copies(self) -> Config:
+        """A drop copy must be a configured session that keeps its sequence numbers across
+        logons (its copies wait in QuickFIX's store for the ResendRequest), copying sessions
+        that exist and are not drop copies themselves."""
+        problems = []
+        for comp_id, section in self.fix.drop_copy.items():
+            key = f"fix.drop_copy.{comp_id}"
+            session = self.session(comp_id)
+            if session is None:
+                problems.append(f"{key}: {comp_id} is not a [[sessions]] comp_id")
+            elif session.reset_on_logon:
+                problems.append(
+                    f"{key}: session {comp_id} needs reset_on_logon = false (a reset on logon "
+                    "would discard the copies sent while it was logged off)"
+                )
+            unknown = [c for c in section.clients if self.session(c) is None]
+            if unknown:
+                problems.append(f"{key}.clients: not [[sessions]] comp_ids: {unknown}")
+            copies = [c for c in section.clients if c in self.fix.drop_copy]
+            if copies:
+                problems.append(f"{key}.clients: drop copy sessions cannot be copied: {copies}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

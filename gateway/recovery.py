@@ -46,6 +46,8 @@ log = logging.getLogger("fixbridge.recovery")
 HEADER_ENTRY = re.compile(rb"(\d+),(-?\d+),(\d+) ")
 EXECUTION_REPORT = b"\x0135=8\x01"
 EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
+# a drop copy's copy (CopyMsgIndicator=Y) of a report whose original is in the client's store
+COPY = b"\x01797=Y\x01"
 LOGGED_ORDERS = 20
 # ExecIDs the order core mints ("OE17"); the adapter's decode rejects ("REJ-<ClOrdID>") are
 # never persisted by the writer, so recovery leaves them out too.
@@ -121,7 +123,7 @@ def _stored_exec_ids(header: Path, data: bytes | mmap.mmap, summary: Recovery) -
     for seq in sorted(entries):
         offset, size = entries[seq]
         wire = data[offset : offset + size]
-        if EXECUTION_REPORT not in wire:
+        if EXECUTION_REPORT not in wire or COPY in wire:
             continue
         match = EXEC_ID.search(wire)
         exec_id = match.group(1).decode("ascii", "replace") if match else ""

@@ -125,6 +125,7 @@ class TradeCapture:
     quote_id: str | None = None
     clearing_house: Party | None = None
     clearing_firm: Party | None = None
+    label: str | None = None  # the client's name for a strategy, from its RFQ
 
     @property
     def is_multileg(self) -> bool:

@@ -45,6 +45,7 @@ class RfqClient:
         side: Side | None = None,
         expire_at: datetime | None = None,
         ratios: list[str] | None = None,
+        label: str | None = None,
     ) -> None:
         legs = legs or [("BTC-27DEC26-100000-C", Side.BUY)]
         requests = tuple(
@@ -60,6 +61,7 @@ class RfqClient:
                     side=side,
                     multileg=len(legs) > 1,
                     expire_at=expire_at,
+                    label=label,
                 )
             )
         )

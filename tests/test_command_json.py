@@ -66,6 +66,7 @@ STRATEGIES = {
         st.sampled_from(QuoteType),
         st.booleans(),
         optional(times),
+        optional(text),  # label
     ),
     c.CancelRfq: st.builds(c.CancelRfq, text, text),
     c.ClientPass: st.builds(c.ClientPass, text, text, text, optional(text)),

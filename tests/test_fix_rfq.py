@@ -977,3 +977,34 @@ def test_the_dictionary_check_catches_layout_mistakes(dd, live) -> None:
     ]
     with pytest.raises(fix.RequiredTagMissing, match="54"):  # the entries lost their Side
         to_client(dd, [(msg_type, side_not_first)])
+
+
+# --- a strategy the client names (Symbol on an MLEG QuoteRequest) ---------------------------
+
+STRATEGY_NAME = "BTC-27DEC26-100000-120000-CS"
+
+
+def test_a_strategy_named_by_the_client_is_its_label_echoed_on_the_quote(dd) -> None:
+    cmd = SubmitRfq(CLIENT, "QR-L", CALL_SPREAD, D(10), multileg=True, label=STRATEGY_NAME)
+    raw = from_client(dd, encode_client_rfq(cmd))
+    entry = groups(raw, 146, RELATED_SYM_MEMBERS)[0]
+    assert (entry.get(55), entry.get(167)) == (STRATEGY_NAME, "MLEG")
+    decoded = decode_client(raw, CLIENT)
+    assert isinstance(decoded, SubmitRfq) and decoded.label == STRATEGY_NAME
+    lookup = Lookup(make_engine())
+    rfq_id = open_request(lookup, decoded)
+    rfq = lookup.engine.rfq(rfq_id).rfq
+    assert rfq.label == STRATEGY_NAME
+    shown = submit_quote(lookup.engine, rfq_id, "0.026", "0.035", at(1), legs=SPREAD_LEGS)
+    (quote,) = to_client(dd, encode_for_client(shown, rfq=rfq))
+    assert (quote.get(55), quote.get(167)) == (STRATEGY_NAME, "MLEG")
+    unnamed = decode_client(from_client(dd, strategy_request(SPREAD)), CLIENT)
+    assert isinstance(unnamed, SubmitRfq) and unnamed.label is None  # [N/A] still works
+
+
+def test_a_strategy_name_without_security_type_mleg_is_refused() -> None:
+    raw = strategy_request(SPREAD)
+    named = RawMessage("R", tuple((t, STRATEGY_NAME if t == 55 else v) for t, v in raw.fields))
+    with pytest.raises(DecodeError, match="SecurityType\\(167\\)=MLEG") as info:
+        decode_client(named, CLIENT)
+    assert info.value.tag == 55

@@ -22,7 +22,9 @@ from gateway.admission import Admission
 from gateway.config import Config
 from gateway.fix import rfq_inbound, rfq_outbound
 from gateway.fix.convert import OutboundBuilder
+from gateway.fix.drop_copy import DropCopy, copy_of
 from gateway.fix.front import Peer, PeerRegistry
+from gateway.fix.trade_reports import TradeReports
 from gateway.logon import LogonAttempt, LogonPolicy
 from gateway.metrics import REJECT_REASON_TAG, FixMetrics
 from gateway.negotiation import NegotiationService
@@ -76,7 +78,10 @@ class GatewayApplication(fix.Application):
 
     ``logon_gate``: refusals that are not failed logons (a CompID an operator disabled, a day
     the schedule skips). ``logout_text``: the Text for a Logout QuickFIX sends without one (the
-    end of a scheduled session)."""
+    end of a scheduled session).
+
+    ``drop_copy``: which sessions get copies of which clients' reports (and may send nothing
+    but AD); ``trade_reports``: answers TradeCaptureReportRequests from the database."""
 
     def __init__(
         self,
@@ -97,6 +102,8 @@ class GatewayApplication(fix.Application):
         logout_text: Callable[[str], str | None] | None = None,
         draining: threading.Event | None = None,
         admission: Admission | None = None,
+        drop_copy: DropCopy | None = None,
+        trade_reports: TradeReports | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -135,6 +142,8 @@ class GatewayApplication(fix.Application):
         self._holding = False
         self._held: dict[str, list[tuple[str, list]]] = {}
         self._held_lock = threading.Lock()
+        self.drop_copy = drop_copy if drop_copy is not None else DropCopy({})
+        self.trade_reports = trade_reports
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration (sessions added or removed; nothing else changes)."""
@@ -269,16 +278,22 @@ class GatewayApplication(fix.Application):
         started = time.perf_counter()
         msg_type = message.getHeader().getField(35)
         self.metrics.received(msg_type)
+        owner = sessionID.getTargetCompID().getValue()
+        if (refusal := self.drop_copy.refusal(owner, msg_type)) is not None:
+            self._refuse(owner, msg_type, message, sessionID, refusal)
+            return
         is_rfq = msg_type in RFQ_TYPES or (
             msg_type == "D" and message.isSetField(40) and message.getField(40) == "D"
         )
-        if (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None):
+        is_report_request = msg_type == "AD" and self.trade_reports is not None
+        if not is_report_request and (
+            (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None)
+        ):
             raise fix.UnsupportedMessageType()
         text = message.toString()  # one copy out of QuickFIX for the check and the decode
         bad = undecodable_tag(text)
         if bad is not None:  # QuickFIX answers Reject(3), SessionRejectReason 6, naming the tag
             raise fix.IncorrectDataFormat(bad, "value is not valid UTF-8")
-        owner = sessionID.getTargetCompID().getValue()
         if msg_type in NEW_BUSINESS and (refusal := self.admission.refusal()) is not None:
             self._refuse_new_business(owner, msg_type, message, sessionID, refusal)
             return
@@ -289,6 +304,9 @@ class GatewayApplication(fix.Application):
             return
         try:
             raw = codec.RawMessage.parse(text)
+            if is_report_request:
+                self._trade_report_request(owner, raw, sessionID)
+                return
             if is_rfq:
                 self._rfq(owner, raw, sessionID)
                 return
@@ -339,6 +357,27 @@ class GatewayApplication(fix.Application):
             ),
             sessionID,
         )
+
+    def _refuse(self, owner, msg_type, message, sessionID, reason: str) -> None:
+        """BusinessMessageReject 380=6 (not authorized) with ``reason`` in Text: a drop copy
+        session sending business."""
+        self._send(
+            owner,
+            m.BusinessReject(
+                ref_msg_type=msg_type,
+                reason=m.BusinessRejectReason.NOT_AUTHORIZED,
+                text=reason,
+                ref_seq_num=int(message.getHeader().getField(34)),
+            ),
+            sessionID,
+        )
+
+    def _trade_report_request(self, owner: str, raw: codec.RawMessage, sessionID) -> None:
+        """AQ and one AE per trade the requester may see. Not copied to drop copies: these are
+        reports already sent, asked for again."""
+        assert self.trade_reports is not None
+        for msg_type, fields in self.trade_reports.answer(owner, raw):
+            self._send_fields(owner, msg_type, fields, sessionID, copy=False)
 
     def _refuse_new_business(self, owner, msg_type, message, sessionID, reason: str) -> None:
         """BusinessMessageReject 380=4 with the reason in Text: the gateway takes no new business
@@ -444,8 +483,8 @@ class GatewayApplication(fix.Application):
         session = fix.Session.lookupSession(sessionID)
         if session is not None and session.getExpectedSenderNum() == 2:
             log.info("logon %s: sending the %d RFQ messages of the start-up", comp_id, len(held))
-            for msg_type, fields in held:
-                self._send_fields(comp_id, msg_type, fields, sessionID)
+            for msg_type, fields in held:  # drop copies had theirs when these were first sent
+                self._send_fields(comp_id, msg_type, fields, sessionID, copy=False)
         else:
             log.info(
                 "logon %s: the %d RFQ messages of the start-up are in the session's store "
@@ -454,8 +493,10 @@ class GatewayApplication(fix.Application):
                 len(held),
             )
 
-    def _send_fields(self, owner: str, msg_type: str, fields, sessionID) -> None:
+    def _send_fields(self, owner: str, msg_type: str, fields, sessionID, copy=True) -> None:
+        """Send; then (``copy``) a copy to each drop copy session of ``owner``, if any."""
         sending = self._sending
+        sent = False
         try:
             sending.ours = True
             fix.Session.sendToTarget(self.build(msg_type, fields), sessionID)
@@ -465,8 +506,16 @@ class GatewayApplication(fix.Application):
             log.error("%s to %s not sent: %s", msg_type, owner, exc)
         else:
             self.metrics.sent_fields(msg_type, fields)
+            sent = True
         finally:
             sending.ours = False
+        for copier in self.drop_copy.copiers(owner, msg_type) if copy and sent else ():
+            copier_id = self.sessions.get(copier)
+            if copier_id is None:
+                log.error("drop copy session %s not found; copy of %s not sent", copier, msg_type)
+                continue
+            copied = copy_of(msg_type, fields, owner)
+            self._send_fields(copier, msg_type, copied, copier_id, copy=False)
 
     def run_core(self, action):
         """Run ``action(orders)`` under the core lock and send/persist the events it returns."""

@@ -65,7 +65,8 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
     maturity and strike for every instrument, as some clients do."""
     entry: list[OutField] = []
     if is_package(cmd.legs):
-        entry.append((55, MULTILEG_SYMBOL))
+        entry.append((55, cmd.label or MULTILEG_SYMBOL))
+        add_field(entry, 167, "MLEG" if cmd.label else None)
     else:
         inst = parse_symbol(cmd.legs[0].symbol)
         entry.append((55, inst.symbol))

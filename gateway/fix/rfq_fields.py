@@ -9,7 +9,9 @@ lists; QuickFIX never appears.
 Conventions, so both directions agree:
 
 * One instrument travels as Symbol(55). A strategy travels as Symbol ``[N/A]`` with NoLegs(555),
-  each leg's LegSide(624) being the client's side when it *buys* the package. In a strategy of
+  each leg's LegSide(624) being the client's side when it *buys* the package; or as the
+  client's own name for it in Symbol with SecurityType(167)=MLEG, a label the gateway echoes
+  as Symbol on the strategy's Quotes, ExecutionReports and TradeCaptureReport. In a strategy of
   options, a future or perpetual leg is the delta hedge (priced on its own, outside the package).
 * Instrument and leg detail fields (maturity, strike, CFI code, security type) are optional, but
   when present they must agree with the symbol: a contradiction is a DecodeError naming the tag.

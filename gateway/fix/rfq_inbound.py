@@ -145,16 +145,23 @@ def hedge_flags(instruments: list[Instrument]) -> list[bool]:
 # --- messages --------------------------------------------------------------------------------
 
 
+def strategy_label(entry: RawMessage) -> str | None:
+    """The client's own name for a strategy: a Symbol other than [N/A] on an MLEG entry."""
+    symbol = entry.get(55)
+    return symbol if symbol not in (None, MULTILEG_SYMBOL) and entry.get(167) == "MLEG" else None
+
+
 def _strategy(entry: RawMessage, leg_entries: list[RawMessage]) -> tuple[LegRequest, ...]:
     symbol = entry.get(55)
-    if symbol not in (None, MULTILEG_SYMBOL):
-        raise DecodeError(
-            f"Symbol(55) must be {MULTILEG_SYMBOL} with legs in NoLegs(555), got {symbol!r}",
-            tag=55,
-        )
     if (sec_type := entry.get(167)) not in (None, "MLEG"):
         raise DecodeError(
             f"SecurityType(167) of a strategy must be MLEG, got {sec_type!r}", tag=167
+        )
+    if symbol not in (None, MULTILEG_SYMBOL) and sec_type != "MLEG":
+        raise DecodeError(
+            f"Symbol(55) must be {MULTILEG_SYMBOL} with legs in NoLegs(555), or the strategy's "
+            f"name with SecurityType(167)=MLEG, got {symbol!r}",
+            tag=55,
         )
     parsed: list[tuple[Instrument, Side, Decimal]] = []
     for n, leg in enumerate(leg_entries, start=1):
@@ -223,6 +230,7 @@ def _quote_request(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> S
         # An option with its delta hedge is still one priced instrument.
         multileg=sum(not leg.hedge for leg in legs) > 1,
         expire_at=decode_timestamp(entry, 126, "ExpireTime"),
+        label=strategy_label(entry) if leg_entries else None,
     )
 
 

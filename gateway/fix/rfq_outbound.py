@@ -89,7 +89,9 @@ class _Context:
         """The instrument as the client knows it: the RFQ's, else what it sent, else [N/A]."""
         if self.rfq is not None:
             legs = self.rfq.legs
-            return MULTILEG_SYMBOL if is_package(legs) else legs[0].instrument.symbol
+            if is_package(legs):
+                return self.rfq.label or MULTILEG_SYMBOL
+            return legs[0].instrument.symbol
         sent = self.answering.get(55) if self.answering is not None else None
         return sent or MULTILEG_SYMBOL
 
@@ -161,6 +163,8 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
         return [(55, raw.get(55) or MULTILEG_SYMBOL)]
     entry = entries[0]
     out: list[OutField] = [(55, entry.get(55) or MULTILEG_SYMBOL)]
+    if entry.get(167) == "MLEG":
+        out.append((167, "MLEG"))
     if entry.get(537) in tuple(QuoteType):
         add_field(out, 537, entry.get(537))
     add_field(out, 54, _valid_side(entry))
@@ -184,6 +188,8 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
 
 def _echo_from_rfq(rfq: Rfq) -> list[OutField]:
     out: list[OutField] = [(55, _Context(rfq, None).symbol)]
+    if rfq.label is not None and is_package(rfq.legs):
+        out.append((167, "MLEG"))
     add_field(out, 537, rfq.quote_type.value)
     add_field(out, 54, rfq.side.value if rfq.side else None)
     add_field(out, 38, rfq.quantity)
@@ -219,7 +225,8 @@ def _quote(e: ev.QuoteToClient, ctx: _Context) -> list[Outgoing]:
     add_field(out, 537, q.quote_type.value)
     out.append(_parties([Party(q.desk_id, PartyRole.EXECUTING_FIRM)]))
     package = is_package(q.legs)
-    add_field(out, 55, MULTILEG_SYMBOL if package else q.legs[0].symbol)
+    label = ctx.rfq.label if ctx.rfq is not None else None
+    add_field(out, 55, (label or MULTILEG_SYMBOL) if package else q.legs[0].symbol)
     add_field(out, 167, "MLEG" if package else None)
     if ctx.rfq is not None:
         add_field(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
@@ -418,7 +425,7 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     add_field(common, 693, e.client_ref if via_quote_response else None)
     add_field(common, 75, trade.trade_date)
     multileg = trade.is_multileg
-    symbol = MULTILEG_SYMBOL if multileg else _leg_instrument(trade.legs[0]).symbol
+    symbol = (trade.label or MULTILEG_SYMBOL) if multileg else _leg_instrument(trade.legs[0]).symbol
 
     def fill(
         exec_id: str, symbol: str, side: Side, qty: Decimal, px: Decimal, extra: list[OutField]
@@ -475,7 +482,7 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
         (570, "N"),
     ]
     if trade.is_multileg:
-        out += [(55, MULTILEG_SYMBOL), (167, "MLEG")]
+        out += [(55, trade.label or MULTILEG_SYMBOL), (167, "MLEG")]
     else:
         inst = _leg_instrument(trade.legs[0])
         out += [(55, inst.symbol), (461, inst.cfi_code), (167, inst.security_type)]
@@ -503,6 +510,18 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
     ]
     out.append((552, [client_entry, desk_entry]))
     return out
+
+
+def stored_trade_report(trade: TradeCapture) -> Outgoing:
+    """The TradeCaptureReport (AE) of a trade read back from the database, as sent when it was
+    captured but without the client's ClOrdID, which the trade does not keep."""
+    fields = _trade_capture_report(trade, trade.quote_id or trade.trade_id, NO_ID)
+    out: list[OutField] = []
+    for tag, value in fields:
+        if tag == 552 and isinstance(value, list):
+            value = [[f for f in side if f != (11, NO_ID)] for side in value]
+        out.append((tag, value))
+    return "AE", out
 
 
 _EVENT_ENCODERS: dict[type, Callable[..., list[Outgoing]]] = {

@@ -251,6 +251,7 @@ class RfqOut(BaseModel):
     multileg: bool
     requested_at: UtcTime
     expire_at: UtcTime
+    label: str | None = None  # the client's name for the strategy (Symbol of its MLEG R)
 
 
 class LegQuoteOut(BaseModel):
@@ -391,6 +392,7 @@ class TradeOut(BaseModel):
     quote_id: str | None
     clearing_house: PartyOut | None
     clearing_firm: PartyOut | None
+    label: str | None = None  # the client's name for the strategy, from its RFQ
 
 
 class LastLookConfirmedOut(BaseModel):

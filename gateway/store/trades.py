@@ -107,6 +107,32 @@ class TradeReader:
             return conn.execute(select(t.c.record).where(t.c.trade_id == trade_id)).scalar()
 
 
+def client_trades(
+    database: Engine,
+    client_ids: frozenset[str],
+    *,
+    trade_id: str | None = None,
+    dates: tuple[date | None, date | None] = (None, None),
+    times: tuple[datetime | None, datetime | None] = (None, None),
+) -> list[dict[str, Any]]:
+    """The records of ``client_ids``' trades, oldest first: optionally one trade, trade dates
+    and execution times within inclusive bounds (None: open). Behind TradeCaptureReportRequest."""
+    t = TRADES
+    stmt = select(t.c.record).where(t.c.client_id.in_(sorted(client_ids)))
+    if trade_id is not None:
+        stmt = stmt.where(t.c.trade_id == trade_id)
+    if dates[0] is not None:
+        stmt = stmt.where(t.c.trade_date >= dates[0].isoformat())
+    if dates[1] is not None:
+        stmt = stmt.where(t.c.trade_date <= dates[1].isoformat())
+    if times[0] is not None:
+        stmt = stmt.where(t.c.executed_at >= times[0])
+    if times[1] is not None:
+        stmt = stmt.where(t.c.executed_at <= times[1])
+    with database.connect() as conn:
+        return list(conn.execute(stmt.order_by(t.c.executed_at, t.c.trade_id)).scalars())
+
+
 class TradesWithClearing:
     """Trades read back from the database, each with its clearing messages' status."""
 
@@ -192,6 +218,7 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
         quote_id=record.get("quote_id"),
         clearing_house=party(record.get("clearing_house")),
         clearing_firm=party(record.get("clearing_firm")),
+        label=record.get("label"),
     )
 
 

@@ -63,6 +63,7 @@ def trade_capture(
         trade_date=executed_at.astimezone(UTC).date(),
         rfq_id=rfq.rfq_id,
         quote_id=quote.quote_id,
+        label=rfq.label,
     )
 
 

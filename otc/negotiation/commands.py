@@ -39,6 +39,7 @@ class SubmitRfq:
     quote_type: QuoteType = QuoteType.TRADEABLE
     multileg: bool = False
     expire_at: datetime | None = None  # ExpireTime(126); default now + config.rfq_ttl
+    label: str | None = None  # the client's own name for a strategy (Symbol on an MLEG R)
 
 
 @dataclass(frozen=True, slots=True)

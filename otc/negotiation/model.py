@@ -61,6 +61,7 @@ class Rfq:
     multileg: bool
     requested_at: datetime
     expire_at: datetime
+    label: str | None = None  # the client's name for the package, echoed back to it
 
     @property
     def two_way(self) -> bool:

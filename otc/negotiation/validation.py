@@ -154,7 +154,25 @@ def build_rfq(
         multileg=bool(cmd.multileg),
         requested_at=now,
         expire_at=expire_at,
+        label=_label(cmd.label),
     )
+
+
+MAX_LABEL = 64
+
+
+def _label(value: object) -> str | None:
+    """A client's name for the package: printable text of at most MAX_LABEL characters (it
+    travels back in FIX and to desks as it came)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_LABEL:
+        raise NegotiationError(
+            R.MISSING_FIELD, f"label must be text of 1 to {MAX_LABEL} characters, got {value!r}"
+        )
+    if not value.isprintable():
+        raise NegotiationError(R.MISSING_FIELD, f"label {value!r} holds unprintable characters")
+    return value
 
 
 def _optional_price(value: object, what: str) -> Decimal | None:

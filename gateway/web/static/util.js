@@ -109,5 +109,6 @@ export function packageName(rfq) {
   const legs = rfq.legs || [];
   if (!legs.length) return "";
   const first = legs[0].instrument ? legs[0].instrument.symbol : legs[0].symbol;
-  return legs.length > 1 ? `${first} +${legs.length - 1}` : first;
+  const name = legs.length > 1 ? `${first} +${legs.length - 1}` : first;
+  return rfq.label ? `${rfq.label} (${name})` : name; // the client's name for its strategy
 }
