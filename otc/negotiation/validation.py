@@ -100,6 +100,13 @@ def build_rfq(
         legs.append(RfqLeg(leg_no, instrument, leg_side, ratio, bool(req.hedge)))
 
     priced = [leg for leg in legs if not leg.hedge]
+    classic = [leg for leg in legs if leg.instrument.terms is not None]
+    if classic and len(legs) > 1:  # each clears alone as one FpML trade
+        raise NegotiationError(
+            R.TOO_MANY_LEGS,
+            f"leg {classic[0].leg_no} ({classic[0].instrument.symbol}) is a "
+            f"{classic[0].instrument.kind.value}; it is negotiated alone, not in a strategy",
+        )
     hedges = len(legs) - len(priced)
     if hedges > 1:
         raise NegotiationError(R.TOO_MANY_LEGS, f"{hedges} hedge legs; at most one is allowed")
