@@ -226,6 +226,16 @@ def test_receiving_fixed_makes_the_desk_the_payer_at_its_bid() -> None:
     assert (leg.product.payer_of_fixed, leg.product.fixed_rate) == ("DESK-A", D("0.0371"))
 
 
+def test_a_swap_rate_may_be_negative_but_an_option_premium_may_not() -> None:
+    _, captured = _trade_for("IRS-EUR-ESTR-2Y", Side.SELL, "-0.0025", "-0.0015", "DESK-A", "1000")
+    (leg,) = captured.trade.legs
+    assert (leg.product.fixed_rate, leg.product.payer_of_fixed) == (D("-0.0025"), "DESK-A")
+    engine = make_engine(ROUTES)
+    rfq_id = open_rfq(engine, legs=(LegRequest(FX_CALL, Side.BUY),), quantity=D("1000"))
+    events = engine.handle(SubmitQuote("DESK-B", rfq_id, terms("-0.01", "0.01", now=at(1))), at(1))
+    assert "must be positive" in one(events, ev.DeskActionRejected).text
+
+
 def test_buying_an_fx_call_captures_option_terms_and_premium() -> None:
     _, captured = _trade_for(FX_CALL, Side.BUY, "0.0140", "0.0145", "DESK-B", "10000000")
     (leg,) = captured.trade.legs

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from fixspec.instruments import InstrumentError, parse_symbol
+from fixspec.instruments import InstrumentError, InstrumentKind, parse_symbol
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteType
 from otc.negotiation.commands import CounterQuote, LegPrice, LegRequest, QuoteTerms, SubmitRfq
@@ -228,8 +228,9 @@ def _leg_quotes(
             raise NegotiationError(R.LEG_PRICES_MISSING, f"no prices for leg {leg.leg_no}")
         leg_bid = _optional_price(lp.bid_px, f"leg {leg.leg_no} bid_px")
         leg_offer = _optional_price(lp.offer_px, f"leg {leg.leg_no} offer_px")
+        rate = leg.instrument.kind is InstrumentKind.IRS  # a swap rate may be zero or negative
         for what, px in (("bid", leg_bid), ("offer", leg_offer)):
-            if px is not None and px <= 0:
+            if px is not None and px <= 0 and not rate:
                 raise NegotiationError(
                     R.INVALID_PRICE, f"leg {leg.leg_no} {what}_px must be positive, got {px}"
                 )
