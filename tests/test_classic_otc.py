@@ -368,6 +368,20 @@ def test_quote_execution_and_trade_report_carry_the_instrument_back(dd) -> None:
     assert (er.get(15), er.get(31), er.get(32)) == ("USD", "0.0145", "10000000")
 
 
+def test_forward_swap_fill_reports_carry_start_and_end_dates(dd) -> None:
+    engine = make_engine(ROUTES)
+    cmd = SubmitRfq(CLIENT, "QR-W", (LegRequest(DATED_SWAP, Side.BUY),), D("10000000"))
+    rfq = rfq_of(engine, one(engine.handle(cmd, at(0)), ev.RfqAcknowledged))
+    sealed = quote(engine, "DESK-A", rfq.rfq_id, "0.0371", "0.0375", at(1))
+    captured = one(engine.handle(accept(sealed, Side.SELL, "ORD-W"), at(2)), ev.TradeCaptured)
+    by_type = {m.msg_type: m for m in to_client(dd, encode_for_client(captured, rfq=rfq))}
+    for msg in (by_type["8"], by_type["AE"]):
+        assert [msg.get(t) for t in (55, 167, 541, 916)] == [
+            "USD-SOFR", "IRS", "20310304", "20260304"
+        ]  # fmt: skip
+    assert (by_type["8"].get(54), by_type["8"].get(31)) == ("2", "0.0371")
+
+
 def test_quote_to_client_carries_the_swap_fields(dd) -> None:
     engine = make_engine(ROUTES)
     cmd = SubmitRfq(CLIENT, "QR-Q", (LegRequest(DATED_SWAP, Side.BUY),), D("10000000"))
