@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -65,7 +65,12 @@ MAX_TENOR_YEARS = 50
 
 _CCY = r"[A-Z]{3}"
 _TENOR = re.compile(r"^(\d{1,3})([MY])$")
-_IRS = re.compile(rf"^IRS-({_CCY})-([A-Z]+)(?:-(\d{{8}}))?-(\d{{1,3}}[MY]|\d{{8}})$")
+_IRS = re.compile(
+    rf"^IRS-({_CCY})-([A-Z]+)(?:-(\d{{8}}))?-(\d{{1,3}}[MY]|\d{{8}})((?:-(?:FIX|FLT):[^-]+)*)$"
+)
+_LEG_OVERRIDE = re.compile(r"^(FIX|FLT):(1M|3M|6M|1Y):(.+)$")
+FREQUENCIES = ("1M", "3M", "6M", "1Y")
+DAY_COUNTS = ("ACT/360", "ACT/365.FIXED", "30/360")
 _FXO = re.compile(
     rf"^({_CCY})/({_CCY})-(\d{{1,2}}[A-Z]{{3}}\d{{2}})-(\d+(?:\.\d+)?)-([CP])(?:-({_CCY}))?$"
 )
@@ -133,7 +138,24 @@ class IrsSpec:
     def symbol(self) -> str:
         start = f"-{self.effective_date:%Y%m%d}" if self.effective_date else ""
         end = self.tenor if self.tenor else f"{self.termination_date:%Y%m%d}"
-        return f"IRS-{self.currency}-{self.index}{start}-{end}"
+        legs = ""
+        std, conv = SWAP_CONVENTIONS[(self.currency, self.index)], self.convention
+        if (conv.fixed_frequency, conv.fixed_day_count) != (
+            std.fixed_frequency,
+            std.fixed_day_count,
+        ):
+            legs += f"-FIX:{conv.fixed_frequency}:{conv.fixed_day_count}"
+        if (conv.floating_frequency, conv.floating_day_count) != (
+            std.floating_frequency,
+            std.floating_day_count,
+        ):
+            legs += f"-FLT:{conv.floating_frequency}:{conv.floating_day_count}"
+        return f"IRS-{self.currency}-{self.index}{start}-{end}{legs}"
+
+    @property
+    def standard(self) -> bool:
+        """Whether both legs follow the market standard of the index."""
+        return self.convention == SWAP_CONVENTIONS[(self.currency, self.index)]
 
     def dates(self, trade_date: date) -> tuple[date, date]:
         """(effective, termination) for a trade on ``trade_date``: spot unless a start was
@@ -152,9 +174,14 @@ def irs_spec(
     tenor: str | None = None,
     effective_date: date | None = None,
     termination_date: date | None = None,
+    fixed_frequency: str | None = None,
+    fixed_day_count: str | None = None,
+    floating_frequency: str | None = None,
+    floating_day_count: str | None = None,
 ) -> IrsSpec:
     """Validated swap terms: a known (currency, index), exactly one of tenor or termination
-    date, a termination after the start."""
+    date, a termination after the start; a leg's frequency or day count only when it departs
+    from the market standard (a given one equal to it is the standard)."""
     ccy, idx = currency.strip().upper(), index.strip().upper()
     convention = SWAP_CONVENTIONS.get((ccy, idx))
     if convention is None:
@@ -176,6 +203,25 @@ def irs_spec(
         raise ClassicTermsError(
             f"termination date {termination_date} is not after effective date {effective_date}"
         )
+    overrides = {
+        "fixed_frequency": fixed_frequency,
+        "fixed_day_count": fixed_day_count,
+        "floating_frequency": floating_frequency,
+        "floating_day_count": floating_day_count,
+    }
+    for name, value in overrides.items():
+        allowed = FREQUENCIES if name.endswith("frequency") else DAY_COUNTS
+        if value is not None and value not in allowed:
+            raise ClassicTermsError(
+                f"{name.replace('_', ' ')} {value!r} is not one of {', '.join(allowed)}"
+            )
+    convention = replace(
+        convention,
+        fixed_frequency=fixed_frequency or convention.fixed_frequency,
+        fixed_day_count=fixed_day_count or convention.fixed_day_count,
+        floating_frequency=floating_frequency or convention.floating_frequency,
+        floating_day_count=floating_day_count or convention.floating_day_count,
+    )
     return IrsSpec(ccy, idx, convention, tenor, effective_date, termination_date)
 
 
@@ -183,14 +229,34 @@ def parse_irs(symbol: str) -> IrsSpec:
     m = _IRS.match(symbol)
     if not m:
         raise ClassicTermsError(
-            f"{symbol!r} is not IRS-<currency>-<index>[-<start YYYYMMDD>]-<tenor or end YYYYMMDD>"
+            f"{symbol!r} is not IRS-<currency>-<index>[-<start YYYYMMDD>]-<tenor or end "
+            "YYYYMMDD>[-FIX:<frequency>:<day count>][-FLT:<frequency>:<day count>]"
         )
-    ccy, idx, start, end = m.groups()
+    ccy, idx, start, end, legs = m.groups()
+    legs_given: dict[str, tuple[str, str]] = {}
+    for part in filter(None, legs.split("-")):
+        leg = _LEG_OVERRIDE.match(part)
+        if not leg:
+            raise ClassicTermsError(
+                f"{part!r} is not FIX|FLT:<{'|'.join(FREQUENCIES)}>:<day count>"
+            )
+        which = "fixed" if leg.group(1) == "FIX" else "floating"
+        if which in legs_given:
+            raise ClassicTermsError(f"the {which} leg is given twice in {symbol!r}")
+        legs_given[which] = (leg.group(2), leg.group(3))
+    fixed, floating = legs_given.get("fixed"), legs_given.get("floating")
     effective = _date8(start, "effective date") if start else None
-    if end[-1] in "MY":
-        return irs_spec(ccy, idx, tenor=end, effective_date=effective)
+    tenor = end if end[-1] in "MY" else None
     return irs_spec(
-        ccy, idx, effective_date=effective, termination_date=_date8(end, "termination date")
+        ccy,
+        idx,
+        tenor=tenor,
+        effective_date=effective,
+        termination_date=None if tenor else _date8(end, "termination date"),
+        fixed_frequency=fixed[0] if fixed else None,
+        fixed_day_count=fixed[1] if fixed else None,
+        floating_frequency=floating[0] if floating else None,
+        floating_day_count=floating[1] if floating else None,
     )
 
 

@@ -208,3 +208,42 @@ def test_swap_without_maturity_is_refused_over_fix_and_over_the_api(gateway, cli
     )
     assert r.status_code == 422
     assert "no swap convention for USD LIBOR" in r.json()["detail"]
+
+
+def test_swap_by_terms_over_the_api_keeps_an_off_standard_leg(gateway, client, desks):
+    a = desks[0]
+    r = a.post(
+        "/rfqs",
+        {
+            "client_id": client.comp_id,
+            "quote_req_id": "irs-api-3m",
+            "legs": [
+                {
+                    "irs": {
+                        "currency": "EUR",
+                        "index": "EURIBOR",
+                        "tenor": "10Y",
+                        "floating_frequency": "3M",
+                    },
+                    "side": "buy",
+                }
+            ],
+            "quantity": "50000000",
+        },
+    )
+    assert r.status_code == 201, r.text
+    instrument = r.json()["rfq"]["legs"][0]["instrument"]
+    assert instrument["symbol"] == "IRS-EUR-EURIBOR-10Y-FLT:3M:ACT/360"
+    assert instrument["terms"]["convention"]["fixed_day_count"] == "30/360"
+    bad = a.post(
+        "/rfqs",
+        {
+            "client_id": client.comp_id,
+            "quote_req_id": "irs-api-2m",
+            "legs": [{"irs": {"currency": "EUR", "index": "ESTR", "tenor": "2Y",
+                              "fixed_frequency": "2M"}, "side": "buy"}],
+            "quantity": "1000000",
+        },
+    )  # fmt: skip
+    assert bad.status_code == 422
+    assert "fixed_frequency" in bad.text

@@ -84,6 +84,19 @@ def test_euribor_swap_pays_fixed_annual_30_360_against_six_month_floating() -> N
     )
 
 
+def test_a_leg_off_the_market_standard_is_named_in_the_symbol() -> None:
+    inst = parse_symbol("IRS-EUR-EURIBOR-10Y-FLT:3M:ACT/360")
+    conv = inst.terms.convention
+    assert (conv.fixed_frequency, conv.fixed_day_count) == ("1Y", "30/360")  # standard
+    assert (conv.floating_frequency, conv.floating_day_count) == ("3M", "ACT/360")
+    assert not inst.terms.standard
+    explicit = irs_spec("USD", "SOFR", tenor="5Y", fixed_frequency="1Y", fixed_day_count="ACT/360")
+    assert (explicit.symbol, explicit.standard) == (SWAP, True)  # the standard, said aloud
+    spec = irs_spec("USD", "SOFR", tenor="5Y", fixed_frequency="6M", fixed_day_count="30/360")
+    assert spec.symbol == "IRS-USD-SOFR-5Y-FIX:6M:30/360"
+    assert parse_symbol(spec.symbol).terms == spec
+
+
 def test_dated_and_forward_starting_swaps() -> None:
     dated = parse_symbol(DATED_SWAP)
     assert dated.terms.dates(date(2026, 3, 2)) == (date(2026, 3, 4), date(2031, 3, 4))
@@ -112,6 +125,9 @@ def test_fx_option_symbol_carries_pair_expiry_strike_side_and_premium_currency()
         ("IRS-USD-SOFR-60Y", "up to 50Y"),
         ("IRS-USD-SOFR-20270101-20260101", "not after effective date"),
         ("IRS-USD-SOFR-20261341", "termination date '20261341'"),
+        ("IRS-USD-SOFR-5Y-FIX:2M:ACT/360", "is not FIX|FLT"),
+        ("IRS-USD-SOFR-5Y-FLT:3M:ACT/999", "floating day count 'ACT/999' is not one of"),
+        ("IRS-USD-SOFR-5Y-FIX:6M:30/360-FIX:1Y:30/360", "fixed leg is given twice"),
         ("EUR/EUR-19MAR27-1.1-C", "names one currency twice"),
         ("EUR/USD-19MAR27-1.1-C-GBP", "premium currency GBP is neither EUR nor USD"),
         ("EUR/USD-31FEB27-1.1-C", "expiry '31FEB27'"),
@@ -120,8 +136,9 @@ def test_fx_option_symbol_carries_pair_expiry_strike_side_and_premium_currency()
     ],
 )
 def test_bad_classic_symbols_are_instrument_errors_saying_what_is_wrong(symbol, words) -> None:
-    with pytest.raises(InstrumentError, match=words.replace("(", r"\(").replace("+", r"\+")):
+    with pytest.raises(InstrumentError) as info:
         parse_symbol(symbol)
+    assert words in str(info.value)
 
 
 def test_a_swap_needs_exactly_one_maturity() -> None:
@@ -267,6 +284,7 @@ def fpml_schema():
 @pytest.mark.parametrize(
     ("symbol", "desk", "product"),
     [(SWAP, "DESK-A", IrsTerms), ("IRS-EUR-EURIBOR-20270115-7Y", "DESK-A", IrsTerms),
+     ("IRS-GBP-SONIA-20310304-FIX:6M:ACT/365.FIXED-FLT:3M:ACT/365.FIXED", "DESK-A", IrsTerms),
      (FX_CALL, "DESK-B", FxOptionTerms), ("USD/JPY-2SEP26-150-P-USD", "DESK-B", FxOptionTerms)],
 )  # fmt: skip
 def test_negotiated_trades_render_as_schema_valid_fpml(fpml_schema, symbol, desk, product) -> None:
@@ -309,7 +327,16 @@ def test_fx_option_request_in_instrument_fields_decodes(dd) -> None:
     assert decode_client(raw, CLIENT).legs == (LegRequest("EUR/USD-19MAR27-1.1-C-EUR", Side.BUY),)
 
 
-@pytest.mark.parametrize("symbol", [SWAP, DATED_SWAP, FX_CALL, "EUR/USD-19MAR27-1.1-P-EUR"])
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        SWAP,
+        DATED_SWAP,
+        "IRS-EUR-EURIBOR-20310304-FLT:3M:ACT/360",
+        FX_CALL,
+        "EUR/USD-19MAR27-1.1-P-EUR",
+    ],
+)
 @pytest.mark.parametrize("details", [True, False])
 def test_classic_requests_round_trip_through_the_dictionary(dd, symbol, details) -> None:
     cmd = SubmitRfq(CLIENT, "QR-RT", (LegRequest(symbol, Side.BUY),), D("2500000"), Side.SELL)

@@ -19,8 +19,9 @@ OrderQty(38)            notional                             notional in base cu
 prices (132/133/44/31)  the fixed rate, 0.0375 = 3.75 %      premium per unit of base notional
 ======================  ===================================  ===================================
 
-A spot-starting swap for a tenor may instead name its canonical symbol in Symbol(55)
-(``IRS-USD-SOFR-5Y``, see :mod:`fixspec.classic`); detail fields then must agree with it. Side
+A swap by tenor, or with a leg off the index's market standard, names its canonical symbol in
+Symbol(55) instead (``IRS-USD-SOFR-5Y``, ``IRS-EUR-EURIBOR-10Y-FLT:3M:ACT/360``, see
+:mod:`fixspec.classic`); detail fields then must agree with it. Side
 BUY is paying fixed on a swap and buying the option. Answers (S, ER, AE) carry the same fields.
 """
 
@@ -134,9 +135,9 @@ def decode_classic(fields: RawMessage) -> Instrument | None:
 
 def wire_symbol(inst: Instrument) -> str:
     """Symbol(55) of an instrument: the index or pair when the detail fields carry the rest,
-    the canonical symbol otherwise (a swap by tenor, every listed instrument)."""
+    the canonical symbol otherwise (a swap by tenor or off-standard, every listed instrument)."""
     terms = inst.terms
-    if isinstance(terms, IrsSpec) and terms.tenor is None:
+    if isinstance(terms, IrsSpec) and terms.tenor is None and terms.standard:
         return f"{terms.currency}-{terms.index}"
     if isinstance(terms, FxOptionSpec):
         return terms.pair

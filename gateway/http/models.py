@@ -208,6 +208,7 @@ class LastLookRejectIn(BaseModel):
 
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. USD")]
+_STD = "default: the market standard of the currency and index"
 
 
 class IrsIn(BaseModel):
@@ -221,6 +222,14 @@ class IrsIn(BaseModel):
     tenor: str | None = Field(None, pattern=r"^\d{1,3}[MY]$", description="e.g. 5Y, 18M")
     effective_date: date | None = Field(None, description="default: spot from the trade date")
     termination_date: date | None = None
+    fixed_frequency: Literal["1M", "3M", "6M", "1Y"] | None = Field(None, description=_STD)
+    fixed_day_count: Literal["ACT/360", "ACT/365.FIXED", "30/360"] | None = Field(
+        None, description=_STD
+    )
+    floating_frequency: Literal["1M", "3M", "6M", "1Y"] | None = Field(None, description=_STD)
+    floating_day_count: Literal["ACT/360", "ACT/365.FIXED", "30/360"] | None = Field(
+        None, description=_STD
+    )
 
     def spec(self) -> IrsSpec:
         return irs_spec(
@@ -229,6 +238,10 @@ class IrsIn(BaseModel):
             tenor=self.tenor,
             effective_date=self.effective_date,
             termination_date=self.termination_date,
+            fixed_frequency=self.fixed_frequency,
+            fixed_day_count=self.fixed_day_count,
+            floating_frequency=self.floating_frequency,
+            floating_day_count=self.floating_day_count,
         )
 
 
