@@ -50,6 +50,19 @@ CUSTOM_FIELDS: tuple[CustomField, ...] = (
 CUSTOM_TAGS = {f.name: f.tag for f in CUSTOM_FIELDS}
 
 
+@dataclass(frozen=True, slots=True)
+class CustomValue:
+    tag: int
+    enum: str
+    description: str
+
+
+# Values later FIX versions define that our RFQs use (QuickFIX refuses an unlisted enum value).
+CUSTOM_VALUES: tuple[CustomValue, ...] = (
+    CustomValue(167, "IRS", "INTEREST_RATE_SWAP"),  # SecurityType, as in FIX 5.0 SP2
+)
+
+
 class DictionaryError(RuntimeError):
     """The stock dictionary could not be found or read."""
 
@@ -72,6 +85,13 @@ def add_custom_fields(stock: bytes, source: str) -> bytes:
             raise DictionaryError(f"{source}: a <field> without a number")
         taken.add(int(number))
     by_type = {msg.get("msgtype"): msg for msg in messages}
+    by_number = {f.get("number"): f for f in fields}
+    for cv in CUSTOM_VALUES:
+        field = by_number.get(str(cv.tag))
+        if field is None:
+            raise DictionaryError(f"{source}: no field {cv.tag} to add value {cv.enum!r} to")
+        if all(v.get("enum") != cv.enum for v in field):
+            ET.SubElement(field, "value", enum=cv.enum, description=cv.description)
     for cf in CUSTOM_FIELDS:
         if cf.tag in taken:
             raise DictionaryError(f"{source}: tag {cf.tag} ({cf.name}) is already defined")

@@ -2,7 +2,9 @@
 
 Symbols follow the crypto-venue convention used by our clients:
 ``BTC-27DEC26-100000-C`` (option), ``BTC-27DEC26`` (future), ``BTC-PERP`` (perpetual),
-``BTC-USD`` (spot pair). Parsing is strict: a symbol that does not fit is an error, never a guess.
+``BTC-USD`` (spot pair). Classic OTC products have their own conventions
+(:mod:`fixspec.classic`): ``IRS-USD-SOFR-5Y`` (interest rate swap), ``EUR/USD-19MAR27-1.1-C`` (FX
+option). Parsing is strict: a symbol that does not fit is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -13,12 +15,23 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from fixspec.classic import (
+    ClassicTermsError,
+    FxOptionSpec,
+    IrsSpec,
+    is_classic_symbol,
+    parse_fx_option,
+    parse_irs,
+)
+
 
 class InstrumentKind(StrEnum):
     OPTION = "option"
     FUTURE = "future"
     PERPETUAL = "perpetual"
     SPOT = "spot"
+    IRS = "irs"
+    FX_OPTION = "fx_option"
 
 
 class PutCall(StrEnum):
@@ -50,12 +63,17 @@ class Instrument:
     expiry: date | None = None
     strike: Decimal | None = None
     put_call: PutCall | None = None
+    terms: IrsSpec | FxOptionSpec | None = None  # classic OTC products only
 
     @property
     def cfi_code(self) -> str:
         """ISO 10962 CFI code as FIX 4.4 carries it (tag 461 / 608)."""
         if self.kind is InstrumentKind.OPTION:
             return "OCXXXX" if self.put_call is PutCall.CALL else "OPXXXX"
+        if self.kind is InstrumentKind.IRS:
+            return "SRXXXX"  # ISO 10962:2015 swaps, rates
+        if self.kind is InstrumentKind.FX_OPTION:
+            return "HFXXXX"  # ISO 10962:2015 non-listed options, foreign exchange
         if self.kind in (InstrumentKind.FUTURE, InstrumentKind.PERPETUAL):
             return "FFXXXX"
         return "MRCXXX"
@@ -68,6 +86,8 @@ class Instrument:
             InstrumentKind.FUTURE: "FUT",
             InstrumentKind.PERPETUAL: "FUT",
             InstrumentKind.SPOT: "FOR",
+            InstrumentKind.IRS: "IRS",  # FIX 5.0 SP2's value, added to our 4.4 dictionary
+            InstrumentKind.FX_OPTION: "OPT",  # with Product(460) 4 (currency)
         }[self.kind]
 
 
@@ -88,6 +108,8 @@ def parse_symbol(symbol: str) -> Instrument:
     if not isinstance(symbol, str) or not symbol:
         raise InstrumentError("empty symbol")
     s = symbol.strip().upper()
+    if is_classic_symbol(s):
+        return classic_instrument(s)
     if m := _OPTION.match(s):
         underlying, exp, strike_text, pc = m.groups()
         expiry = _parse_expiry(exp, symbol)
@@ -123,3 +145,35 @@ def parse_symbol(symbol: str) -> Instrument:
         base, quote = m.groups()
         return Instrument(s, InstrumentKind.SPOT, base, quote)
     raise InstrumentError(f"unknown instrument symbol {symbol!r}")
+
+
+def classic_instrument(symbol: str) -> Instrument:
+    """An IRS or FX option symbol (see :mod:`fixspec.classic`) as an :class:`Instrument`."""
+    try:
+        terms = parse_irs(symbol) if symbol.startswith("IRS-") else parse_fx_option(symbol)
+    except ClassicTermsError as exc:
+        raise InstrumentError(str(exc)) from None
+    return instrument_of(terms)
+
+
+def instrument_of(terms: IrsSpec | FxOptionSpec) -> Instrument:
+    """The instrument that validated classic terms describe, under their canonical symbol."""
+    if isinstance(terms, IrsSpec):
+        return Instrument(
+            terms.symbol,
+            InstrumentKind.IRS,
+            terms.index,
+            terms.currency,
+            expiry=terms.termination_date,
+            terms=terms,
+        )
+    return Instrument(
+        terms.symbol,
+        InstrumentKind.FX_OPTION,
+        terms.base,
+        terms.premium_currency,  # the currency the price (premium) is paid in
+        expiry=terms.expiry,
+        strike=terms.strike,
+        put_call=PutCall.CALL if terms.call else PutCall.PUT,
+        terms=terms,
+    )

@@ -41,7 +41,7 @@ from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
 from otc.negotiation.states import TERMINAL_RFQ_STATES, RfqState
 from otc.negotiation.stats import DeskLastLookStats, last_look_stats
-from otc.rfq_risk import RfqRiskGate
+from otc.rfq_risk import RfqRiskGate, order_terms
 
 log = logging.getLogger("fixbridge.otc")
 
@@ -315,7 +315,7 @@ class NegotiationService:
         price = quote.price_for(cmd.side)
         if price is None:
             return None
-        return (cmd.quantity or rfq.quantity), abs(price)
+        return order_terms(rfq.priced_legs[0].instrument, cmd.quantity or rfq.quantity, abs(price))
 
     def cancel_client_rfqs(self, client_id: str | None, reason: str) -> int:
         """Withdraw every open RFQ of ``client_id`` (all clients for None): the kill switch."""

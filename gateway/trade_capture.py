@@ -26,6 +26,7 @@ from gateway.store.trades import capture
 from otc.negotiation import events as ev
 from otc.negotiation.commands import Command, ConfirmTrade
 from otc.orders import OrderManager
+from otc.rfq_risk import trade_exposure
 from otc.trades import Party, PartyRole, TradeCapture
 
 log = logging.getLogger("fixbridge.trades")
@@ -81,7 +82,7 @@ class TradeBooking:
 
     def _charge(self, trade: TradeCapture) -> None:
         with self.core_lock:  # the trade now uses the client's credit
-            self.orders.add_exposure(trade.client.party_id, trade.quantity * trade.price)
+            self.orders.add_exposure(trade.client.party_id, trade_exposure(trade))
 
     def refusal(self) -> str | None:
         """Why new business must wait (trades captured but not yet stored), or None."""

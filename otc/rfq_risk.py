@@ -3,6 +3,9 @@
 A halted client (kill switch) may not ask, counter or accept; RFQs are rate-limited per
 client; an acceptance must fit the client's order limits and credit, where credit is consumed
 by open orders, filled orders and captured trades alike. Pure: time and state are passed in.
+
+A swap or FX option is asked for by notional, not in contracts: it counts as one order of that
+notional, so ``max_order_qty`` does not apply to it while ``max_notional`` and credit do.
 """
 
 from __future__ import annotations
@@ -11,10 +14,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from fixspec.classic import is_classic_symbol
+from fixspec.instruments import Instrument
 from fixspec.messages import OrdType
 from otc.negotiation.commands import AcceptQuote, Command, CounterQuote, SubmitRfq
 from otc.negotiation.errors import RejectReason
 from otc.risk import RiskCheck, Throttle, ThrottleVerdict
+from otc.trades import FxOptionTerms, IrsTerms, TradeCapture
+
+
+def order_terms(
+    instrument: Instrument, quantity: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(quantity, price) as the order limits read an acceptance on ``instrument``."""
+    if instrument.terms is not None:  # quantity is a notional
+        return Decimal(1), quantity
+    return quantity, price
+
+
+def trade_exposure(trade: TradeCapture) -> Decimal:
+    """The credit a captured trade uses: its notional."""
+    if any(isinstance(leg.product, IrsTerms | FxOptionTerms) for leg in trade.legs):
+        return trade.quantity
+    return trade.quantity * trade.price
 
 
 @dataclass
@@ -45,9 +67,13 @@ class RfqRiskGate:
             throttle = self._throttles.setdefault(client, Throttle(rate, rate))
             if throttle.hit(now) is not ThrottleVerdict.OK:
                 return RejectReason.RISK_LIMIT, f"more than {rate} RFQs per second"
-            limit = self.risk.limits_for(client).max_order_qty
+            limits = self.risk.limits_for(client)
+            if any(is_classic_symbol(leg.symbol.strip().upper()) for leg in command.legs):
+                limit, what = limits.max_notional, "notional"
+            else:
+                limit, what = limits.max_order_qty, "quantity"
             if limit is not None and command.quantity > limit:
-                return RejectReason.RISK_LIMIT, f"quantity {command.quantity} exceeds {limit}"
+                return RejectReason.RISK_LIMIT, f"{what} {command.quantity} exceeds {limit}"
             return None
         if isinstance(command, AcceptQuote):
             terms = acceptance_terms(command)

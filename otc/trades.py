@@ -55,6 +55,7 @@ class IrsTerms:
     fixed_payment_frequency: str  # e.g. "1Y", "6M"
     floating_payment_frequency: str
     payer_of_fixed: str
+    instrument_symbol: str | None = None  # the symbol it was negotiated as, if it was
 
 
 class OptionStyle(StrEnum):
@@ -82,6 +83,7 @@ class FxOptionTerms:
     premium_payment_date: date
     buyer: str
     seller: str
+    instrument_symbol: str | None = None  # the symbol it was negotiated as, if it was
 
 
 Product = Instrument | IrsTerms | FxOptionTerms

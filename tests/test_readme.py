@@ -99,3 +99,26 @@ def test_readme_rfq_tour_runs_against_the_example_config(tmp_path):
     assert lines[1] == "ExecutionReport: OrdStatus 2 LastPx 4250 LastQty 5"
     assert lines[2].startswith("TradeCaptureReport ") and lines[2].endswith("TrdType 1")
     assert lines[3].endswith("4250 x 5 clearing: cleared")
+
+
+def test_readme_swap_tour_clears_as_fpml_against_the_example_config(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
+    script = next(s for s in scripts if "tour-irs-1" in s)
+    gw, fix_port, http_port = start_example_gateway(tmp_path)
+    try:
+        script = script.replace("9876", str(fix_port)).replace(
+            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        gw.terminate()
+        gw.wait(20)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert re.fullmatch(r"Desk sees IRS-USD-SOFR-\d{8}", lines[0]), lines
+    assert lines[1] == "Swap filled: fixed rate 0.0375 on 10000000 USD"
+    assert re.fullmatch(r"Payer of fixed CLIENT1 from \S+ to \S+", lines[2]), lines
+    assert lines[3] == "Clearing: fpml-5.10/requestClearing cleared"

@@ -27,6 +27,7 @@ from fixspec.codec import (
 from fixspec.instruments import Instrument, PutCall, parse_symbol
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteRespType, QuoteType
+from gateway.fix.rfq_classic import instrument_fields
 from gateway.fix.rfq_fields import (
     CANCEL_ALL_QUOTES,
     INSTRUMENT_DETAILS,
@@ -62,16 +63,20 @@ def _instrument_details(inst: Instrument, tags: DetailTags) -> list[OutField]:
 def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
     """The QuoteRequest (R) a client sends for ``cmd`` (``client_id`` travels as SenderCompID;
     hedge flags are implied by the legs' kinds). ``details`` adds CFI code, security type,
-    maturity and strike for every instrument, as some clients do."""
+    maturity and strike for every instrument, as some clients do; a swap or FX option then
+    travels in the Instrument fields (:mod:`~gateway.fix.rfq_classic`), else by its symbol."""
     entry: list[OutField] = []
     if is_package(cmd.legs):
         entry.append((55, cmd.label or MULTILEG_SYMBOL))
         add_field(entry, 167, "MLEG" if cmd.label else None)
     else:
         inst = parse_symbol(cmd.legs[0].symbol)
-        entry.append((55, inst.symbol))
-        if details:
-            entry += _instrument_details(inst, INSTRUMENT_DETAILS)
+        if details and inst.terms is not None:  # a swap or FX option in the Instrument fields
+            entry += instrument_fields(inst)
+        else:
+            entry.append((55, inst.symbol))
+            if details:
+                entry += _instrument_details(inst, INSTRUMENT_DETAILS)
     add_field(entry, 537, cmd.quote_type.value)
     add_field(entry, 54, cmd.side.value if cmd.side else None)
     add_field(entry, 38, cmd.quantity)

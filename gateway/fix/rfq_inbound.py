@@ -27,6 +27,7 @@ from fixspec.codec import (
 from fixspec.instruments import Instrument, InstrumentKind, PutCall
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteRespType, QuoteType
+from gateway.fix.rfq_classic import decode_classic
 from gateway.fix.rfq_fields import (
     CANCEL_ALL_QUOTES,
     INSTRUMENT_DETAILS,
@@ -206,8 +207,10 @@ def _quote_request(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> S
     elif entry.get(55) == MULTILEG_SYMBOL:
         raise DecodeError(f"Symbol(55) {MULTILEG_SYMBOL} needs the legs in NoLegs(555)", tag=55)
     else:
-        inst = decode_instrument(entry.get(55))
-        _check_details(inst, entry, INSTRUMENT_DETAILS, "Symbol")
+        inst = decode_classic(entry)  # a swap or FX option in the Instrument fields
+        if inst is None:
+            inst = decode_instrument(entry.get(55))
+            _check_details(inst, entry, INSTRUMENT_DETAILS, "Symbol")
         legs = (LegRequest(inst.symbol, Side.BUY),)
     quantity = decode_decimal(entry, 38, positive=True)
     if leg_entries:

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from fixspec import messages as m
+from fixspec.classic import is_classic_symbol
 from fixspec.codec import (
     DecodeError,
     OutField,
@@ -30,9 +31,10 @@ from fixspec.codec import (
     fmt_time,
     groups,
 )
-from fixspec.instruments import Instrument
+from fixspec.instruments import Instrument, InstrumentError, parse_symbol
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteRequestRejectReason, QuoteStatus, QuoteType
+from gateway.fix.rfq_classic import detail_fields, instrument_fields, wire_symbol
 from gateway.fix.rfq_fields import (
     LEG_MEMBER_TAGS,
     MULTILEG_SYMBOL,
@@ -47,7 +49,7 @@ from otc.negotiation import events as ev
 from otc.negotiation.errors import RejectReason
 from otc.negotiation.model import AcceptVia, Rfq
 from otc.negotiation.states import RfqState
-from otc.trades import Party, PartyRole, TradeCapture, TradeLeg
+from otc.trades import FxOptionTerms, IrsTerms, Party, PartyRole, TradeCapture, TradeLeg
 
 NO_ID = "NONE"  # FIX's value for a required id that does not exist (no order, no quote)
 PARTY_ID_SOURCE = "D"  # PartyIDSource(447): proprietary (our CompIDs and desk ids)
@@ -186,10 +188,24 @@ def _echo_from_raw(raw: RawMessage) -> list[OutField]:
     return out
 
 
+def _classic(symbol: str) -> Instrument | None:
+    """The swap or FX option ``symbol`` names (answers carry its fields), else None."""
+    if not is_classic_symbol(symbol):
+        return None
+    try:
+        return parse_symbol(symbol)
+    except InstrumentError:
+        return None
+
+
 def _echo_from_rfq(rfq: Rfq) -> list[OutField]:
-    out: list[OutField] = [(55, _Context(rfq, None).symbol)]
-    if rfq.label is not None and is_package(rfq.legs):
-        out.append((167, "MLEG"))
+    single = None if is_package(rfq.legs) else rfq.legs[0].instrument
+    if single is not None and single.terms is not None:
+        out: list[OutField] = instrument_fields(single)
+    else:
+        out = [(55, _Context(rfq, None).symbol)]
+        if rfq.label is not None and is_package(rfq.legs):
+            out.append((167, "MLEG"))
     add_field(out, 537, rfq.quote_type.value)
     add_field(out, 54, rfq.side.value if rfq.side else None)
     add_field(out, 38, rfq.quantity)
@@ -226,8 +242,12 @@ def _quote(e: ev.QuoteToClient, ctx: _Context) -> list[Outgoing]:
     out.append(_parties([Party(q.desk_id, PartyRole.EXECUTING_FIRM)]))
     package = is_package(q.legs)
     label = ctx.rfq.label if ctx.rfq is not None else None
-    add_field(out, 55, (label or MULTILEG_SYMBOL) if package else q.legs[0].symbol)
-    add_field(out, 167, "MLEG" if package else None)
+    classic = None if package else _classic(q.legs[0].symbol)
+    if classic is not None:
+        out += instrument_fields(classic)
+    else:
+        add_field(out, 55, (label or MULTILEG_SYMBOL) if package else q.legs[0].symbol)
+        add_field(out, 167, "MLEG" if package else None)
     if ctx.rfq is not None:
         add_field(out, 54, ctx.rfq.side.value if ctx.rfq.side else None)
         add_field(out, 38, ctx.rfq.quantity)
@@ -391,9 +411,13 @@ def _acceptance_rejected(e: ev.AcceptanceRejected, ctx: _Context) -> list[Outgoi
 
 
 def _leg_instrument(leg: TradeLeg) -> Instrument:
-    if not isinstance(leg.product, Instrument):
-        raise TypeError(f"leg {leg.leg_no}: RFQ trades carry listed instruments, not {leg.product}")
-    return leg.product
+    """The instrument a leg was negotiated as (a swap or FX option keeps its symbol)."""
+    product = leg.product
+    if isinstance(product, IrsTerms | FxOptionTerms) and product.instrument_symbol:
+        return parse_symbol(product.instrument_symbol)
+    if not isinstance(product, Instrument):
+        raise TypeError(f"leg {leg.leg_no}: not negotiated as an instrument: {product}")
+    return product
 
 
 def _trade_legs(trade: TradeCapture) -> tuple[int, list[list[OutField]]]:
@@ -425,7 +449,10 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     add_field(common, 693, e.client_ref if via_quote_response else None)
     add_field(common, 75, trade.trade_date)
     multileg = trade.is_multileg
-    symbol = (trade.label or MULTILEG_SYMBOL) if multileg else _leg_instrument(trade.legs[0]).symbol
+    single = None if multileg else _leg_instrument(trade.legs[0])
+    symbol = (trade.label or MULTILEG_SYMBOL) if single is None else wire_symbol(single)
+    if single is not None:
+        common += detail_fields(single)
 
     def fill(
         exec_id: str, symbol: str, side: Side, qty: Decimal, px: Decimal, extra: list[OutField]
@@ -485,7 +512,10 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
         out += [(55, trade.label or MULTILEG_SYMBOL), (167, "MLEG")]
     else:
         inst = _leg_instrument(trade.legs[0])
-        out += [(55, inst.symbol), (461, inst.cfi_code), (167, inst.security_type)]
+        if inst.terms is not None:
+            out += [*instrument_fields(inst, currency=False), (461, inst.cfi_code)]
+        else:
+            out += [(55, inst.symbol), (461, inst.cfi_code), (167, inst.security_type)]
     add_field(out, 32, trade.quantity)
     add_field(out, 31, trade.price)
     add_field(out, 75, trade.trade_date)

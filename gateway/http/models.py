@@ -10,13 +10,20 @@ FastAPI checks it against the model.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
 
+from fixspec.classic import (
+    ClassicTermsError,
+    FxOptionSpec,
+    IrsSpec,
+    fx_option_spec,
+    irs_spec,
+)
 from gateway.config import RiskSection
 from otc.negotiation import commands as c
 from otc.negotiation.model import Firmness
@@ -200,11 +207,85 @@ class LastLookRejectIn(BaseModel):
     text: FixText | None = Field(default=None, max_length=200)
 
 
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. USD")]
+_STD = "default: the market standard of the currency and index"
+
+
+class IrsIn(BaseModel):
+    """A vanilla fixed-for-floating swap: day counts, payment frequencies and the spot lag are
+    the market standard of (currency, index). Give its maturity as ``tenor`` (from spot, or from
+    ``effective_date``) or as ``termination_date``. Quantity is the notional, prices the fixed
+    rate as a decimal fraction (0.0375 is 3.75 %); buying pays fixed."""
+
+    currency: Currency
+    index: str = Field(pattern=r"^[A-Z]{2,12}$", description="SOFR, ESTR, EURIBOR, SONIA, TONA")
+    tenor: str | None = Field(None, pattern=r"^\d{1,3}[MY]$", description="e.g. 5Y, 18M")
+    effective_date: date | None = Field(None, description="default: spot from the trade date")
+    termination_date: date | None = None
+    fixed_frequency: Literal["1M", "3M", "6M", "1Y"] | None = Field(None, description=_STD)
+    fixed_day_count: Literal["ACT/360", "ACT/365.FIXED", "30/360"] | None = Field(
+        None, description=_STD
+    )
+    floating_frequency: Literal["1M", "3M", "6M", "1Y"] | None = Field(None, description=_STD)
+    floating_day_count: Literal["ACT/360", "ACT/365.FIXED", "30/360"] | None = Field(
+        None, description=_STD
+    )
+
+    def spec(self) -> IrsSpec:
+        return irs_spec(
+            self.currency,
+            self.index,
+            tenor=self.tenor,
+            effective_date=self.effective_date,
+            termination_date=self.termination_date,
+            fixed_frequency=self.fixed_frequency,
+            fixed_day_count=self.fixed_day_count,
+            floating_frequency=self.floating_frequency,
+            floating_day_count=self.floating_day_count,
+        )
+
+
+class FxOptionIn(BaseModel):
+    """A European FX option on the base currency of ``pair``. Quantity is the notional in base
+    currency, prices the premium per unit of base notional in ``premium_currency``."""
+
+    pair: str = Field(pattern=r"^[A-Z]{3}/[A-Z]{3}$", description="BASE/QUOTE, e.g. EUR/USD")
+    expiry: date
+    strike: Decimalish = Field(description="quote currency units per base unit")
+    put_call: Literal["call", "put"]
+    premium_currency: Currency | None = Field(None, description="default: the quote currency")
+
+    def spec(self) -> FxOptionSpec:
+        return fx_option_spec(
+            self.pair, self.expiry, self.strike, self.put_call == "call", self.premium_currency
+        )
+
+
 class LegIn(BaseModel):
-    symbol: FixText = Field(min_length=1, max_length=64)
+    """One leg, named by ``symbol`` (any instrument, ``IRS-USD-SOFR-5Y`` and
+    ``EUR/USD-19MAR27-1.1-C`` included) or by the terms of a swap (``irs``) or FX option
+    (``fx_option``): exactly one of the three."""
+
+    symbol: FixText | None = Field(None, min_length=1, max_length=64)
+    irs: IrsIn | None = None
+    fx_option: FxOptionIn | None = None
     side: Literal["buy", "sell"]
     ratio: Decimalish = Decimal(1)
     hedge: bool = False
+
+    def instrument_symbol(self, leg_no: int) -> str:
+        """The leg's canonical symbol; bad terms are a 422 naming the leg."""
+        given = [x for x in (self.symbol, self.irs, self.fx_option) if x is not None]
+        if len(given) != 1:
+            raise HTTPException(422, f"leg {leg_no}: give exactly one of symbol, irs or fx_option")
+        if self.symbol is not None:
+            return self.symbol
+        terms = self.irs or self.fx_option
+        assert terms is not None
+        try:
+            return terms.spec().symbol
+        except ClassicTermsError as exc:
+            raise HTTPException(422, f"unknown_instrument: leg {leg_no}: {exc}") from None
 
 
 class RfqIn(BaseModel):
@@ -230,6 +311,9 @@ class InstrumentOut(BaseModel):
     expiry: str | None  # ISO date
     strike: DecimalText | None
     put_call: str | None
+    terms: dict[str, Any] | None = Field(
+        None, description="a swap's or FX option's terms as asked for (classic OTC only)"
+    )
 
 
 class RfqLegOut(BaseModel):

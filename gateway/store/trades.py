@@ -22,9 +22,19 @@ from gateway.store.orders import Flushable
 from otc.clearing import dispatcher as clearing_dispatch
 from otc.clearing.model import ClearingFormatError
 from otc.clearing.outbox import ClearingState
-from otc.trades import FxOptionTerms, IrsTerms, Party, PartyRole, TradeCapture, TradeLeg
+from otc.trades import (
+    DayCount,
+    FxOptionTerms,
+    IrsTerms,
+    OptionStyle,
+    Party,
+    PartyRole,
+    TradeCapture,
+    TradeLeg,
+)
 
 log = logging.getLogger("fixbridge.clearing")
+_TERM_ENUMS = {"DayCount": DayCount, "OptionStyle": OptionStyle}  # annotations are text here
 
 
 class TradeRow(SQLModel, table=True):
@@ -185,6 +195,8 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
                 value = Decimal(value)
             elif kind.startswith("date"):
                 value = date.fromisoformat(value)
+            elif kind in _TERM_ENUMS:
+                value = _TERM_ENUMS[kind](value)
             values[name] = value
         return cls(**values)
 

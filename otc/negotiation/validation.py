@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from fixspec.instruments import InstrumentError, parse_symbol
+from fixspec.instruments import InstrumentError, InstrumentKind, parse_symbol
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteType
 from otc.negotiation.commands import CounterQuote, LegPrice, LegRequest, QuoteTerms, SubmitRfq
@@ -100,6 +100,13 @@ def build_rfq(
         legs.append(RfqLeg(leg_no, instrument, leg_side, ratio, bool(req.hedge)))
 
     priced = [leg for leg in legs if not leg.hedge]
+    classic = [leg for leg in legs if leg.instrument.terms is not None]
+    if classic and len(legs) > 1:  # each clears alone as one FpML trade
+        raise NegotiationError(
+            R.TOO_MANY_LEGS,
+            f"leg {classic[0].leg_no} ({classic[0].instrument.symbol}) is a "
+            f"{classic[0].instrument.kind.value}; it is negotiated alone, not in a strategy",
+        )
     hedges = len(legs) - len(priced)
     if hedges > 1:
         raise NegotiationError(R.TOO_MANY_LEGS, f"{hedges} hedge legs; at most one is allowed")
@@ -239,8 +246,9 @@ def _leg_quotes(
             raise NegotiationError(R.LEG_PRICES_MISSING, f"no prices for leg {leg.leg_no}")
         leg_bid = _optional_price(lp.bid_px, f"leg {leg.leg_no} bid_px")
         leg_offer = _optional_price(lp.offer_px, f"leg {leg.leg_no} offer_px")
+        rate = leg.instrument.kind is InstrumentKind.IRS  # a swap rate may be zero or negative
         for what, px in (("bid", leg_bid), ("offer", leg_offer)):
-            if px is not None and px <= 0:
+            if px is not None and px <= 0 and not rate:
                 raise NegotiationError(
                     R.INVALID_PRICE, f"leg {leg.leg_no} {what}_px must be positive, got {px}"
                 )

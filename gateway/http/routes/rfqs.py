@@ -31,7 +31,8 @@ async def create_rfq(
         client_id=body.client_id,
         quote_req_id=body.quote_req_id,
         legs=tuple(
-            c.LegRequest(leg.symbol, SIDES[leg.side], leg.ratio, leg.hedge) for leg in body.legs
+            c.LegRequest(leg.instrument_symbol(n), SIDES[leg.side], leg.ratio, leg.hedge)
+            for n, leg in enumerate(body.legs, start=1)
         ),
         quantity=body.quantity,
         side=SIDES[body.side] if body.side else None,
