@@ -61,6 +61,13 @@ class Rfq:
     multileg: bool
     requested_at: datetime
     expire_at: datetime
+    disclosed: bool = True
+    alias: str | None = None  # what desks see instead of client_id when not disclosed
+
+    @property
+    def counterparty(self) -> str:
+        """The client as desks may know it: its id when disclosed, else its alias."""
+        return self.client_id if self.disclosed or self.alias is None else self.alias
 
     @property
     def two_way(self) -> bool:
