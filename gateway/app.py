@@ -36,6 +36,7 @@ from gateway.fix.dictionary import write_dictionary
 from gateway.fix.front import Front, PeerRegistry, free_loopback_port
 from gateway.http.app import create_app
 from gateway.http.draining import Draining
+from gateway.http.limits import desk_rate_limits
 from gateway.http.security import Auth
 from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
@@ -179,7 +180,9 @@ class Gateway:
             ),
             archive=self.rfq_archive.save,
             journal=journal,
+            disclose_clients=cfg.otc.disclose_clients,
         )
+        self.desk_hub.identity = self.negotiation.client_alias  # anonymous RFQs: alias only
         self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.core_lock = core_lock
         self.policy = LogonPolicy(cfg)
@@ -338,6 +341,7 @@ class Gateway:
                 self.dictionary.read_bytes(),
                 self.config.gateway.data_dir / "exports",
             ),
+            desk_rates=desk_rate_limits(self.config.api),
         )
         self.services = services
         self.http_gate = Draining(
