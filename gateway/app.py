@@ -148,7 +148,8 @@ class Gateway:
         core_lock = self.core_lock = threading.RLock()
 
         self.peers = PeerRegistry()
-        self.desk_hub = DeskHub()
+        # anonymous RFQs: desks see the alias; the service, built below, answers which
+        self.desk_hub = DeskHub(identity=lambda rfq_id: self.negotiation.client_alias(rfq_id))
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
         journal = NegotiationJournal(data / "journal")
@@ -182,7 +183,6 @@ class Gateway:
             journal=journal,
             disclose_clients=cfg.otc.disclose_clients,
         )
-        self.desk_hub.identity = self.negotiation.client_alias  # anonymous RFQs: alias only
         self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.core_lock = core_lock
         self.policy = LogonPolicy(cfg)

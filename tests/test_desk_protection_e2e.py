@@ -35,11 +35,16 @@ RATE = 20  # desk API requests per second
 
 @dataclass
 class ProtectedGateway(GatewayProcess):
-    """The harness gateway with desk request rates set in ``[api]``."""
+    """The harness gateway with desk request rates set in ``[api]`` and DESK_C configured for
+    cancel-on-disconnect."""
 
     def write_config(self):
         path = super().write_config()
-        text = path.read_text().replace("[api]\n", f"[api]\ndesk_requests_per_second = {RATE}\n", 1)
+        text = (
+            path.read_text()
+            .replace("[api]\n", f"[api]\ndesk_requests_per_second = {RATE}\n", 1)
+            .replace("[otc]\n", '[otc]\ncancel_on_disconnect = ["DESK_C"]\n', 1)
+        )
         path.write_text(text)
         return path
 
@@ -178,6 +183,17 @@ def test_cancel_on_disconnect_pulls_quotes_when_the_last_stream_closes(gateway, 
     mine = httpx.get(f"{gateway.http}/desk/rfqs/{rfq_id}", headers=desk.headers).json()
     assert mine["my_quotes"] == []
     assert search(gateway, "otc.QuoteStatusChanged")
+
+
+def test_configured_cancel_on_disconnect_needs_no_flag(gateway, client):
+    c = Desk(gateway, DESK_C_TOKEN)  # a plain stream: DESK_C is configured for it
+    ask(client, "cod-config")
+    rfq_id = rfq_id_at(c)
+    quoted = c.quote(rfq_id, bid_px="4100", offer_px="4300").json()["quote"]
+    client.quote()
+    c.close()
+    pulled = until(client, "AI")
+    assert (pulled.get(117), pulled.get(297)) == (quoted["quote_id"], "6")
 
 
 def test_client_names_its_dealers_and_stays_anonymous(gateway, client):
