@@ -218,8 +218,14 @@ def test_client_names_its_dealers_and_stays_anonymous(gateway, client):
         q = client.quote()
         client.hit(q, Side.BUY, "hit-anon-1")
         until(client, "AE")
-        seen.append(json.dumps(c.event("TradeCaptured")))
+        traded = c.event("TradeCaptured")
+        seen.append(json.dumps(traded))
+        trade_id = traded["trade"]["trade_id"]
         seen.append(httpx.get(f"{gateway.http}/rfqs/{rfq_id}", headers=c.headers).text)
+        seen.append(httpx.get(f"{gateway.http}/trades/{trade_id}", headers=c.headers).text)
+        mine = httpx.get(f"{gateway.http}/trades", headers=c.headers).json()
+        seen += [json.dumps(t) for t in mine if t["trade_id"] == trade_id]
+        assert len(seen) == 9
 
         assert all(alias in text for text in seen[:2])
         assert not [text for text in seen if "CLIENT2" in text]
@@ -229,6 +235,8 @@ def test_client_names_its_dealers_and_stays_anonymous(gateway, client):
         # compliance and admin keep the real identity
         record = httpx.get(f"{gateway.http}/rfqs/{rfq_id}", headers=ADMIN).json()
         assert record["rfq"]["client_id"] == "CLIENT2" and record["rfq"]["alias"] == alias
+        booked = httpx.get(f"{gateway.http}/trades/{trade_id}", headers=ADMIN).text
+        assert "CLIENT2" in booked and alias not in booked
 
         ask(client, "anon-2", desks=("DESK_C",), disclosed=False)
         assert c.event("RfqToDesk")["rfq"]["client_id"] not in (alias, "CLIENT2")

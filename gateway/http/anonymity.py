@@ -21,9 +21,15 @@ def masked(value: Any, client_id: str, alias: str) -> Any:
     return value
 
 
-def masked_for_rfq(value: Any, rfq: dict[str, Any]) -> Any:
-    """``value`` as a desk may see it, given the RFQ's JSON form (``disclosed``, ``alias``)."""
+def identity_of(rfq: dict[str, Any]) -> tuple[str, str] | None:
+    """(client id, alias) from an RFQ's JSON form when it is anonymous, else None."""
     alias = rfq.get("alias")
     if rfq.get("disclosed", True) or not alias:
-        return value
-    return masked(value, rfq["client_id"], alias)
+        return None
+    return rfq["client_id"], alias
+
+
+def masked_for_rfq(value: Any, rfq: dict[str, Any]) -> Any:
+    """``value`` as a desk may see it, given the RFQ's JSON form (``disclosed``, ``alias``)."""
+    who = identity_of(rfq)
+    return masked(value, *who) if who is not None else value
