@@ -94,12 +94,13 @@ def trade(client: RfqClient, desk: Desk, req_id: str) -> None:
     until(client, "AE")
 
 
-def search(gw: GatewayProcess, kind: str, timeout: float = 10) -> list[dict]:
-    """Audit entries of ``kind`` (the audit log is written off the caller's thread)."""
+def search(gw: GatewayProcess, kind: str, timeout: float = 10, **refs: str) -> list[dict]:
+    """Audit entries of ``kind`` naming ``refs`` (the audit log is written off the caller's
+    thread)."""
     deadline = time.monotonic() + timeout
     while True:
         items = httpx.get(
-            f"{gw.http}/compliance/search", params={"kind": kind}, headers=ADMIN
+            f"{gw.http}/compliance/search", params={"kind": kind, **refs}, headers=ADMIN
         ).json()["items"]
         if items or time.monotonic() > deadline:
             return items
@@ -127,7 +128,9 @@ def test_protection_trips_pulls_freezes_survives_a_restart_and_resets(gateway, c
         assert refused.status_code == 423
         assert refused.headers["content-type"] == "application/problem+json"
         assert "desk_frozen" in refused.json()["detail"]
-        assert search(gateway, "otc.DeskProtectionTripped")
+        entries = search(gateway, "otc.DeskProtectionTripped", desk="DESK_A")
+        assert [e["actor"] for e in entries] == ["desk:DESK_A"]
+        assert search(gateway, "otc.QuoteStatusChanged", quote_id=resting["quote_id"])
     finally:
         a.close()
 
@@ -148,7 +151,7 @@ def test_protection_trips_pulls_freezes_survives_a_restart_and_resets(gateway, c
         assert a.quote(frozen_rfq, bid_px="4100", offer_px="4300").status_code == 201
         again = a.post("/desk/protection/reset")
         assert again.status_code == 409 and "desk_not_frozen" in again.json()["detail"]
-        assert search(gateway, "otc.DeskProtectionReset")
+        assert search(gateway, "otc.DeskProtectionReset", desk="DESK_A")
     finally:
         a.close()
 
@@ -182,7 +185,7 @@ def test_cancel_on_disconnect_pulls_quotes_when_the_last_stream_closes(gateway, 
     assert (pulled.get(117), pulled.get(297)) == (quoted["quote_id"], "6")
     mine = httpx.get(f"{gateway.http}/desk/rfqs/{rfq_id}", headers=desk.headers).json()
     assert mine["my_quotes"] == []
-    assert search(gateway, "otc.QuoteStatusChanged")
+    assert search(gateway, "otc.QuoteStatusChanged", quote_id=quoted["quote_id"])
 
 
 def test_configured_cancel_on_disconnect_needs_no_flag(gateway, client):
