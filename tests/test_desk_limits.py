@@ -1,5 +1,6 @@
 """The pieces of the desk protections that need no running gateway: each desk's request bucket,
-the configuration's checks, the journal keeping each desk's latest protection state."""
+the configuration's checks, the journal keeping each desk's latest protection state, the
+service's default disclosure and aliases."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from fixspec.messages import Side
 from gateway.config import ConfigError, load_config
 from gateway.http.limits import DeskRateLimits, TooManyRequests
 from gateway.journal import GUARD, NegotiationJournal
-from gateway.negotiation import protection_limits
+from gateway.negotiation import NegotiationService, protection_limits
+from otc.negotiation import LegRequest, RoutingTable, SubmitRfq
+from otc.negotiation.engine import NegotiationEngine
+from otc.negotiation.events import RfqAcknowledged, RfqToDesk
 from otc.negotiation.protection import DeskGuard, Fill, guard_from_json, guard_to_json
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -112,3 +117,22 @@ def test_the_journal_keeps_each_desks_latest_guard_only(tmp_path: Path) -> None:
     }
     assert guards == {"DESK_A": tripped, "DESK_B": DeskGuard()}
     again.close()
+
+
+def test_the_service_gives_each_anonymous_rfq_its_own_alias_by_default() -> None:
+
+    seen: list = []
+    engine = NegotiationEngine(RoutingTable.from_config({"*": {"*": ["DESK_A"]}}), None)
+    service = NegotiationService(engine, sinks=[seen.extend], disclose_clients=False)
+    legs = (LegRequest("BTC-27DEC26-100000-C", Side.BUY),)
+    aliases = []
+    for n in range(2):
+        events = service.submit(SubmitRfq("CLIENT1", f"QR-{n}", legs, Decimal(1)))
+        rfq = next(e for e in events if isinstance(e, RfqAcknowledged)).rfq
+        assert rfq.disclosed is False and rfq.alias is not None
+        assert service.client_alias(rfq.rfq_id) == ("CLIENT1", rfq.alias)
+        aliases.append(rfq.alias)
+    assert len(set(aliases)) == 2 and all(len(a) == len("ANON-") + 16 for a in aliases)
+    shown = service.submit(SubmitRfq("CLIENT1", "QR-D", legs, Decimal(1), disclosed=True))
+    rfq = next(e for e in shown if isinstance(e, RfqToDesk)).rfq
+    assert rfq.disclosed is True and service.client_alias(rfq.rfq_id) is None
