@@ -4,14 +4,18 @@ service's default disclosure and aliases."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from fixspec.codec import DecodeError, RawMessage
 from fixspec.messages import Side
 from gateway.config import ConfigError, load_config
+from gateway.fix import rfq_client
+from gateway.fix.rfq_inbound import decode_client
 from gateway.http.limits import DeskRateLimits, TooManyRequests
 from gateway.journal import GUARD, NegotiationJournal
 from gateway.negotiation import NegotiationService, protection_limits
@@ -136,3 +140,30 @@ def test_the_service_gives_each_anonymous_rfq_its_own_alias_by_default() -> None
     shown = service.submit(SubmitRfq("CLIENT1", "QR-D", legs, Decimal(1), disclosed=True))
     rfq = next(e for e in shown if isinstance(e, RfqToDesk)).rfq
     assert rfq.disclosed is True and service.client_alias(rfq.rfq_id) is None
+
+
+def test_a_quote_request_names_desks_in_parties_and_says_whether_it_discloses() -> None:
+    legs = (LegRequest("BTC-27DEC26-100000-C", Side.BUY),)
+    sent = SubmitRfq(
+        "CLIENT1", "QR-P", legs, Decimal(1), desks=("DESK_B", "DESK_C"), disclosed=False
+    )
+    raw = rfq_client.encode_client_rfq(sent)
+    got = decode_client(raw, "CLIENT1")
+    assert isinstance(got, SubmitRfq)
+    assert (got.desks, got.disclosed) == (("DESK_B", "DESK_C"), False)
+    plain = decode_client(
+        rfq_client.encode_client_rfq(replace(sent, desks=(), disclosed=None)), "C"
+    )
+    assert isinstance(plain, SubmitRfq) and (plain.desks, plain.disclosed) == ((), None)
+
+    # a party in another role (here ExecutingFirm) chooses no dealer
+    first_role = next(i for i, (t, _) in enumerate(raw.fields) if t == 452)
+    fields = list(raw.fields)
+    fields[first_role] = (452, "1")
+    other = decode_client(RawMessage(raw.msg_type, tuple(fields)), "CLIENT1")
+    assert isinstance(other, SubmitRfq) and other.desks == ("DESK_C",)
+
+    bad = [(t, "X" if t == 5004 else v) for t, v in raw.fields]
+    with pytest.raises(DecodeError) as err:
+        decode_client(RawMessage(raw.msg_type, tuple(bad)), "CLIENT1")
+    assert err.value.tag == 5004 and "ClientDisclosed(5004)" in str(err.value)
