@@ -45,6 +45,13 @@ CUSTOM_FIELDS: tuple[CustomField, ...] = (
         ("S",),
         "Identifier of the desk key that signed the quote",
     ),
+    CustomField(
+        5004,
+        "ClientDisclosed",
+        "BOOLEAN",
+        ("R",),
+        "Y: desks see the client's identity; N: only an alias for this RFQ; absent: the default",
+    ),
 )
 
 CUSTOM_TAGS = {f.name: f.tag for f in CUSTOM_FIELDS}

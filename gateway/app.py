@@ -39,6 +39,7 @@ from gateway.fix.front import Front, PeerRegistry, free_loopback_port
 from gateway.fix.trade_reports import TradeReports, stored_trades
 from gateway.http.app import create_app
 from gateway.http.draining import Draining
+from gateway.http.limits import desk_rate_limits
 from gateway.http.security import Auth
 from gateway.http.server import HttpServer
 from gateway.http.services import ApiServices
@@ -154,7 +155,8 @@ class Gateway:
         core_lock = self.core_lock = threading.RLock()
 
         self.peers = PeerRegistry()
-        self.desk_hub = DeskHub()
+        # anonymous RFQs: desks see the alias; the service, built below, answers which
+        self.desk_hub = DeskHub(identity=lambda rfq_id: self.negotiation.client_alias(rfq_id))
         self.rfq_archive = RfqArchive(self.database)
         keyring = parts.desk_keys(data / "desk-keys", cfg.otc.desks)
         journal = NegotiationJournal(data / "journal")
@@ -186,6 +188,7 @@ class Gateway:
             ),
             archive=self.rfq_archive.save,
             journal=journal,
+            disclose_clients=cfg.otc.disclose_clients,
         )
         self.negotiation.restore(cfg.otc.routing)  # open business is back; no one is told yet
         self.core_lock = core_lock
@@ -369,6 +372,7 @@ class Gateway:
                 self.dictionary.read_bytes(),
                 self.config.gateway.data_dir / "exports",
             ),
+            desk_rates=desk_rate_limits(self.config.api),
         )
         self.services = services
         self.http_gate = Draining(

@@ -143,8 +143,23 @@ class ApiToken(Strict):
         return self
 
 
+class DeskProtectionSection(Strict):
+    """Market maker protection of one desk: trip after ``max_fills`` fills or ``max_notional``
+    traded (quantity x |price|, quote currency) within ``window_ms`` of acceptance times."""
+
+    window_ms: int = Field(ge=1)
+    max_fills: int | None = Field(default=None, ge=1)
+    max_notional: Decimal | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> DeskProtectionSection:
+        if self.max_fills is None and self.max_notional is None:
+            raise ValueError("set max_fills, max_notional or both")
+        return self
+
+
 class OtcSection(Strict):
-    """RFQ negotiation: lifetimes and last look."""
+    """RFQ negotiation: lifetimes, last look, desk protections and client disclosure."""
 
     rfq_ttl_seconds: int = Field(default=300, ge=1)
     max_rfq_ttl_seconds: int = Field(default=3600, ge=1)
@@ -153,9 +168,22 @@ class OtcSection(Strict):
     desks: list[CompId] = Field(default_factory=list)
     # client CompID (or "*") -> instrument kind (option, future, perpetual, spot or "*") -> desks
     routing: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # desk id (or "*" for every desk not named) -> its market maker protection
+    protection: dict[str, DeskProtectionSection] = Field(default_factory=dict)
+    # desks whose live quotes are pulled when their last desk stream closes
+    cancel_on_disconnect: list[CompId] = Field(default_factory=list)
+    # whether an RFQ that does not say shows desks the client's id (false: a per-RFQ alias)
+    disclose_clients: bool = True
 
     @model_validator(mode="after")
     def _known_desks(self) -> OtcSection:
+        for where, named in (
+            ("protection", set(self.protection) - {"*"}),
+            ("cancel_on_disconnect", set(self.cancel_on_disconnect)),
+        ):
+            unknown = named - set(self.desks)
+            if unknown:
+                raise ValueError(f"{where} names desks not in otc.desks: {sorted(unknown)}")
         for client, kinds in self.routing.items():
             for kind, desks in kinds.items():
                 unknown = set(desks) - set(self.desks)
@@ -174,6 +202,9 @@ class ApiSection(Strict):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # each desk's token bucket over its API requests (none: unlimited; the stream is exempt)
+    desk_requests_per_second: int | None = Field(default=None, ge=1)
+    desk_request_burst: int | None = Field(default=None, ge=1)  # default: one second's worth
     # /docs, /redoc and /openapi.json without a token (they describe routes, not data); false
     # puts them behind any valid token
     docs_public: bool = True

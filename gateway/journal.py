@@ -17,6 +17,9 @@ the journal through a fresh engine with nothing sent, then ticks at the real tim
   out while applying it: a replay hands back exactly these, so it needs no row it skips.
 * ``tick``: timers that fired at ``at`` (the timers a refused command fired are journalled as the
   tick they were: a refusal changes nothing else).
+* ``guard``: one desk's market maker protection state (``{"desk_id", "guard"}``) after a call
+  changed it: a replay puts it back as it was (it counts no fills of its own), and only each
+  desk's latest guard row is kept.
 * ``archived``: the RFQ in ``rfqs`` left the engine (finished and archived): rows that touched
   only RFQs that have left are not replayed.
 
@@ -58,7 +61,7 @@ from otc.negotiation import events as ev
 from otc.negotiation.ids import IdKind
 
 log = logging.getLogger("fixbridge.journal")
-BOOT, HANDLE, TICK, ARCHIVED = "boot", "handle", "tick", "archived"
+BOOT, HANDLE, TICK, ARCHIVED, GUARD = "boot", "handle", "tick", "archived", "guard"
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode  # built once
 SEGMENT_PREFIX, SEGMENT_SUFFIX = "seg-", ".jsonl"
 
@@ -206,6 +209,7 @@ class NegotiationJournal:
         self._by_rfq: dict[str, list[int]] = {}
         self._boot_lines: dict[str, tuple[int, bytes]] = {}  # prefix -> its boot row
         self._boot_of: dict[int, str] = {}  # live seq -> the boot it ran under
+        self._guard_lines: dict[str, tuple[int, bytes]] = {}  # desk -> its latest guard row
         # the fsync thread: _cond signals it (held briefly, also by the hot path); _fd_lock is
         # held while it fsyncs and while a compaction swaps the descriptor it would fsync
         self._cond = threading.Condition()
@@ -226,16 +230,21 @@ class NegotiationJournal:
         self._seq = max((r.seq for r in rows), default=0)
         self._segment = max((_segment_no(p) for p in _segments(self.directory)), default=0)
         archived = {r.rfqs[0] for r in rows if r.kind == ARCHIVED}
+        latest_guard = {r.payload["desk_id"]: r.seq for r in rows if r.kind == GUARD}
         return [
             r
             for r in rows
-            if r.kind == BOOT or (r.kind != ARCHIVED and not set(r.rfqs) <= archived)
+            if r.kind == BOOT
+            or (r.kind == GUARD and latest_guard[r.payload["desk_id"]] == r.seq)
+            or (r.kind not in (ARCHIVED, GUARD) and not set(r.rfqs) <= archived)
         ]
 
     def index(self, entry: JournalEntry, events: Iterable[ev.Event]) -> None:
         """A replayed row and the RFQs it touched in the replay: kept while they are open."""
         if entry.kind == BOOT:
             self._boot_lines[entry.payload["id_prefix"]] = (entry.seq, entry.line)
+        elif entry.kind == GUARD:
+            self._guard_lines[entry.payload["desk_id"]] = (entry.seq, entry.line)
         else:
             self._track(entry.seq, entry.boot, entry.line, touched(events))
 
@@ -273,6 +282,14 @@ class NegotiationJournal:
         rfqs = touched(events)
         if rfqs:
             self._append(TICK, now, rfqs, {})
+
+    def guard(self, now: datetime, desk_id: str, guard: dict[str, Any]) -> None:
+        """A desk's market maker protection state after a call changed it; it replaces the
+        desk's earlier guard row."""
+        self._seq += 1
+        line = self._line(self._seq, GUARD, now, (), {"desk_id": desk_id, "guard": guard})
+        self._buffer.append(line)
+        self._guard_lines[desk_id] = (self._seq, line)
 
     def forget(self, rfq_id: str) -> None:
         """``rfq_id`` left the engine: the rows only it kept are no longer needed, which an
@@ -395,6 +412,7 @@ class NegotiationJournal:
         keep = dict(self._boot_lines[b] for b in {*self._boot_of.values(), self.boot})
         self._boot_lines = {b: self._boot_lines[b] for b in {*self._boot_of.values(), self.boot}}
         keep.update(self._lines)
+        keep.update(self._guard_lines.values())
         old = _segments(self.directory)
         self._segment += 1
         path = self.directory / f"{SEGMENT_PREFIX}{self._segment:08d}{SEGMENT_SUFFIX}"

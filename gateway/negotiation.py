@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.config import Config
+from gateway.config import Config, DeskProtectionSection
 from gateway.journal import (
     BOOT,
+    GUARD,
     HANDLE,
     JournalEntry,
     JournalFailed,
@@ -32,11 +36,24 @@ from gateway.journal import (
 )
 from otc.negotiation import events as ev
 from otc.negotiation.command_json import command_from_json, command_to_json
-from otc.negotiation.commands import AcceptQuote, CancelRfq, Command
+from otc.negotiation.commands import (
+    AcceptQuote,
+    CancelRfq,
+    Command,
+    PullCause,
+    PullDeskQuotes,
+    SubmitRfq,
+)
 from otc.negotiation.engine import NegotiationConfig, NegotiationEngine, RfqView
 from otc.negotiation.errors import RejectReason
 from otc.negotiation.ids import IdFactory, sequential_ids
 from otc.negotiation.model import Rfq, SealedQuote
+from otc.negotiation.protection import (
+    DeskGuard,
+    ProtectionLimits,
+    guard_from_json,
+    guard_to_json,
+)
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring
 from otc.negotiation.states import TERMINAL_RFQ_STATES, RfqState
@@ -72,6 +89,20 @@ def load_desk_keys(keys_dir: Path, desks: Iterable[str]) -> DeskKeyring:
     return DeskKeyring.from_pem(keys)
 
 
+def protection_limits(
+    sections: Mapping[str, DeskProtectionSection],
+) -> dict[str, ProtectionLimits]:
+    """``[otc.protection]`` as the engine's limits, by desk id (or "*")."""
+    return {
+        desk: ProtectionLimits(
+            timedelta(milliseconds=p.window_ms),
+            p.max_fills,
+            Decimal(p.max_notional) if p.max_notional is not None else None,
+        )
+        for desk, p in sections.items()
+    }
+
+
 def engine_for(
     config: Config, keyring: DeskKeyring | None, ids: IdFactory | None = None
 ) -> NegotiationEngine:
@@ -89,6 +120,7 @@ def engine_for(
             send_cover=otc.send_cover,
         ),
         ids=ids or sequential_ids(prefix=f"{boot}-"),
+        protection=protection_limits(otc.protection),
     )
 
 
@@ -130,6 +162,10 @@ class NegotiationService:
     ``gate`` refuses commands that breach pre-trade risk before the engine sees them (none: no
     check); ``archive`` receives each finished RFQ, which then leaves memory (none: RFQs stay).
 
+    An RFQ that does not say whether it discloses the client takes ``disclose_clients``; an
+    anonymous one gets a random alias here (kept with the command in the journal, so a replay
+    gives it the same one): unguessable, and different for every RFQ.
+
     ``journal`` records every engine call that changed something, committed before its events
     reach any sink; :meth:`restore` replays it at start-up and :meth:`start` then tells everyone
     what happened while the gateway was down. None: open business lives in memory only (tests,
@@ -145,8 +181,10 @@ class NegotiationService:
         gate: RfqRiskGate | None = None,
         archive: Archive | None = None,
         journal: NegotiationJournal | None = None,
+        disclose_clients: bool = True,
     ) -> None:
         self.engine = engine
+        self.disclose_clients = disclose_clients
         self.journal = journal
         self._failed = False
         self._closed = False
@@ -191,6 +229,8 @@ class NegotiationService:
                     log.exception("negotiation journal: closing failed")
 
     def submit(self, command: Command) -> list[ev.Event]:
+        if isinstance(command, SubmitRfq):
+            command = self._with_disclosure(command)
         with self.lock:
             self._require_journal()
             refused = (
@@ -207,7 +247,34 @@ class NegotiationService:
             self._wake.notify_all()  # a new deadline may be earlier than the one waited for
         return events
 
+    def _with_disclosure(self, command: SubmitRfq) -> SubmitRfq:
+        disclosed = self.disclose_clients if command.disclosed is None else command.disclosed
+        alias = None if disclosed else f"ANON-{secrets.token_hex(8).upper()}"
+        return replace(command, disclosed=disclosed, alias=alias)
+
+    def pull_desk_quotes(self, desk_id: str, cause: PullCause) -> int:
+        """Take the desk's live quotes out of the market (cancel-on-disconnect); how many."""
+        events = self.submit(PullDeskQuotes(desk_id, cause))
+        return sum(1 for e in events if isinstance(e, ev.QuoteStatusChanged))
+
     # -- named queries for the web API: one lock each, immutable views out -------------------
+
+    def desk_guard(self, desk_id: str) -> DeskGuard:
+        """The desk's market maker protection state."""
+        with self.lock:
+            return self.engine.guard(desk_id)
+
+    def client_alias(self, rfq_id: str | None) -> tuple[str, str] | None:
+        """(client id, alias) of an anonymous RFQ in memory: what a desk must not see and what
+        it sees instead; None for a disclosed or unknown one."""
+        if rfq_id is None:
+            return None
+        with self.lock:
+            try:
+                rfq = self.engine.rfq(rfq_id).rfq
+            except KeyError:
+                return None
+        return None if rfq.disclosed or rfq.alias is None else (rfq.client_id, rfq.alias)
 
     def desk_rfqs(
         self, desk_id: str, state: str | None, limit: int
@@ -349,6 +416,9 @@ class NegotiationService:
                 )
                 raise NegotiationUnavailable(str(exc)) from exc
         self._track(events)
+        for event in events:  # the core trips; its pull runs next, before anything else
+            if isinstance(event, ev.DeskProtectionTripped):
+                self._deferred.append(PullDeskQuotes(event.desk_id, PullCause.PROTECTION))
         for sink in self.sinks:
             try:
                 follow_up = sink(events)
@@ -395,7 +465,9 @@ class NegotiationService:
     def _handle(self, command: Command, now: datetime) -> list[ev.Event]:
         journal = self.journal
         if journal is None:
-            return self.engine.handle(command, now)
+            events = self.engine.handle(command, now)
+            self.engine.take_guard_changes()
+            return events
         encoded = command_to_json(command)  # one that could not be replayed is never applied
         fired = self.engine.tick(now)  # the timers due first, journalled on their own
         journal.ticked(now, fired)
@@ -403,6 +475,8 @@ class NegotiationService:
         events, changed = self.engine.handle_checked(command, now)
         if changed:  # a refusal or an answer from what the engine knew is not replayed
             journal.handled(now, encoded, events)
+        for desk_id, guard in self.engine.take_guard_changes().items():
+            journal.guard(now, desk_id, guard_to_json(guard))
         return fired + events if fired else events
 
     def _refuse(
@@ -430,6 +504,8 @@ class NegotiationService:
         assert journal is not None, "restore needs a journal"
         with self.lock:
             current = self.engine.routing, self.engine.config
+            protection = self.engine.protection
+            self.engine.set_protection({})  # guards come back from their own rows
             entries = journal.load()
             for entry in entries:
                 try:
@@ -444,6 +520,8 @@ class NegotiationService:
                 self._track(events)
                 journal.index(entry, events)
             self.engine.reconfigure(*current)
+            self.engine.set_protection(protection)
+            self.engine.take_guard_changes()
             if self.archive is not None:
                 for rfq_id in [r for rfqs in self._rfqs_by_client.values() for r in rfqs]:
                     if self.engine.rfq(rfq_id).state in TERMINAL_RFQ_STATES:
@@ -461,6 +539,11 @@ class NegotiationService:
     def _replay(self, entry: JournalEntry) -> list[ev.Event]:
         if entry.kind == BOOT:
             self.engine.reconfigure(*_settings_of(entry.payload))
+            return []
+        if entry.kind == GUARD:
+            self.engine.restore_guard(
+                entry.payload["desk_id"], guard_from_json(entry.payload["guard"])
+            )
             return []
         if entry.kind != HANDLE:
             return self.engine.tick(entry.at)

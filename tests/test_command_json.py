@@ -67,6 +67,9 @@ STRATEGIES = {
         st.booleans(),
         optional(times),
         optional(text),  # label
+        st.lists(text, max_size=3).map(tuple),
+        optional(st.booleans()),
+        optional(text),
     ),
     c.CancelRfq: st.builds(c.CancelRfq, text, text),
     c.ClientPass: st.builds(c.ClientPass, text, text, text, optional(text)),
@@ -93,6 +96,8 @@ STRATEGIES = {
     c.ConfirmLastLook: st.builds(c.ConfirmLastLook, text, text),
     c.RejectLastLook: st.builds(c.RejectLastLook, text, text, optional(text)),
     c.ConfirmTrade: st.builds(c.ConfirmTrade, text),
+    c.PullDeskQuotes: st.builds(c.PullDeskQuotes, text, st.sampled_from(c.PullCause)),
+    c.ResetDeskProtection: st.builds(c.ResetDeskProtection, text),
 }
 
 

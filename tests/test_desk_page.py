@@ -22,7 +22,14 @@ from websockets.sync.client import connect as ws_connect
 from fixspec.messages import Side
 from gateway.web import pages
 from tests import browser
-from tests.harness import API_TOKEN, DESK_B_TOKEN, ROOT, VIEWER_TOKEN, GatewayProcess
+from tests.harness import (
+    API_TOKEN,
+    DESK_B_TOKEN,
+    DESK_C_TOKEN,
+    ROOT,
+    VIEWER_TOKEN,
+    GatewayProcess,
+)
 from tests.otc_support import Desk, RfqClient
 
 DESK_A_TOKEN = VIEWER_TOKEN
@@ -34,6 +41,11 @@ comp_id = "CLIENT3"
 
 [otc.routing.CLIENT3]
 "*" = ["DESK_A"]
+
+# DESK_C (quoting nowhere else in these tests) trips on its first fill
+[otc.protection.DESK_C]
+window_ms = 600000
+max_fills = 1
 """
 
 
@@ -618,3 +630,34 @@ def test_desk_me_names_the_callers_desk(gateway):
     assert httpx.get(f"{gateway.http}/desk/me").status_code == 401
     admin = httpx.get(f"{gateway.http}/desk/me", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert admin.status_code == 403
+
+
+def test_the_page_shows_a_tripped_desk_frozen_and_resets_it(gateway, driver, client):
+    desk_c = Desk(gateway, DESK_C_TOKEN)
+    try:
+        sign_in(driver, gateway, DESK_C_TOKEN)
+        assert not driver.find_element(By.ID, "mmp").is_displayed()
+        client.rfq("page-mmp")
+        rfq_id = desk_c.event("RfqToDesk")["rfq"]["rfq_id"]
+        assert desk_c.quote(rfq_id, bid_px="4100", offer_px="4300").status_code == 201
+        client.hit(client.quote(), Side.BUY, "hit-page-mmp")
+        browser.wait_for(
+            driver,
+            lambda d: d.find_element(By.ID, "mmp").is_displayed(),
+            message="the page does not show the desk frozen",
+        )
+        assert "1 fills" in driver.find_element(By.ID, "mmp").get_attribute("title")
+        assert "PROTECTION TRIPPED" in browser.text_of(driver, "#log")
+
+        driver.find_element(By.ID, "mmp-reset").click()
+        browser.wait_for(
+            driver,
+            lambda d: not d.find_element(By.ID, "mmp").is_displayed(),
+            message="the page still shows the desk frozen after the reset",
+        )
+        guard = httpx.get(
+            f"{gateway.http}/desk/protection", headers={"Authorization": f"Bearer {DESK_C_TOKEN}"}
+        ).json()
+        assert guard["frozen"] is False
+    finally:
+        desk_c.close()

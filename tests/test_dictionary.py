@@ -63,7 +63,12 @@ def test_assembled_dictionary_keeps_every_stock_field_and_adds_ours(
     assert {tag: after[tag] for tag in before} == before
     added = {tag: after[tag] for tag in set(after) - set(before)}
     assert added == {cf.tag: (cf.name, cf.type) for cf in CUSTOM_FIELDS}
-    assert CUSTOM_TAGS == {"QuoteSignature": 5001, "QuoteHash": 5002, "QuoteSignerKeyID": 5003}
+    assert CUSTOM_TAGS == {
+        "QuoteSignature": 5001,
+        "QuoteHash": 5002,
+        "QuoteSignerKeyID": 5003,
+        "ClientDisclosed": 5004,
+    }
 
 
 def test_custom_fields_are_optional_members_of_their_messages(assembled: Path) -> None:

@@ -92,7 +92,12 @@ def encode_client_rfq(cmd: SubmitRfq, *, details: bool = True) -> RawMessage:
             legs.append(leg_entry)
         entry.append((555, legs))
     add_field(entry, 126, cmd.expire_at)
-    return _raw("R", [(131, cmd.quote_req_id), (146, [entry])])
+    if cmd.desks:
+        entry.append((453, [[(448, desk), (447, "D"), (452, "35")] for desk in cmd.desks]))
+    head: list[OutField] = [(131, cmd.quote_req_id)]
+    if cmd.disclosed is not None:
+        head.append((5004, "Y" if cmd.disclosed else "N"))
+    return _raw("R", [*head, (146, [entry])])
 
 
 def encode_quote_response(

@@ -59,7 +59,11 @@ class _AllBut:
 
 
 # Message-level fields of R and AG (everything else in them sits inside NoRelatedSym) + trailer.
-RELATED_SYM_MEMBERS = _AllBut({11, 58, 131, 146, 354, 355, 528, 644, 658, 10, 89, 93})
+RELATED_SYM_MEMBERS = _AllBut({11, 58, 131, 146, 354, 355, 528, 644, 658, 10, 89, 93, 5004})
+# Parties (453) inside NoRelatedSym: PartyID, PartyIDSource, PartyRole, and its sub-ids
+PARTY_MEMBER_TAGS = frozenset({448, 447, 452, 802, 523, 803})
+LIQUIDITY_PROVIDER = "35"  # PartyRole(452): a desk the client chooses to ask
+CLIENT_DISCLOSED = 5004  # custom: Y shows desks the client, N only an alias
 
 
 # --- instrument detail fields ----------------------------------------------------------------

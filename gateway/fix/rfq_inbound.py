@@ -30,10 +30,13 @@ from fixspec.rfq_codes import QuoteRespType, QuoteType
 from gateway.fix.rfq_classic import decode_classic
 from gateway.fix.rfq_fields import (
     CANCEL_ALL_QUOTES,
+    CLIENT_DISCLOSED,
     INSTRUMENT_DETAILS,
     LEG_DETAILS,
     LEG_MEMBER_TAGS,
+    LIQUIDITY_PROVIDER,
     MULTILEG_SYMBOL,
+    PARTY_MEMBER_TAGS,
     QUOTE_HASH,
     RELATED_SYM_MEMBERS,
     DetailTags,
@@ -234,7 +237,31 @@ def _quote_request(raw: RawMessage, client_id: str, rfqs: RfqLookup | None) -> S
         multileg=sum(not leg.hedge for leg in legs) > 1,
         expire_at=decode_timestamp(entry, 126, "ExpireTime"),
         label=strategy_label(entry) if leg_entries else None,
+        desks=_chosen_desks(entry),
+        disclosed=_disclosed(raw),
     )
+
+
+def _chosen_desks(entry: RawMessage) -> tuple[str, ...]:
+    """The desks named in Parties (453) with PartyRole(452) 35 LiquidityProvider; parties in
+    other roles do not choose dealers and are left alone."""
+    desks = []
+    for party in groups(entry, 453, PARTY_MEMBER_TAGS):
+        if party.get(452) == LIQUIDITY_PROVIDER:
+            desks.append(required_text(party, 448, "PartyID"))
+    return tuple(desks)
+
+
+def _disclosed(raw: RawMessage) -> bool | None:
+    value = raw.get(CLIENT_DISCLOSED)
+    if value is None:
+        return None
+    if value not in ("Y", "N"):
+        raise DecodeError(
+            f"ClientDisclosed({CLIENT_DISCLOSED}) must be Y or N, got {value!r}",
+            tag=CLIENT_DISCLOSED,
+        )
+    return value == "Y"
 
 
 def _lookup(rfqs: RfqLookup | None) -> RfqLookup:

@@ -58,9 +58,17 @@ def require(*roles: str) -> Callable[..., Awaitable[ApiToken]]:
             raise auth.fail(
                 403, f"role {token.role!r} may not use this endpoint", peer, path, token.name
             )
+        _desk_rate(request, token)
         return token
 
     return check
+
+
+def _desk_rate(request: Request, token: ApiToken) -> None:
+    """A desk's request spends a token of its bucket (429 when it is empty)."""
+    rates = services(request).desk_rates
+    if rates is not None and token.role == "desk" and token.desk_id is not None:
+        rates.take(token.desk_id)
 
 
 AdminToken = Annotated[ApiToken, Depends(require("admin"))]

@@ -1,5 +1,5 @@
-"""Limits on what an HTTP API client can make the gateway hold: request bodies and WebSocket
-traffic.
+"""Limits on what an HTTP API client can make the gateway hold: request bodies, WebSocket
+traffic, and each desk's request rate.
 
 uvicorn and Starlette read a request body of any size into memory before a route sees it, so a
 body over ``max_body_bytes`` is refused with 413: at once when Content-Length says so, else as
@@ -9,6 +9,11 @@ unnoticed and the route waits for ever. Here every inbound WebSocket message is 
 comes; one over ``max_ws_message_bytes`` closes the socket with 1009, more than ``max_ws_queued``
 messages the route has not taken close it with 1008, and a client that goes away cancels the
 route at once.
+
+A desk's requests draw on its own token bucket (:class:`DeskRateLimits`): ``rate`` tokens a second
+up to ``burst``; a request that finds the bucket empty is refused with 429 and a ``Retry-After``
+saying when a token will be there. The bucket is checked where the caller's token is known (the
+role check in ``gateway.http.deps``); the desk stream is not a request and draws nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
 from starlette.websockets import WebSocketDisconnect
+
+from gateway.config import ApiSection
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +41,50 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY_BYTES = 1 << 20  # the largest legitimate body (a quote, an RFQ, limits) is < 10 kB
 MAX_WS_MESSAGE_BYTES = 64 << 10
 MAX_WS_QUEUED = 16
+
+
+class TooManyRequests(HTTPException):
+    """429 with ``Retry-After`` (whole seconds, at least 1)."""
+
+    def __init__(self, desk_id: str, rate: float, wait: float) -> None:
+        super().__init__(
+            429,
+            f"desk {desk_id} is over its API rate of {rate:g} requests per second",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+class DeskRateLimits:
+    """One token bucket per desk. ``clock`` is monotonic seconds (tests pass their own)."""
+
+    def __init__(
+        self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = float(burst if burst is not None else max(1, math.ceil(rate)))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # desk -> (tokens, as of)
+
+    def take(self, desk_id: str) -> None:
+        """Spend one of the desk's tokens, or raise :class:`TooManyRequests`."""
+        with self._lock:
+            now = self._clock()
+            tokens, since = self._buckets.get(desk_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - since) * self.rate)
+            if tokens < 1:
+                self._buckets[desk_id] = (tokens, now)
+                raise TooManyRequests(desk_id, self.rate, (1 - tokens) / self.rate)
+            self._buckets[desk_id] = (tokens - 1, now)
+
+
+def desk_rate_limits(api: ApiSection) -> DeskRateLimits | None:
+    """The desks' buckets as ``[api]`` sets them; None when no rate is set."""
+    if api.desk_requests_per_second is None:
+        return None
+    return DeskRateLimits(api.desk_requests_per_second, api.desk_request_burst)
 
 
 class BodyTooLarge(HTTPException):

@@ -298,6 +298,10 @@ class RfqIn(BaseModel):
     side: Literal["buy", "sell"] | None = None
     quote_type: Literal["indicative", "tradeable"] = "tradeable"
     expire_at: datetime | None = None
+    # the client's choice of dealers, within its routing (empty: every routed desk)
+    desks: list[FixText] = Field(default_factory=list, max_length=32)
+    # show desks the client's id (true) or only a per-RFQ alias (false); none: otc default
+    disclosed: bool | None = None
 
 
 # --- RFQs, quotes and trades: what the routes answer --------------------------------------------
@@ -336,6 +340,8 @@ class RfqOut(BaseModel):
     requested_at: UtcTime
     expire_at: UtcTime
     label: str | None = None  # the client's name for the strategy (Symbol of its MLEG R)
+    disclosed: bool = True
+    alias: str | None = None  # what desks see instead of client_id when not disclosed
 
 
 class LegQuoteOut(BaseModel):
@@ -381,6 +387,17 @@ class DeskRfqOut(BaseModel):
     rfq: RfqOut
     state: str
     my_quotes: list[SealedQuoteOut]
+
+
+class DeskProtectionOut(BaseModel):
+    """The caller's desk's market maker protection: frozen (no quoting) until reset."""
+
+    desk_id: str
+    frozen: bool
+    tripped_at: UtcTime | None
+    reason: str | None
+    fills_in_window: int
+    notional_in_window: DecimalText
 
 
 class QuoteCancelledOut(BaseModel):

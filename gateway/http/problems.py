@@ -3,7 +3,7 @@ an HTTP status.
 
 The core says why it refused something with a :class:`~otc.negotiation.errors.RejectReason`;
 the FIX edge maps that to FIX codes, this module to HTTP: 403 not routed, 404 unknown, 409 the
-state does not allow it, 422 bad input.
+state does not allow it, 423 the desk is frozen by market maker protection, 422 bad input.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem},
     409: {"model": Problem},
     422: {"model": Problem},
+    423: {"model": Problem},
+    429: {"model": Problem},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 
@@ -55,6 +57,7 @@ _HTTP_STATUS: dict[RejectReason, int] = {
     R.UNKNOWN_COUNTER: 404,
     R.UNKNOWN_TRADE: 404,
     R.NO_SIGNING_KEY: 500,
+    R.DESK_FROZEN: 423,
 }
 
 _CONFLICTS = frozenset(
@@ -77,6 +80,7 @@ _CONFLICTS = frozenset(
         R.COUNTER_CLOSED,
         R.NO_PENDING_LAST_LOOK,
         R.LAST_LOOK_WINDOW_CLOSED,
+        R.DESK_NOT_FROZEN,
     }
 )
 

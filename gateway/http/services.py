@@ -15,6 +15,7 @@ from gateway.audit.compliance import ComplianceTrail
 from gateway.audit.feed import Auditor
 from gateway.config import Config
 from gateway.fix.control import SessionControl
+from gateway.http.limits import DeskRateLimits
 from gateway.http.security import Auth
 from gateway.http.streams import DeskHub
 from gateway.metrics import Metrics
@@ -54,3 +55,5 @@ class ApiServices:
     # what the compliance console reads; None: made on first use from the auditor's log and the
     # installed FIX dictionary
     compliance: ComplianceTrail | None = None
+    # each desk's request rate (None: unlimited)
+    desk_rates: DeskRateLimits | None = None

@@ -4,6 +4,10 @@ Events are published from the negotiation thread and delivered on the subscriber
 A subscriber that falls ``MAX_BACKLOG`` events behind is cut off rather than let memory grow;
 it reconnects and reads the RFQs it missed over HTTP. What the gateway published at start-up
 (:meth:`DeskHub.holding`: what expired while it was down) waits for each desk's first subscriber.
+
+Events of an anonymous RFQ show the client's alias instead of its id (``identity``). The hub also
+counts each desk's connections, so the stream route can tell when a desk's last one closed
+(cancel-on-disconnect).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import contextlib
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from gateway.http.anonymity import masked
 from gateway.jsonable import event_json
 from otc.negotiation import events as ev
 
@@ -29,14 +34,20 @@ def desk_of(event: ev.Event) -> str | None:
     return None
 
 
+# rfq id -> (client id, alias) when the RFQ is anonymous, else None
+Identity = Callable[[str | None], tuple[str, str] | None]
+
+
 class DeskHub:
-    def __init__(self) -> None:
+    def __init__(self, identity: Identity | None = None) -> None:
+        self.identity = identity
         self._lock = threading.Lock()
         self._subs: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(
             set
         )
         self._holding = False
         self._held: dict[str, list[dict]] = {}
+        self._cancel_on_disconnect: set[str] = set()  # desks a connection asked it for
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -48,21 +59,37 @@ class DeskHub:
         finally:
             self._holding = False
 
-    def subscribe(self, desk_id: str) -> asyncio.Queue:
+    def subscribe(self, desk_id: str, cancel_on_disconnect: bool = False) -> asyncio.Queue:
+        """A new connection of ``desk_id``; ``cancel_on_disconnect`` asks that the desk's
+        quotes be pulled when its last connection closes."""
         queue: asyncio.Queue = asyncio.Queue(MAX_BACKLOG)
         with self._lock:
+            if cancel_on_disconnect:
+                self._cancel_on_disconnect.add(desk_id)
             for payload in self._held.pop(desk_id, ()):
                 queue.put_nowait(payload)
             self._subs[desk_id].add((asyncio.get_running_loop(), queue))
         return queue
 
-    def unsubscribe(self, desk_id: str, queue: asyncio.Queue) -> None:
+    def unsubscribe(self, desk_id: str, queue: asyncio.Queue) -> tuple[bool, bool]:
+        """The connection closed: (was it the desk's last, did one of its connections ask for
+        cancel-on-disconnect), decided at once so only one closing connection sees "last"."""
         with self._lock:
             self._subs[desk_id] = {s for s in self._subs[desk_id] if s[1] is not queue}
+            if self._subs[desk_id]:
+                return False, False
+            asked = desk_id in self._cancel_on_disconnect
+            self._cancel_on_disconnect.discard(desk_id)
+            return True, asked
 
     def subscribers(self, desk_id: str) -> int:
         with self._lock:
             return len(self._subs[desk_id])
+
+    def _payload(self, event: ev.Event) -> dict:
+        payload = event_json(event)
+        who = self.identity(ev.rfq_id_of(event)) if self.identity is not None else None
+        return masked(payload, *who) if who is not None else payload
 
     def sink(self, events: list[ev.Event]) -> None:
         for event in events:
@@ -74,7 +101,7 @@ class DeskHub:
                 if not subs and self._holding:
                     held = self._held.setdefault(desk, [])
                     if len(held) < MAX_BACKLOG // 2:
-                        held.append(event_json(event))
+                        held.append(self._payload(event))
                     elif len(held) == MAX_BACKLOG // 2:
                         held.append(
                             {
@@ -89,7 +116,7 @@ class DeskHub:
                     continue
             if not subs:
                 continue
-            payload = event_json(event)
+            payload = self._payload(event)
             for loop, queue in subs:
                 loop.call_soon_threadsafe(_offer, queue, payload)
 

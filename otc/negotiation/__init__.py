@@ -23,9 +23,12 @@ from otc.negotiation.commands import (
     DeskPass,
     LegPrice,
     LegRequest,
+    PullCause,
+    PullDeskQuotes,
     QuoteTerms,
     RejectLastLook,
     ReplaceQuote,
+    ResetDeskProtection,
     SubmitQuote,
     SubmitRfq,
 )
@@ -56,6 +59,7 @@ from otc.negotiation.model import (
     RfqLeg,
     SealedQuote,
 )
+from otc.negotiation.protection import DeskGuard, ProtectionLimits
 from otc.negotiation.routing import RoutingConfigError, RoutingTable
 from otc.negotiation.signing import (
     DeskKeyring,
@@ -71,6 +75,11 @@ from otc.negotiation.stats import DeskLastLookStats, last_look_stats
 from otc.negotiation.timers import TimerFired, TimerKey, TimerKind, TimerService
 
 __all__ = [
+    "ProtectionLimits",
+    "DeskGuard",
+    "ResetDeskProtection",
+    "PullDeskQuotes",
+    "PullCause",
     "REJECTIONS",
     "AcceptQuote",
     "AcceptVia",

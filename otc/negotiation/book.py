@@ -15,6 +15,7 @@ from otc.negotiation.commands import AcceptQuote, ClientPass, CounterQuote
 from otc.negotiation.events import Event, LastLookOutcome, rfq_id_of
 from otc.negotiation.ids import IdFactory, IdKind
 from otc.negotiation.model import Acceptance, Counter, Quote, Rfq, SealedQuote
+from otc.negotiation.protection import DeskGuard
 from otc.negotiation.states import CounterState, QuoteState, RfqState
 from otc.negotiation.timers import TimerKey, TimerService
 from otc.trades import TradeCapture
@@ -81,6 +82,7 @@ class EngineSnapshot:
     id_counters: dict[IdKind, int]
     timers: dict[TimerKey, datetime]
     histories: dict[str, tuple[Event, ...]]
+    guards: dict[str, DeskGuard]
 
 
 K = TypeVar("K")
@@ -130,6 +132,7 @@ class Txn:
         self.active_by_desk = Overlay(book.active_by_desk)
         self.active_by_rfq = Overlay(book.active_by_rfq)
         self.id_counters = Overlay(book.id_counters)
+        self.guards = Overlay(book.guards)
         self.timer_ops: list[tuple[TimerKey, datetime | None]] = []
         self.events: list[Event] = []
         self.replies: list[Event] = []  # returned but not recorded (idempotent replays)
@@ -146,6 +149,7 @@ class Txn:
             self.active_by_desk,
             self.active_by_rfq,
             self.id_counters,
+            self.guards,
         )
 
     def next_id(self, kind: IdKind) -> str:
@@ -198,8 +202,11 @@ class Book:
         self.id_counters: dict[IdKind, int] = {}
         self.timers = TimerService()
         self.history: dict[str, list[Event]] = {}
+        self.guards: dict[str, DeskGuard] = {}  # market maker protection, per desk
+        self.guards_changed: set[str] = set()  # since the edge last took them
 
     def commit(self, txn: Txn) -> None:
+        self.guards_changed.update(txn.guards.changes)
         for overlay in txn.overlays():
             overlay.commit()
         for key, at in txn.timer_ops:
@@ -225,6 +232,7 @@ class Book:
             id_counters=dict(self.id_counters),
             timers=self.timers.pending(),
             histories={k: tuple(v) for k, v in self.history.items()},
+            guards=dict(self.guards),
         )
 
     def archive(self, rfq_id: str) -> list[Event]:

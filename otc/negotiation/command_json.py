@@ -34,8 +34,10 @@ from otc.negotiation.commands import (
     ConfirmTrade,
     CounterQuote,
     DeskPass,
+    PullDeskQuotes,
     RejectLastLook,
     ReplaceQuote,
+    ResetDeskProtection,
     SubmitQuote,
     SubmitRfq,
 )
@@ -59,6 +61,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         ConfirmLastLook,
         RejectLastLook,
         ConfirmTrade,
+        PullDeskQuotes,
+        ResetDeskProtection,
     )
 }
 """Every command type by name: the ``type`` of an encoded command."""

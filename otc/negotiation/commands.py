@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteType
@@ -29,7 +30,11 @@ class LegRequest:
 
 @dataclass(frozen=True, slots=True)
 class SubmitRfq:
-    """QuoteRequest (R) or the desk web API on a client's behalf. ``side`` None = two-way."""
+    """QuoteRequest (R) or the desk web API on a client's behalf. ``side`` None = two-way.
+
+    ``desks``: the client's choice of dealers, each of which must be routed for it (none: every
+    routed desk). ``disclosed`` False shows desks only ``alias`` (which the edge draws at random
+    for each RFQ) instead of the client's id; None takes the edge's default."""
 
     client_id: str
     quote_req_id: str
@@ -40,6 +45,9 @@ class SubmitRfq:
     multileg: bool = False
     expire_at: datetime | None = None  # ExpireTime(126); default now + config.rfq_ttl
     label: str | None = None  # the client's own name for a strategy (Symbol on an MLEG R)
+    desks: tuple[str, ...] = ()
+    disclosed: bool | None = None
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,27 @@ class RejectLastLook:
     text: str | None = None
 
 
+class PullCause(StrEnum):
+    PROTECTION = "protection"  # the desk's market maker protection tripped
+    DISCONNECT = "disconnect"  # the desk's last stream closed (cancel-on-disconnect)
+
+
+@dataclass(frozen=True, slots=True)
+class PullDeskQuotes:
+    """Take every live quote of the desk out of the market for ``cause`` (quotes held in a
+    last-look window stay: the desk must still decide those)."""
+
+    desk_id: str
+    cause: PullCause
+
+
+@dataclass(frozen=True, slots=True)
+class ResetDeskProtection:
+    """The desk resumes quoting after its market maker protection tripped."""
+
+    desk_id: str
+
+
 # --- post-trade -----------------------------------------------------------------------------
 
 
@@ -200,5 +229,7 @@ DeskCommand = (
     | AnswerCounter
     | ConfirmLastLook
     | RejectLastLook
+    | PullDeskQuotes
+    | ResetDeskProtection
 )
 Command = ClientCommand | DeskCommand | ConfirmTrade

@@ -33,7 +33,7 @@ Decisions that FIX leaves to the venue, as this engine takes them (see also ``st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,9 +62,12 @@ from otc.negotiation.commands import (
     ConfirmTrade,
     CounterQuote,
     DeskPass,
+    PullCause,
+    PullDeskQuotes,
     QuoteTerms,
     RejectLastLook,
     ReplaceQuote,
+    ResetDeskProtection,
     SubmitQuote,
     SubmitRfq,
 )
@@ -83,6 +86,8 @@ from otc.negotiation.events import (
     CounterToDesk,
     Cover,
     DeskPassed,
+    DeskProtectionReset,
+    DeskProtectionTripped,
     DoneAway,
     Event,
     LastLookOutcome,
@@ -110,6 +115,7 @@ from otc.negotiation.model import (
     Rfq,
     SealedQuote,
 )
+from otc.negotiation.protection import DeskGuard, Fill, ProtectionLimits, record_fill
 from otc.negotiation.refusals import refusal_event
 from otc.negotiation.routing import RoutingTable
 from otc.negotiation.signing import DeskKeyring, seal_quote
@@ -198,9 +204,12 @@ class NegotiationEngine:
         config: NegotiationConfig | None = None,
         ids: IdFactory | None = None,
         parties: PartyResolver | None = None,
+        protection: Mapping[str, ProtectionLimits] | None = None,
     ) -> None:
         """``keyring`` None switches quote signing off (benchmark baseline only): quotes are
-        still hashed and acceptances still checked against the hash."""
+        still hashed and acceptances still checked against the hash. ``protection``: market
+        maker protection limits by desk id ("*": every desk not named)."""
+        self._protection = dict(protection or {})
         self._routing = routing
         self._keyring = keyring
         self._config = config or NegotiationConfig()
@@ -222,6 +231,8 @@ class NegotiationEngine:
             ConfirmLastLook: self._confirm_last_look,
             RejectLastLook: self._reject_last_look,
             ConfirmTrade: self._confirm_trade,
+            PullDeskQuotes: self._pull_quotes,
+            ResetDeskProtection: self._reset_protection,
         }
 
     @property
@@ -242,6 +253,29 @@ class NegotiationEngine:
         A journal replay runs each stretch of commands under the configuration it ran under."""
         self._routing = routing
         self._config = config
+
+    @property
+    def protection(self) -> dict[str, ProtectionLimits]:
+        return dict(self._protection)
+
+    def set_protection(self, protection: Mapping[str, ProtectionLimits]) -> None:
+        """Count fills against ``protection`` from now on (a journal replay runs with none: the
+        journal restores each desk's guard as it was instead, see :meth:`restore_guard`)."""
+        self._protection = dict(protection)
+
+    def guard(self, desk_id: str) -> DeskGuard:
+        """The desk's market maker protection state."""
+        return self._book.guards.get(desk_id) or DeskGuard()
+
+    def take_guard_changes(self) -> dict[str, DeskGuard]:
+        """The guards changed since the last call, for the edge to persist."""
+        changed = {d: self.guard(d) for d in sorted(self._book.guards_changed)}
+        self._book.guards_changed.clear()
+        return changed
+
+    def restore_guard(self, desk_id: str, guard: DeskGuard) -> None:
+        """Put back a desk's guard as the edge persisted it (journal replay)."""
+        self._book.guards[desk_id] = guard
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -552,6 +586,13 @@ class NegotiationEngine:
         counter_id: str | None = None,
     ) -> str:
         rec = txn.rfqs[rfq_id]
+        guard = txn.guards.get(desk_id)
+        if guard is not None and guard.frozen:
+            raise NegotiationError(
+                R.DESK_FROZEN,
+                f"desk {desk_id!r} is frozen by market maker protection ({guard.reason}); "
+                "reset it to quote again",
+            )
         key = None
         if self._keyring is not None:
             if desk_id not in self._keyring:
@@ -622,6 +663,9 @@ class NegotiationEngine:
                 f"no desk is configured for client {client_id!r} and "
                 f"{'/'.join(k.value for k in kinds)}",
             )
+        if cmd.desks:
+            desks = self._chosen_desks(client_id, cmd.desks, desks)
+        rfq = self._disclosure(rfq, cmd)
         rfq_id = rfq.rfq_id
         txn.rfqs[rfq_id] = RfqRecord(rfq, RfqState.NEW, desks)
         txn.quote_req_ids[(client_id, quote_req_id)] = rfq_id
@@ -631,6 +675,37 @@ class NegotiationEngine:
         txn.emit(RfqAcknowledged(client_id, rfq, desks, txn.now))
         for desk_id in desks:
             txn.emit(RfqToDesk(desk_id, rfq, txn.now))
+
+    @staticmethod
+    def _chosen_desks(
+        client_id: str, chosen: tuple[str, ...], routed: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """The client's choice of dealers, in its order; each must be routed for it."""
+        if not isinstance(chosen, tuple):
+            raise NegotiationError(R.MISSING_FIELD, f"desks must be a tuple, got {chosen!r}")
+        for desk in chosen:
+            if not isinstance(desk, str) or desk not in routed:
+                raise NegotiationError(
+                    R.DESK_NOT_ALLOWED,
+                    f"desk {desk!r} is not routed for client {client_id!r} and this instrument "
+                    f"(allowed: {', '.join(routed)})",
+                )
+        return tuple(dict.fromkeys(chosen))
+
+    @staticmethod
+    def _disclosure(rfq: Rfq, cmd: SubmitRfq) -> Rfq:
+        if cmd.disclosed is None or cmd.disclosed is True:
+            return rfq
+        if cmd.disclosed is not False:
+            raise NegotiationError(
+                R.MISSING_FIELD, f"disclosed must be a bool, got {cmd.disclosed!r}"
+            )
+        alias = require_id(cmd.alias, "alias")
+        if alias == rfq.client_id:
+            raise NegotiationError(
+                R.MISSING_FIELD, "an anonymous RFQ's alias must not be its client id"
+            )
+        return replace(rfq, disclosed=False, alias=alias)
 
     def _cancel_rfq(self, txn: Txn, cmd: CancelRfq) -> None:
         rec = self._client_rfq(txn, cmd.client_id, cmd.rfq_id)
@@ -868,6 +943,7 @@ class NegotiationEngine:
         )
         txn.emit(captured)
         self._record_outcome(txn, acceptance, captured)
+        self._count_fill(txn, quote.desk_id, acceptance)
         for desk_id in rec.desk_ids:
             if desk_id == quote.desk_id:
                 continue
@@ -879,6 +955,24 @@ class NegotiationEngine:
                     None,
                 )
                 txn.emit(DoneAway(desk_id, rfq_id, last, txn.now))
+
+    def _count_fill(self, txn: Txn, desk_id: str, acceptance: Acceptance) -> None:
+        """Count a fill against the desk's protection; trip it when a limit is reached (the
+        edge then pulls the desk's quotes with :class:`PullDeskQuotes`)."""
+        limits = self._protection.get(desk_id) or self._protection.get("*")
+        guard = txn.guards.get(desk_id) or DeskGuard()
+        if limits is None or guard.frozen:
+            return
+        fill = Fill(acceptance.accepted_at, acceptance.quantity * abs(acceptance.price))
+        guard = record_fill(guard, limits, fill, txn.now)
+        txn.guards[desk_id] = guard
+        if guard.frozen:
+            assert guard.reason is not None
+            txn.emit(
+                DeskProtectionTripped(
+                    desk_id, guard.reason, len(guard.fills), guard.notional, txn.now
+                )
+            )
 
     # -- desk commands ------------------------------------------------------------------------
 
@@ -936,6 +1030,35 @@ class NegotiationEngine:
             touched[qrec.quote.rfq_id] = None
         for rfq_id in touched:
             self._settle(txn, rfq_id, "quotes withdrawn")
+
+    def _pull_quotes(self, txn: Txn, cmd: PullDeskQuotes) -> None:
+        desk_id = require_id(cmd.desk_id, "desk_id")
+        reason = (
+            "market maker protection tripped"
+            if cmd.cause is PullCause.PROTECTION
+            else "desk disconnected (cancel on disconnect)"
+        )
+        touched: dict[str, None] = {}
+        for quote_id in sorted(txn.active_by_desk.get(desk_id) or ()):
+            qrec = txn.quotes[quote_id]
+            if qrec.hold is not None:
+                continue
+            self._retire_quote(
+                txn, quote_id, QuoteState.CANCELLED, QuoteStatus.REMOVED_FROM_MARKET, reason
+            )
+            touched[qrec.quote.rfq_id] = None
+        for rfq_id in touched:
+            self._settle(txn, rfq_id, reason)
+
+    def _reset_protection(self, txn: Txn, cmd: ResetDeskProtection) -> None:
+        desk_id = require_id(cmd.desk_id, "desk_id")
+        guard = txn.guards.get(desk_id)
+        if guard is None or guard.tripped_at is None:
+            raise NegotiationError(
+                R.DESK_NOT_FROZEN, f"desk {desk_id!r} is not frozen by market maker protection"
+            )
+        txn.guards[desk_id] = DeskGuard()
+        txn.emit(DeskProtectionReset(desk_id, guard.tripped_at, txn.now))
 
     def _desk_pass(self, txn: Txn, cmd: DeskPass) -> None:
         desk_id = require_id(cmd.desk_id, "desk_id")

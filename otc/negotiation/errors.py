@@ -42,6 +42,9 @@ class RejectReason(StrEnum):
     DESK_NOT_ROUTED = "desk_not_routed"
     DESK_PASSED = "desk_passed"
     NO_SIGNING_KEY = "no_signing_key"
+    DESK_NOT_ALLOWED = "desk_not_allowed"  # a desk the client chose is not routed for it
+    DESK_FROZEN = "desk_frozen"  # market maker protection tripped: no quoting until reset
+    DESK_NOT_FROZEN = "desk_not_frozen"
     # lookups and state
     UNKNOWN_RFQ = "unknown_rfq"
     UNKNOWN_QUOTE = "unknown_quote"
@@ -104,6 +107,7 @@ _QRR = QuoteRequestRejectReason
 _QUOTE_REQUEST_REJECT: dict[RejectReason, QuoteRequestRejectReason] = {
     R.UNKNOWN_INSTRUMENT: _QRR.UNKNOWN_SYMBOL,
     R.NO_ROUTE: _QRR.NOT_AUTHORIZED,
+    R.DESK_NOT_ALLOWED: _QRR.NOT_AUTHORIZED,
     R.INVALID_TIME: _QRR.TOO_LATE_TO_ENTER,
     R.RFQ_EXPIRED: _QRR.TOO_LATE_TO_ENTER,
     R.ALL_DESKS_PASSED: _QRR.PASS,

@@ -338,6 +338,29 @@ class DeskActionRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class DeskProtectionTripped:
+    """The desk's market maker protection tripped: its quoting is frozen (and its live quotes
+    are pulled) until it resets. ``fills`` and ``notional`` are what the window held."""
+
+    audience: ClassVar[Audience] = Audience.DESK
+    desk_id: str
+    reason: str
+    fills: int
+    notional: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeskProtectionReset:
+    """The desk reset its market maker protection and may quote again."""
+
+    audience: ClassVar[Audience] = Audience.DESK
+    desk_id: str
+    tripped_at: datetime
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TradeConfirmRejected:
     """A refused ConfirmTrade from the post-trade edge."""
 
@@ -373,6 +396,8 @@ Event = (
     | RfqWithdrawn
     | DeskActionRejected
     | TradeConfirmRejected
+    | DeskProtectionTripped
+    | DeskProtectionReset
 )
 
 REJECTIONS = (

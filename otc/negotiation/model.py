@@ -62,6 +62,13 @@ class Rfq:
     requested_at: datetime
     expire_at: datetime
     label: str | None = None  # the client's name for the package, echoed back to it
+    disclosed: bool = True
+    alias: str | None = None  # what desks see instead of client_id when not disclosed
+
+    @property
+    def counterparty(self) -> str:
+        """The client as desks may know it: its id when disclosed, else its alias."""
+        return self.client_id if self.disclosed or self.alias is None else self.alias
 
     @property
     def two_way(self) -> bool:

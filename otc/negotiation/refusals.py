@@ -22,8 +22,10 @@ from otc.negotiation.commands import (
     ConfirmTrade,
     CounterQuote,
     DeskPass,
+    PullDeskQuotes,
     RejectLastLook,
     ReplaceQuote,
+    ResetDeskProtection,
     SubmitQuote,
     SubmitRfq,
 )
@@ -55,6 +57,8 @@ ACTION_NAMES: dict[type, str] = {
     AnswerCounter: "answer_counter",
     ConfirmLastLook: "confirm_last_look",
     RejectLastLook: "reject_last_look",
+    PullDeskQuotes: "pull_quotes",
+    ResetDeskProtection: "reset_protection",
 }
 
 

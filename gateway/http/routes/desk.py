@@ -1,6 +1,7 @@
 """Desks at work: the RFQs routed to the caller's desk, its quotes (submit, replace, cancel),
 passes, counters, last-look decisions and statistics, the desks' public keys, and the desk's
-live event stream. A desk sees only RFQs routed to it and only its own quotes.
+live event stream. A desk sees only RFQs routed to it and only its own quotes, and of an anonymous
+RFQ's client only its alias (:mod:`gateway.http.anonymity`).
 
 Routes are async: their work is a short, CPU-bound call into the negotiation service (under its
 lock), so a hop to a worker thread would cost more than it saves.
@@ -11,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 
+from gateway.http.anonymity import masked, masked_for_rfq
 from gateway.http.deps import (
     AnyRoleToken,
     AuthDep,
+    ConfigDep,
     DeskHubDep,
     DeskId,
     DeskToken,
@@ -29,6 +33,7 @@ from gateway.http.models import (
     CounterDeclinedOut,
     DeskLastLookStatsOut,
     DeskMeOut,
+    DeskProtectionOut,
     DeskPublicKeyOut,
     DeskRfqOut,
     LastLookConfirmedOut,
@@ -43,12 +48,13 @@ from gateway.http.models import (
 from gateway.http.problems import ERRORS, outcome
 from gateway.http.streams import CLOSE
 from gateway.jsonable import to_jsonable
-from gateway.negotiation import NegotiationService
+from gateway.negotiation import NegotiationService, NegotiationUnavailable
 from otc.negotiation import commands as c
 from otc.negotiation import events as ev
 from otc.negotiation.engine import RfqView
 from otc.negotiation.model import SealedQuote
 
+log = logging.getLogger("fixbridge.desk")
 MAX_DESK_RFQS = 1_000  # the most RFQs one GET /desk/rfqs returns
 
 # A browser cannot set headers on a WebSocket, so it offers its token as a subprotocol,
@@ -87,16 +93,22 @@ def _desk_rfq(
 
 
 def _desk_rfq_out(view: RfqView, mine: tuple[SealedQuote, ...]) -> dict[str, Any]:
-    return {
-        "rfq": to_jsonable(view.rfq),
-        "state": view.state.value,
-        "my_quotes": [to_jsonable(q) for q in mine],
-    }
+    rfq = to_jsonable(view.rfq)
+    out = {"rfq": rfq, "state": view.state.value, "my_quotes": [to_jsonable(q) for q in mine]}
+    return dict(masked_for_rfq(out, rfq))
 
 
-def _quote_out(event: ev.QuoteAcknowledged | None) -> dict[str, Any]:
+def _for_desk(service: NegotiationService, rfq_id: str | None, payload: Any) -> Any:
+    """``payload`` as the desk may see it: an anonymous RFQ's client id replaced by its alias."""
+    who = service.client_alias(rfq_id)
+    return masked(payload, *who) if who is not None else payload
+
+
+def _quote_out(service: NegotiationService, event: ev.QuoteAcknowledged | None) -> dict[str, Any]:
     assert event is not None  # a quote the engine did not refuse is acknowledged
-    return to_jsonable(event.sealed) | {"signature": (event.sealed.signature or b"").hex()}
+    sealed = event.sealed
+    out = to_jsonable(sealed) | {"signature": (sealed.signature or b"").hex()}
+    return dict(_for_desk(service, sealed.quote.rfq_id, out))
 
 
 @router.get("/desk/me", response_model=DeskMeOut)
@@ -131,7 +143,7 @@ async def submit_quote(
 ) -> dict[str, Any]:
     """Quote an RFQ (two-way or one-way, per-leg prices, firm or last look). Signed."""
     events = service.submit(c.SubmitQuote(desk_id, rfq_id, body.terms(service.clock())))
-    return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
+    return _quote_out(service, outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.put("/desk/quotes/{quote_id}", response_model=SealedQuoteOut, responses=ERRORS)
@@ -140,7 +152,7 @@ async def replace_quote(
 ) -> dict[str, Any]:
     """Replace a live quote; the client sees the new one and the old one is Replaced."""
     events = service.submit(c.ReplaceQuote(desk_id, quote_id, body.terms(service.clock())))
-    return _quote_out(outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
+    return _quote_out(service, outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
 
 
 @router.delete("/desk/quotes/{quote_id}", response_model=QuoteCancelledOut, responses=ERRORS)
@@ -181,7 +193,7 @@ async def answer_counter(
     terms = body.quote.terms(service.clock()) if body.quote else None
     events = service.submit(c.AnswerCounter(desk_id, counter_id, terms, body.text))
     ack = outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,))
-    return _quote_out(ack) if ack else {"counter_id": counter_id, "declined": True}
+    return _quote_out(service, ack) if ack else {"counter_id": counter_id, "declined": True}
 
 
 @router.post(
@@ -193,7 +205,9 @@ async def confirm(quote_id: str, desk_id: DeskId, service: NegotiationDep) -> di
     """Confirm a fill held for last look: the trade is captured."""
     events = service.submit(c.ConfirmLastLook(desk_id, quote_id))
     traded = outcome(events, ev.TradeCaptured, (ev.DeskActionRejected,))
-    return {"trade": to_jsonable(traded.trade) if traded else None}
+    if traded is None:
+        return {"trade": None}
+    return {"trade": _for_desk(service, traded.trade.rfq_id, to_jsonable(traded.trade))}
 
 
 @router.post(
@@ -206,6 +220,32 @@ async def reject(
     events = service.submit(c.RejectLastLook(desk_id, quote_id, body.text))
     outcome(events, ev.AcceptanceRejected, (ev.DeskActionRejected,))
     return {"quote_id": quote_id, "rejected": True}
+
+
+def _protection_out(service: NegotiationService, desk_id: str) -> dict[str, Any]:
+    guard = service.desk_guard(desk_id)
+    return {
+        "desk_id": desk_id,
+        "frozen": guard.frozen,
+        "tripped_at": to_jsonable(guard.tripped_at),
+        "reason": guard.reason,
+        "fills_in_window": len(guard.fills),
+        "notional_in_window": to_jsonable(guard.notional),
+    }
+
+
+@router.get("/desk/protection", response_model=DeskProtectionOut)
+async def protection(desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
+    """The desk's market maker protection: whether it is frozen, and what the window holds."""
+    return _protection_out(service, desk_id)
+
+
+@router.post("/desk/protection/reset", response_model=DeskProtectionOut, responses=ERRORS)
+async def reset_protection(desk_id: DeskId, service: NegotiationDep) -> dict[str, Any]:
+    """Resume quoting after market maker protection tripped (409 when it has not)."""
+    events = service.submit(c.ResetDeskProtection(desk_id))
+    outcome(events, ev.DeskProtectionReset, (ev.DeskActionRejected,))
+    return _protection_out(service, desk_id)
 
 
 @router.get("/desk/stats/last-look", response_model=dict[str, DeskLastLookStatsOut])
@@ -228,12 +268,21 @@ async def public_key(desk_id: str, token: AnyRoleToken, service: NegotiationDep)
 
 
 @router.websocket("/desk/stream")
-async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | None = None) -> None:
+async def stream(
+    ws: WebSocket,
+    auth: AuthDep,
+    hub: DeskHubDep,
+    service: NegotiationDep,
+    config: ConfigDep,
+    token: str | None = None,
+    cancel_on_disconnect: bool = False,
+) -> None:
     """Desk events as JSON: new RFQs, counters, last-look requests, done-away, cover,
     withdrawals. Authenticate with ``Authorization: Bearer``; a browser, which cannot set that
     header, offers the subprotocols ``fixbridge.desk.v1`` and
     ``fixbridge.bearer.<base64url(token)>`` instead. ``?token=`` also works but puts the token
-    in URLs, and so in logs."""
+    in URLs, and so in logs. ``?cancel_on_disconnect=true`` (or ``otc.cancel_on_disconnect``)
+    pulls the desk's live quotes when its last stream closes."""
     header = ws.headers.get("authorization", "")
     offered = list(ws.scope.get("subprotocols") or ())
     presented = header[7:] if header.lower().startswith("bearer ") else subprotocol_token(offered)
@@ -254,7 +303,7 @@ async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | Non
     desk_id = who.desk_id
     assert desk_id is not None  # the configuration requires one for role desk
     await ws.accept(subprotocol=STREAM_SUBPROTOCOL if STREAM_SUBPROTOCOL in offered else None)
-    queue = hub.subscribe(desk_id)
+    queue = hub.subscribe(desk_id, cancel_on_disconnect)
     try:
         while True:
             item = await queue.get()
@@ -265,4 +314,17 @@ async def stream(ws: WebSocket, auth: AuthDep, hub: DeskHubDep, token: str | Non
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:
-        hub.unsubscribe(desk_id, queue)
+        last, asked = hub.unsubscribe(desk_id, queue)
+        if last and (asked or desk_id in config.otc.cancel_on_disconnect):
+            _cancel_on_disconnect(service, desk_id)
+
+
+def _cancel_on_disconnect(service: NegotiationService, desk_id: str) -> None:
+    """The desk's last stream closed: its live quotes leave the market (clients are told, the
+    audit trail records each)."""
+    try:
+        n = service.pull_desk_quotes(desk_id, c.PullCause.DISCONNECT)
+    except NegotiationUnavailable as exc:  # shutting down, or the journal failed
+        log.warning("desk %s disconnected; its quotes could not be pulled: %s", desk_id, exc)
+        return
+    log.info("desk %s: last stream closed, %d live quotes pulled", desk_id, n)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 
 from fixspec.messages import Side
 from fixspec.rfq_codes import QuoteType
+from gateway.http.anonymity import masked_for_rfq
 from gateway.http.deps import AdminOrDeskToken, NegotiationDep, ReaderToken, RfqArchiveDep
 from gateway.http.models import RfqCreatedOut, RfqIn, RfqRecordOut
 from gateway.http.problems import ERRORS, outcome
@@ -39,6 +40,8 @@ async def create_rfq(
         quote_type=QuoteType.TRADEABLE if body.quote_type == "tradeable" else QuoteType.INDICATIVE,
         multileg=len(body.legs) > 1,
         expire_at=body.expire_at,
+        desks=tuple(body.desks),
+        disclosed=body.disclosed,
     )
     ack = outcome(service.submit(cmd), ev.RfqAcknowledged, (ev.QuoteRequestRejected,))
     assert ack is not None  # an RFQ not refused is acknowledged
@@ -64,4 +67,5 @@ def get_rfq(
             if h.get("desk_id", token.desk_id) == token.desk_id
             and ev.__dict__[h["event"]].audience is not ev.Audience.CLIENT
         ]
+        return dict(masked_for_rfq(record, record["rfq"]))
     return record

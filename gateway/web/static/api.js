@@ -115,6 +115,14 @@ export class DeskApi extends BearerApi {
     return this.call("DELETE", "/desk/quotes");
   }
 
+  protection() {
+    return this.call("GET", "/desk/protection");
+  }
+
+  resetProtection() {
+    return this.call("POST", "/desk/protection/reset");
+  }
+
   pass(rfqId) {
     return this.call("POST", `/desk/rfqs/${encodeURIComponent(rfqId)}/pass`);
   }

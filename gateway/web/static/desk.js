@@ -91,6 +91,7 @@ function signOut() {
   gatewayClock.reset();
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   $("desk-id").textContent = "";
+  showProtection(null);
   $("blotter").classList.remove("stale");
   hideBanner();
   setConn("signed-out", "signed out");
@@ -245,6 +246,14 @@ function onEvent(s, event) {
     case "DeskActionRejected":
       addLog(s, `refused ${event.action}: ${event.text}`, "err");
       break;
+    case "DeskProtectionTripped":
+      showProtection({ frozen: true, reason: event.reason });
+      addLog(s, `PROTECTION TRIPPED: ${event.reason}; quotes pulled, quoting frozen`, "err");
+      break;
+    case "DeskProtectionReset":
+      showProtection(null);
+      addLog(s, "protection reset: quoting again", "ok");
+      break;
     default:
       break;
   }
@@ -308,6 +317,7 @@ async function resync(s) {
   if (!next.has(s.selected)) s.selected = ordered(s)[0]?.rfq.rfq_id ?? null;
   render();
   loadTrades(s);
+  loadProtection(s);
   // counters and holds arrive as events; one missed while away is found in the RFQ's history
   const open = [...next.values()].filter(
     (e) => e.state === "Negotiating" || e.state === "PendingExecution");
@@ -448,6 +458,30 @@ async function cancelQuotesOn(entry) {
   for (const quoteId of quotes) {
     await act("cancel", (api) => api.cancel(quoteId), `cancelled quote ${shortId(quoteId)}`);
   }
+}
+
+// --- market maker protection --------------------------------------------------------------
+
+/** Show whether the desk's quoting is frozen (``guard`` as GET /desk/protection answers). */
+function showProtection(guard) {
+  const frozen = Boolean(guard?.frozen);
+  $("mmp").hidden = !frozen;
+  $("mmp-reset").hidden = !frozen;
+  $("mmp").title = frozen ? `market maker protection tripped: ${guard.reason}` : "";
+}
+
+async function loadProtection(s) {
+  try {
+    const guard = await s.api.protection();
+    if (current(s)) showProtection(guard);
+  } catch (err) {
+    if (current(s)) addLog(s, `could not read protection: ${err.message}`, "err");
+  }
+}
+
+async function resetProtection() {
+  const guard = await act("reset protection", (api) => api.resetProtection(), null);
+  if (guard) showProtection(guard);
 }
 
 async function cancelAll() {
@@ -1028,6 +1062,7 @@ function wire() {
   $("btn-mass").addEventListener("click", KEYS.m);
   $("btn-pass").addEventListener("click", KEYS.p);
   $("btn-cancel-all").addEventListener("click", KEYS.C);
+  $("mmp-reset").addEventListener("click", () => resetProtection());
   $("quote-form").addEventListener("submit", (event) => {
     event.preventDefault();
     submitQuote();
