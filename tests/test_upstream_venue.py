@@ -458,3 +458,33 @@ def test_a_fill_lost_with_both_stores_is_applied_once_by_the_status_check(tmp_pa
 def audit_entries(gw: GatewayProcess) -> list[dict]:
     path = gw.data_dir / "audit" / "entries.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_restart_compacts_the_routes_to_the_open_orders(tmp_path, password):
+    venue = VenueProcess(tmp_path / "venue").start()
+    gw = RoutingGateway(tmp_path / "gw", venue_port=venue.port)
+    try:
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        for n in range(12):  # each filled at once: finished
+            c.send("D", order_fields(f"done-{n}", qty="1", px="66000"))
+            assert exec_types(reports(c, 3)) == ["A", "0", "F"]
+        c.send("D", order_fields("open-1", qty="1", px="60000"))
+        open_id = reports(c, 2)[1].get(37)
+        c.close()
+        journal = gw.data_dir / "venue" / "routes.jsonl"
+        before = journal.read_text().splitlines()
+        assert len(before) > 12 * 3
+        assert gw.stop() == 0
+        gw.start()
+        wait_ready(gw)
+        after = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert {r["o"] for r in after} == {open_id}
+        assert {r["t"] for r in after} == {"req", "vid", "exec"}  # its route, OrderID, New
+        c = client(gw)
+        c.send("F", cancel_fields("open-1", "open-2"))  # the open order's route still works
+        assert exec_types(reports(c, 2)) == ["6", "4"]
+    finally:
+        gw.stop()
+        venue.stop()

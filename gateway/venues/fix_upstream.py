@@ -187,6 +187,7 @@ class FixUpstreamVenue(fix.Application):
 
     def start(self) -> None:
         assert self._run_core is not None, "attach() the order core before starting"
+        self.compact_routes()
         settings = initiator_settings(self.upstream, self.venue_dir)
         self._store = fix.FileStoreFactory(settings)
         file_log = fix.FileLogFactory(settings) if self.file_log else None
@@ -206,6 +207,12 @@ class FixUpstreamVenue(fix.Application):
             self.upstream.port,
             self.upstream.sender_comp_id,
         )
+
+    def compact_routes(self) -> None:
+        """Cut the routes journal back to the orders open now (those resumed at start): a
+        finished order's later reports need no route, they are ignored."""
+        before, after = self.routes.compact(set(self._orders))
+        log.info("routes journal compacted to the open orders: %d records -> %d", before, after)
 
     def logout(self, timeout: float) -> bool:
         """Log the upstream session out and wait for it to end. As with the acceptor, QuickFIX
@@ -488,7 +495,7 @@ class FixUpstreamVenue(fix.Application):
                     )
         out = orders.on_venue(events)
         if report.exec_id is not None:
-            self.routes.mark_applied(report.exec_id)
+            self.routes.mark_applied(report.exec_id, order_id)
         after = orders.orders.get(order_id)
         if after is None or not after.is_open:
             self._orders.pop(order_id, None)
