@@ -488,3 +488,33 @@ def test_a_restart_compacts_the_routes_to_the_open_orders(tmp_path, password):
     finally:
         gw.stop()
         venue.stop()
+
+
+def test_a_kill_switch_engaged_while_the_venue_is_down_cancels_there_on_its_return(
+    tmp_path, password
+):
+    with running(tmp_path) as (venue, gw):
+        c = client(gw)
+        c.send("D", order_fields("halt-1", qty="1", px="60000"))
+        order_id = reports(c, 2)[1].get(37)
+        venue.kill()
+        wait_ready(gw, ok=False)
+        r = httpx.post(
+            f"{gw.http}/risk/kill",
+            json={"client": "CLIENT2", "reason": "desk closed"},
+            headers=AUTH,
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["cancelled_orders"] == 0  # the venue could not be asked
+        assert order(gw, order_id)["status"] == "0"  # still resting there
+        refused = [e for e in audit_entries(gw) if e["kind"] == "venue.request_refused"]
+        assert [e["payload"]["order_id"] for e in refused] == [order_id]
+        venue.start()
+        wait_ready(gw)
+        (cancelled,) = reports(c, 1)
+        assert [cancelled.get(t) for t in (150, 39, 37)] == ["4", "4", order_id]
+        (sent,) = venue.received("F")
+        assert sent.get(41) == f"{order_id}-1"
+        assert venue.book()["orders"] == {}
+        no_more_reports(c)

@@ -18,9 +18,12 @@ reports             ExecutionReport / OrderCancelReject on QuickFIX's thread -> 
 ==================  ==========================================================================
 
 Disconnects: the session keeps its sequence numbers (FileStore, no reset on logon), so after a
-reconnect each side asks for what it missed and QuickFIX resends it with PossDupFlag=Y. New
-orders, cancels and replaces are refused while the session is not logged on, rather than queued:
-an order that waited for a venue to come back could reach a market that has moved.
+reconnect each side asks for what it missed and QuickFIX resends it with PossDupFlag=Y. That is
+not enough when a store was lost or the session reset, so every logon also asks the venue for
+the status of each open order (``check_status``) and applies only the difference. New orders,
+cancels and replaces are refused while the session is not logged on, rather than queued: an
+order that waited for a venue to come back could reach a market that has moved. A kill switch is
+the exception: each logon cancels the open orders of halted clients (``reapply_kill_switches``).
 """
 
 from __future__ import annotations
@@ -317,6 +320,7 @@ class FixUpstreamVenue(fix.Application):
             return None
         why = f"venue unreachable: upstream session {self._describe()} {state}"
         log.warning("request for %s refused: %s", order_id, why)  # a kill switch's too
+        self._audit("venue.request_refused", {"order_id": order_id, "text": why})
         return v.Rejected(order_id, why)
 
     def _send(self, msg_type: str, fields: list[tuple[int, str]], order_id: str) -> list[Any]:
@@ -378,7 +382,40 @@ class FixUpstreamVenue(fix.Application):
         if asked:
             log.info("asked the venue for the status of %d open orders", len(asked))
             self._audit("venue.status_check", {"order_ids": [a[0] for a in asked]})
+        self.reapply_kill_switches()
         return len(asked)
+
+    def reapply_kill_switches(self) -> None:
+        """Cancel at the venue the open orders of every client whose kill switch is engaged: a
+        kill switch engaged while the venue was unreachable could not cancel there, and halting
+        a client means its orders are off the market. Cancels requested by a client and refused
+        while the venue was down are not sent: the client was told they were refused."""
+        run_core = self._run_core
+        assert run_core is not None
+        sent: list[str] = []
+
+        def cancel_halted(orders: OrderManager) -> list[CoreEvent]:
+            out: list[CoreEvent] = []
+            for client, reason in list(orders.halted.items()):
+                sent.extend(
+                    o.order_id
+                    for o in orders.orders.values()
+                    if (client is None or o.owner == client)
+                    and o.is_open
+                    and o.status not in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_NEW)
+                    and o.order_id not in sent
+                )
+                out += orders.cancel_all(client, f"kill switch: {reason}")
+            return out
+
+        try:
+            run_core(cancel_halted)
+        except Exception:
+            log.exception("cancelling the halted clients' orders at the venue failed")
+            return
+        if sent:
+            log.warning("kill switch: cancels sent to the venue for %d open orders", len(sent))
+            self._audit("venue.kill_switch_reapplied", {"order_ids": sent})
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         was_on, _ = self.state()
