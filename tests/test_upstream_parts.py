@@ -24,7 +24,7 @@ from gateway.venues.fix_upstream import FixUpstreamVenue, mask_password, tls_set
 from gateway.venues.reports import ReportError, read_report
 from gateway.venues.routes import UpstreamRoutes
 from otc import venue as v
-from otc.orders import Order, OrderManager
+from otc.orders import Order, OrderManager, Send
 from tests.harness import ROOT
 
 SOH = "\x01"
@@ -399,3 +399,20 @@ def test_an_order_the_venue_does_not_know_is_rejected_or_cancelled(adapter):
         "venue does not know the order (status check after logon): no such order",
     )
     assert [a[0] for a in audited] == ["venue.order_unknown", "venue.order_unknown"]
+
+
+def test_a_cancel_the_venue_never_received_is_refused_by_the_status_check(adapter):
+    venue, orders, _ = adapter
+    waiting = dc_replace(resting("O1", m.OrdStatus.PENDING_CANCEL), pending_cl_ord_id="c-O1-cxl")
+    orders.restore([waiting], [])
+    venue.routes.open_request("O1", "new")
+    venue.routes.open_request("O1", "cancel")
+    report = read_report(status((39, "6"), (14, "0"), (6, "0")), venue.routes)
+    assert report is not None and venue.apply_report(report, orders) == []  # still on its way
+    report = read_report(status((39, "0"), (14, "0"), (6, "0")), venue.routes)
+    assert report is not None
+    events = venue.apply_report(report, orders)
+    (reject,) = [e.message for e in events if isinstance(e, Send)]
+    assert isinstance(reject, m.CancelReject) and reject.cl_ord_id == "c-O1-cxl"
+    assert reject.text == "venue has no cancel pending for the order (status check after logon)"
+    assert orders.orders["O1"].status is m.OrdStatus.NEW

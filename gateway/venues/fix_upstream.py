@@ -57,6 +57,7 @@ RunCore = Callable[[Callable[[OrderManager], list[CoreEvent]]], list[CoreEvent]]
 # auditor.admin: kind, actor, payload
 Record = Callable[[str, str, dict[str, Any]], None]
 SENT_KEPT = 10_000  # a session Reject names a recent message
+WAITING_AMEND = frozenset({m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_REPLACE})
 _PASSWORD = re.compile("(^|\x01)554=[^\x01]*")
 
 
@@ -574,6 +575,12 @@ class FixUpstreamVenue(fix.Application):
                 events.append(v.Rejected(order_id, text))
             else:
                 events.append(v.Cancelled(order_id, text))
+        elif status.ord_status in ("0", "1") and order.status in WAITING_AMEND:
+            # the request went before the H on the same session, so the venue would have
+            # answered it first: it never reached the venue (lost with a store)
+            what = "cancel" if order.status is m.OrdStatus.PENDING_CANCEL else "replace"
+            why = f"venue has no {what} pending for the order (status check after logon)"
+            events.append(v.Rejected(order_id, why))
         if events:
             self._audit(
                 "venue.status_applied",
