@@ -3,8 +3,10 @@ configuration and the start-up checks."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from dataclasses import replace as dc_replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from gateway.venues.fix_upstream import FixUpstreamVenue, mask_password, tls_set
 from gateway.venues.reports import ReportError, read_report
 from gateway.venues.routes import UpstreamRoutes
 from otc import venue as v
-from otc.orders import Order, OrderManager
+from otc.orders import Order, OrderManager, Send
 from tests.harness import ROOT
 
 SOH = "\x01"
@@ -79,7 +81,7 @@ def test_routes_survive_a_restart_and_a_torn_last_line(tmp_path):
     routes.open_request("O1", "replace")
     routes.replaced("O1", "O1-2")
     routes.venue_id("O1", "V9")
-    routes.mark_applied("X1")
+    routes.mark_applied("X1", "O1")
     routes.close()
     with open(path, "a") as f:
         f.write('{"t":"req","c":"O2-1","o"')  # a crash mid-write
@@ -289,3 +291,128 @@ def test_a_business_reject_names_the_request_by_its_ref_id(routes):
     report = read_report(raw("j", (45, "9"), (372, "F"), (379, cxl.cl_ord_id), (58, "no")), routes)
     assert report is not None
     assert report.events == (v.Rejected("O3", "venue rejected the message: no"),)
+
+
+def test_compaction_keeps_only_the_open_orders_routes(tmp_path):
+    path = tmp_path / "routes.jsonl"
+    routes = UpstreamRoutes(path)
+    for n in range(1, 51):  # finished orders: a route and a fill each
+        routes.open_request(f"O{n}", "new")
+        routes.venue_id(f"O{n}", f"V{n}")
+        routes.mark_applied(f"X{n}", f"O{n}")
+    routes.open_request("O51", "new")
+    routes.open_request("O51", "replace")
+    routes.replaced("O51", "O51-2")
+    routes.venue_id("O51", "V51")
+    routes.mark_applied("X51", "O51")
+    routes.close()
+    with open(path, "a") as f:
+        f.write('{"t":"exec","x":"OLD"}\n')  # recorded before ExecIDs named their order
+    routes = UpstreamRoutes(path)  # as at start
+    assert routes.compact({"O51"}) == (156, 6)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r.get("o") for r in records} == {"O51", None}
+    assert routes.route("O1-1") is None and not routes.applied("X1")
+    routes.mark_applied("X52", "O51")  # the journal goes on after the rename
+    routes.close()
+    again = UpstreamRoutes(path)
+    assert again.current("O51") == "O51-2" and again.venue_order_id("O51") == "V51"
+    assert [again.applied(x) for x in ("X51", "X52", "OLD", "X1")] == [True, True, True, False]
+    assert again.route("O1-1") is None and again.route("O51-1") is not None
+    assert again.open_request("O51", "cancel").cl_ord_id == "O51-3"  # numbering goes on
+    assert not (tmp_path / "routes.jsonl.tmp").exists()
+
+
+def test_a_report_for_an_order_finished_before_the_compaction_is_not_applied(adapter):
+    venue, orders, audited = adapter
+    filled = resting("O1", m.OrdStatus.FILLED)
+    orders.restore(
+        [dc_replace(filled, cum_qty=Decimal(5), avg_px=Decimal(65000)), resting("O2")], []
+    )
+    venue.routes.open_request("O1", "new")
+    venue.routes.mark_applied("X1", "O1")
+    venue.routes.open_request("O2", "new")
+    venue.compact_routes()  # as at start: O2 was resumed, O1 is finished
+    for exec_id in ("X1", "X9"):  # its fill resent, and under a new ExecID
+        text = SOH.join(
+            ["8=FIX.4.4", "35=8", "43=Y", "11=O1-1", f"17={exec_id}", "150=F", "39=2"]
+            + ["32=5", "31=65000", "14=5", "6=65000", "10=000", ""]
+        )
+        venue._answer(text)
+    assert orders.orders["O1"].cum_qty == 5
+    assert [a[0] for a in audited] == ["venue.report_unknown", "venue.report_unknown"]
+    venue._answer(
+        SOH.join(
+            ["8=FIX.4.4", "35=8", "11=O2-1", "17=X3", "150=F", "39=1"]
+            + ["32=1", "31=65000", "14=1", "6=65000", "10=000", ""]
+        )
+    )
+    assert orders.orders["O2"].cum_qty == 1  # the open order's route is still there
+
+
+def status(*fields: tuple[int, str]) -> RawMessage:
+    return raw("8", (11, "O1-1"), (17, "S1"), (150, "I"), *fields)
+
+
+def test_a_status_answer_applies_only_what_we_missed(adapter):
+    venue, orders, audited = adapter
+    orders.restore([resting("O1")], [])
+    venue.routes.open_request("O1", "new")
+
+    def apply(report: RawMessage) -> list:
+        parsed = read_report(report, venue.routes)
+        assert parsed is not None and parsed.status is not None
+        return venue.apply_report(parsed, orders)
+
+    assert apply(status((39, "0"), (14, "0"), (6, "0"))) == []  # what we know already
+    apply(status((39, "1"), (14, "2"), (6, "65000")))
+    assert (orders.orders["O1"].cum_qty, orders.orders["O1"].avg_px) == (2, 65000)
+    assert apply(status((39, "1"), (14, "2"), (6, "65000"))) == []  # the same answer again
+    apply(status((39, "2"), (14, "5"), (6, "65600")))  # 3 more at 66000
+    order = orders.orders["O1"]
+    assert (order.cum_qty, order.avg_px, order.status) == (5, 65600, m.OrdStatus.FILLED)
+    late = read_report(fill("X7", "3", "5"), venue.routes)  # the fill's own report, late
+    assert late is not None and venue.apply_report(late, orders) == []
+    assert orders.orders["O1"].cum_qty == 5
+    assert [a[0] for a in audited].count("venue.status_applied") == 2
+
+
+def test_an_order_the_venue_does_not_know_is_rejected_or_cancelled(adapter):
+    venue, orders, audited = adapter
+    orders.restore([resting("O1", m.OrdStatus.PENDING_NEW), resting("O2")], [])
+    venue.routes.open_request("O1", "new")
+    venue.routes.open_request("O2", "new")
+    unknown = raw("8", (11, "O1-1"), (17, "S"), (150, "I"), (39, "8"), (103, "5"))
+    report = read_report(unknown, venue.routes)
+    assert report is not None
+    venue.apply_report(report, orders)
+    o1 = orders.orders["O1"]
+    assert o1.status is m.OrdStatus.REJECTED
+    assert o1.text == "venue does not know the order (status check after logon): unknown order"
+    bmr = raw("j", (45, "4"), (372, "H"), (379, "O2-1"), (380, "0"), (58, "no such order"))
+    report = read_report(bmr, venue.routes)
+    assert report is not None and report.status is not None and report.status.unknown
+    venue.apply_report(report, orders)
+    o2 = orders.orders["O2"]
+    assert (o2.status, o2.text) == (
+        m.OrdStatus.CANCELED,
+        "venue does not know the order (status check after logon): no such order",
+    )
+    assert [a[0] for a in audited] == ["venue.order_unknown", "venue.order_unknown"]
+
+
+def test_a_cancel_the_venue_never_received_is_refused_by_the_status_check(adapter):
+    venue, orders, _ = adapter
+    waiting = dc_replace(resting("O1", m.OrdStatus.PENDING_CANCEL), pending_cl_ord_id="c-O1-cxl")
+    orders.restore([waiting], [])
+    venue.routes.open_request("O1", "new")
+    venue.routes.open_request("O1", "cancel")
+    report = read_report(status((39, "6"), (14, "0"), (6, "0")), venue.routes)
+    assert report is not None and venue.apply_report(report, orders) == []  # still on its way
+    report = read_report(status((39, "0"), (14, "0"), (6, "0")), venue.routes)
+    assert report is not None
+    events = venue.apply_report(report, orders)
+    (reject,) = [e.message for e in events if isinstance(e, Send)]
+    assert isinstance(reject, m.CancelReject) and reject.cl_ord_id == "c-O1-cxl"
+    assert reject.text == "venue has no cancel pending for the order (status check after logon)"
+    assert orders.orders["O1"].status is m.OrdStatus.NEW

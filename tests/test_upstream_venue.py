@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -369,3 +370,151 @@ def upstream_log(gw: GatewayProcess, msg_type: str) -> list[RawMessage]:
             if raw.msg_type == msg_type and raw.get(49) == VENUE:
                 out.append(raw)
     return out
+
+
+def wait_for(gw: GatewayProcess, order_id: str, status: str, timeout: float = 30) -> dict:
+    """The order's view once its OrdStatus is ``status`` (or the last one seen)."""
+    deadline = time.monotonic() + timeout
+    while (view := order(gw, order_id))["status"] != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return view
+
+
+def restart_both_sessions_from_one(venue: VenueProcess, gw: RoutingGateway, book: bool) -> None:
+    """The venue lost its store (and its ``book`` of orders, unless kept): both sides' operators
+    start the session again from sequence number 1, so nothing missed can be resent."""
+    gw.stop()
+    venue.stop()
+    shutil.rmtree(venue.data_dir / "store")
+    if not book:
+        (venue.data_dir / "book.json").unlink()
+    shutil.rmtree(gw.data_dir / "venue" / "store")
+    venue.start()
+    gw.start()
+    wait_ready(gw)
+
+
+def test_an_order_the_venue_forgot_is_cancelled_by_the_status_check(tmp_path, password):
+    venue = VenueProcess(tmp_path / "venue").start()
+    gw = RoutingGateway(tmp_path / "gw", venue_port=venue.port)
+    try:
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        c.send("D", order_fields("lost-1", qty="2", px="60000"))
+        order_id = reports(c, 2)[1].get(37)
+        c.close()
+        restart_both_sessions_from_one(venue, gw, book=False)
+        view = wait_for(gw, order_id, "4")
+        assert (view["status"], view["cum_qty"]) == ("4", "0")
+        assert "venue does not know the order" in view["text"]
+        assert "unknown order" in view["text"]
+        asked = venue.received("H")
+        assert [(h.get(11), h.get(55), h.get(54)) for h in asked] == [
+            (f"{order_id}-1", "BTC-PERP", "1")
+        ]
+        c = client(gw)
+        c.send("H", [(11, "lost-1"), (55, "BTC-PERP"), (54, "1")])
+        (status,) = reports(c, 1)
+        assert [status.get(t) for t in (150, 39, 37)] == ["I", "4", order_id]
+        kinds = [e["kind"] for e in audit_entries(gw)]
+        assert kinds.count("venue.order_unknown") == 1
+    finally:
+        gw.stop()
+        venue.stop()
+
+
+def test_a_fill_lost_with_both_stores_is_applied_once_by_the_status_check(tmp_path, password):
+    venue = VenueProcess(tmp_path / "venue").start()
+    gw = RoutingGateway(tmp_path / "gw", venue_port=venue.port)
+    try:
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        c.send("D", order_fields("unseen-1", qty="2", px="60000"))
+        order_id = reports(c, 2)[1].get(37)
+        c.close()
+        gw.kill()  # our session is down...
+        venue.fill_resting()  # ...so the fill's report waits in the venue's store, then is lost
+        restart_both_sessions_from_one(venue, gw, book=True)
+        view = wait_for(gw, order_id, "2")
+        assert (view["status"], view["cum_qty"], view["avg_px"]) == ("2", "2", "65000")
+        assert [h.get(11) for h in venue.received("H")] == [f"{order_id}-1"]
+        gw.stop()  # the next logon asks about nothing: the order is filled
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        c.send("H", [(11, "unseen-1"), (55, "BTC-PERP"), (54, "1")])
+        (status,) = reports(c, 1)
+        assert [status.get(t) for t in (150, 39, 14)] == ["I", "2", "2"]
+        assert len(venue.received("H")) == 1
+        applied = [e for e in audit_entries(gw) if e["kind"] == "venue.status_applied"]
+        assert [a["payload"]["missing_qty"] for a in applied] == ["2"]
+    finally:
+        gw.stop()
+        venue.stop()
+
+
+def audit_entries(gw: GatewayProcess) -> list[dict]:
+    path = gw.data_dir / "audit" / "entries.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_restart_compacts_the_routes_to_the_open_orders(tmp_path, password):
+    venue = VenueProcess(tmp_path / "venue").start()
+    gw = RoutingGateway(tmp_path / "gw", venue_port=venue.port)
+    try:
+        gw.start()
+        wait_ready(gw)
+        c = client(gw)
+        for n in range(12):  # each filled at once: finished
+            c.send("D", order_fields(f"done-{n}", qty="1", px="66000"))
+            assert exec_types(reports(c, 3)) == ["A", "0", "F"]
+        c.send("D", order_fields("open-1", qty="1", px="60000"))
+        open_id = reports(c, 2)[1].get(37)
+        c.close()
+        journal = gw.data_dir / "venue" / "routes.jsonl"
+        before = journal.read_text().splitlines()
+        assert len(before) > 12 * 3
+        assert gw.stop() == 0
+        gw.start()
+        wait_ready(gw)
+        after = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert {r["o"] for r in after} == {open_id}
+        assert {r["t"] for r in after} == {"req", "vid", "exec"}  # its route, OrderID, New
+        c = client(gw)
+        c.send("F", cancel_fields("open-1", "open-2"))  # the open order's route still works
+        assert exec_types(reports(c, 2)) == ["6", "4"]
+    finally:
+        gw.stop()
+        venue.stop()
+
+
+def test_a_kill_switch_engaged_while_the_venue_is_down_cancels_there_on_its_return(
+    tmp_path, password
+):
+    with running(tmp_path) as (venue, gw):
+        c = client(gw)
+        c.send("D", order_fields("halt-1", qty="1", px="60000"))
+        order_id = reports(c, 2)[1].get(37)
+        venue.kill()
+        wait_ready(gw, ok=False)
+        r = httpx.post(
+            f"{gw.http}/risk/kill",
+            json={"client": "CLIENT2", "reason": "desk closed"},
+            headers=AUTH,
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["cancelled_orders"] == 0  # the venue could not be asked
+        assert order(gw, order_id)["status"] == "0"  # still resting there
+        refused = [e for e in audit_entries(gw) if e["kind"] == "venue.request_refused"]
+        assert [e["payload"]["order_id"] for e in refused] == [order_id]
+        venue.start()
+        wait_ready(gw)
+        (cancelled,) = reports(c, 1)
+        assert [cancelled.get(t) for t in (150, 39, 37)] == ["4", "4", order_id]
+        (sent,) = venue.received("F")
+        assert sent.get(41) == f"{order_id}-1"
+        assert venue.book()["orders"] == {}
+        no_more_reports(c)

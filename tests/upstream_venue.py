@@ -12,8 +12,10 @@ logon), so it can be killed and started again like a real venue: a NewOrderSingl
 knows (a resend with PossDupFlag) is not traded twice. ``--echo-fills`` sends each fill a second
 time with PossDupFlag=Y, as a venue recovering its own state might. SIGUSR1 fills every resting
 order at once, whether the gateway is logged on or not (then QuickFIX keeps the reports for its
-resend). It prints ``upstream venue ready: port P`` once it listens and runs until
-SIGTERM/SIGINT.
+resend). An OrderStatusRequest gets an ExecutionReport with ExecType I: the order's state if it
+rests or ended here, OrdStatus Rejected with OrdRejReason 5 if the venue does not know it
+(its ``book.json`` deleted). It prints ``upstream venue ready: port P`` once it listens and runs
+until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Book:
         state = json.loads(path.read_text()) if path.exists() else {}
         self.orders: dict[str, dict[str, str]] = state.get("orders", {})
         self.seen: list[str] = state.get("seen", [])  # every ClOrdID ever received
+        self.done: dict[str, dict[str, str]] = state.get("done", {})  # filled or cancelled
         self.exec_seq: int = state.get("exec_seq", 0)
 
     def exec_id(self) -> str:
@@ -60,13 +63,26 @@ class Book:
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(
-            json.dumps({"orders": self.orders, "seen": self.seen, "exec_seq": self.exec_seq})
+            json.dumps(
+                {
+                    "orders": self.orders,
+                    "seen": self.seen,
+                    "done": self.done,
+                    "exec_seq": self.exec_seq,
+                }
+            )
         )
         os.replace(tmp, self.path)
 
 
 class Venue(fix.Application):
-    def __init__(self, book: Book, echo_fills: bool, username: str | None, password: str | None):
+    def __init__(
+        self,
+        book: Book,
+        echo_fills: bool,
+        username: str | None,
+        password: str | None,
+    ):
         super().__init__()
         self.book = book
         self.echo_fills = echo_fills
@@ -107,6 +123,8 @@ class Venue(fix.Application):
                 self.new_order(fields, sessionID)
             elif msg_type in ("F", "G"):
                 self.amend(msg_type, fields, sessionID)
+            elif msg_type == "H":
+                self.status(fields, sessionID)
             else:
                 raise fix.UnsupportedMessageType()
 
@@ -160,6 +178,8 @@ class Venue(fix.Application):
         del self.book.orders[orig]
         order["orig"], order["cl"] = orig, cl
         if msg_type == "F":
+            order["end"] = "4"
+            self.book.done[cl] = self.book.done[orig] = order
             er = self.report(order, "4", "4", self.book.exec_id())
             self.book.save()
             self.send(er, sid)
@@ -170,6 +190,35 @@ class Venue(fix.Application):
         self.book.save()
         self.send(er, sid)
         self.maybe_fill(cl, sid)
+
+    def status(self, f: dict[int, str], sid: fix.SessionID) -> None:
+        order = self.book.orders.get(f[11]) or self.book.done.get(f[11])
+        if order is not None:
+            cum, qty = Decimal(order["cum"]), Decimal(order["qty"])
+            state = "2" if cum >= qty else order.get("end") or ("1" if cum else "0")
+            er = self.report(order, "I", state, self.book.exec_id())
+        else:
+            er = fix.Message()
+            er.getHeader().setField(35, "8")
+            for tag, value in (
+                (37, "NONE"),
+                (11, f[11]),
+                (17, self.book.exec_id()),
+                (150, "I"),
+                (39, "8"),
+                (103, "5"),
+                (55, f[55]),
+                (54, f[54]),
+                (151, "0"),
+                (14, "0"),
+                (6, "0"),
+                (58, "unknown order"),
+            ):
+                er.setField(tag, value)
+        if 790 in f:
+            er.setField(790, f[790])
+        self.book.save()
+        self.send(er, sid)
 
     def fill_resting(self, sid: fix.SessionID) -> None:
         with self.lock:
@@ -185,6 +234,7 @@ class Venue(fix.Application):
         last = Decimal(order["qty"]) - Decimal(order["cum"])
         order["cum"] = order["qty"]
         del self.book.orders[cl]
+        self.book.done[cl] = order
         fill = self.report(order, "F", "2", self.book.exec_id(), last)
         self.book.save()
         self.send(fill, sid)

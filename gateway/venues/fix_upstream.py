@@ -18,9 +18,12 @@ reports             ExecutionReport / OrderCancelReject on QuickFIX's thread -> 
 ==================  ==========================================================================
 
 Disconnects: the session keeps its sequence numbers (FileStore, no reset on logon), so after a
-reconnect each side asks for what it missed and QuickFIX resends it with PossDupFlag=Y. New
-orders, cancels and replaces are refused while the session is not logged on, rather than queued:
-an order that waited for a venue to come back could reach a market that has moved.
+reconnect each side asks for what it missed and QuickFIX resends it with PossDupFlag=Y. That is
+not enough when a store was lost or the session reset, so every logon also asks the venue for
+the status of each open order (``check_status``) and applies only the difference. New orders,
+cancels and replaces are refused while the session is not logged on, rather than queued: an
+order that waited for a venue to come back could reach a market that has moved. A kill switch is
+the exception: each logon cancels the open orders of halted clients (``reapply_kill_switches``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from typing import Any
 import quickfix as fix
 
 from fixspec import codec
+from fixspec import messages as m
 from gateway.config import UpstreamSection
 from gateway.fix.auditlog import AuditingLog, AuditingLogFactory, Sink
 from gateway.fix.dictionary import stock_dictionary_path
-from gateway.venues.reports import ReportError, UpstreamReport, read_report
+from gateway.venues.reports import ReportError, StatusAnswer, UpstreamReport, read_report
 from gateway.venues.routes import RequestKind, UpstreamRoutes
 from otc import venue as v
 from otc.orders import CoreEvent, OrderManager
@@ -53,6 +57,7 @@ RunCore = Callable[[Callable[[OrderManager], list[CoreEvent]]], list[CoreEvent]]
 # auditor.admin: kind, actor, payload
 Record = Callable[[str, str, dict[str, Any]], None]
 SENT_KEPT = 10_000  # a session Reject names a recent message
+WAITING_AMEND = frozenset({m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_REPLACE})
 _PASSWORD = re.compile("(^|\x01)554=[^\x01]*")
 
 
@@ -186,6 +191,7 @@ class FixUpstreamVenue(fix.Application):
 
     def start(self) -> None:
         assert self._run_core is not None, "attach() the order core before starting"
+        self.compact_routes()
         settings = initiator_settings(self.upstream, self.venue_dir)
         self._store = fix.FileStoreFactory(settings)
         file_log = fix.FileLogFactory(settings) if self.file_log else None
@@ -205,6 +211,12 @@ class FixUpstreamVenue(fix.Application):
             self.upstream.port,
             self.upstream.sender_comp_id,
         )
+
+    def compact_routes(self) -> None:
+        """Cut the routes journal back to the orders open now (those resumed at start): a
+        finished order's later reports need no route, they are ignored."""
+        before, after = self.routes.compact(set(self._orders))
+        log.info("routes journal compacted to the open orders: %d records -> %d", before, after)
 
     def logout(self, timeout: float) -> bool:
         """Log the upstream session out and wait for it to end. As with the acceptor, QuickFIX
@@ -309,6 +321,7 @@ class FixUpstreamVenue(fix.Application):
             return None
         why = f"venue unreachable: upstream session {self._describe()} {state}"
         log.warning("request for %s refused: %s", order_id, why)  # a kill switch's too
+        self._audit("venue.request_refused", {"order_id": order_id, "text": why})
         return v.Rejected(order_id, why)
 
     def _send(self, msg_type: str, fields: list[tuple[int, str]], order_id: str) -> list[Any]:
@@ -336,6 +349,74 @@ class FixUpstreamVenue(fix.Application):
         self._set_state(True, f"logged on since {datetime.now(UTC).isoformat(timespec='seconds')}")
         log.info("upstream session %s logged on", self._describe())
         self._audit("venue.logon", {"session": self._describe()})
+        # off QuickFIX's thread: the core's lock is taken, and requests sent, as by a client
+        threading.Thread(target=self.check_status, name="venue-status", daemon=True).start()
+
+    def check_status(self) -> int:
+        """Ask the venue for the state of every order we route there that is still open or
+        pending (OrderStatusRequest), so an order the venue forgot (its store lost, its sequence
+        numbers reset) or filled unseen (ours lost) does not wait forever; the answers are applied
+        by :meth:`apply_report`. Returns how many were asked about."""
+        run_core = self._run_core
+        assert run_core is not None
+        asked: list[tuple[str, str, str, str, str | None]] = []
+
+        def collect(orders: OrderManager) -> list[CoreEvent]:
+            for order in orders.orders.values():
+                current = self.routes.current(order.order_id)
+                if order.is_open and current is not None:
+                    venue_id = self.routes.venue_order_id(order.order_id)
+                    side = order.side.value
+                    asked.append((order.order_id, current, order.instrument.symbol, side, venue_id))
+            return []
+
+        try:
+            run_core(collect)
+        except Exception:
+            log.exception("listing the orders open at the venue failed")
+            return 0
+        for order_id, current, symbol, side, venue_id in asked:
+            fields = [(11, current), (55, symbol), (54, side), (790, f"{current}-status")]
+            if venue_id is not None:
+                fields.insert(1, (37, venue_id))
+            self._send("H", fields, order_id)
+        if asked:
+            log.info("asked the venue for the status of %d open orders", len(asked))
+            self._audit("venue.status_check", {"order_ids": [a[0] for a in asked]})
+        self.reapply_kill_switches()
+        return len(asked)
+
+    def reapply_kill_switches(self) -> None:
+        """Cancel at the venue the open orders of every client whose kill switch is engaged: a
+        kill switch engaged while the venue was unreachable could not cancel there, and halting
+        a client means its orders are off the market. Cancels requested by a client and refused
+        while the venue was down are not sent: the client was told they were refused."""
+        run_core = self._run_core
+        assert run_core is not None
+        sent: list[str] = []
+
+        def cancel_halted(orders: OrderManager) -> list[CoreEvent]:
+            out: list[CoreEvent] = []
+            for client, reason in list(orders.halted.items()):
+                sent.extend(
+                    o.order_id
+                    for o in orders.orders.values()
+                    if (client is None or o.owner == client)
+                    and o.is_open
+                    and o.status not in (m.OrdStatus.PENDING_CANCEL, m.OrdStatus.PENDING_NEW)
+                    and o.order_id not in sent
+                )
+                out += orders.cancel_all(client, f"kill switch: {reason}")
+            return out
+
+        try:
+            run_core(cancel_halted)
+        except Exception:
+            log.exception("cancelling the halted clients' orders at the venue failed")
+            return
+        if sent:
+            log.warning("kill switch: cancels sent to the venue for %d open orders", len(sent))
+            self._audit("venue.kill_switch_reapplied", {"order_ids": sent})
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         was_on, _ = self.state()
@@ -372,7 +453,7 @@ class FixUpstreamVenue(fix.Application):
         """Remember which request went out under which sequence number: a session Reject names
         only that (RefSeqNum)."""
         try:
-            if message.isSetField(11):
+            if message.isSetField(11) and message.getHeader().getField(35) != "H":
                 seq = int(message.getHeader().getField(34))
                 self._sent[seq] = message.getField(11)
                 while len(self._sent) > SENT_KEPT:
@@ -419,6 +500,8 @@ class FixUpstreamVenue(fix.Application):
         already has (a fill applied whose ExecID was not yet recorded when the gateway
         stopped)."""
         order_id = report.route.order_id
+        if report.status is not None:
+            return orders.on_venue(self._reconcile(report.status, order_id, orders))
         if report.exec_id is not None and self.routes.applied(report.exec_id):
             log.info("report %s for %s already applied; ignored", report.exec_id, order_id)
             return []
@@ -450,11 +533,65 @@ class FixUpstreamVenue(fix.Application):
                     )
         out = orders.on_venue(events)
         if report.exec_id is not None:
-            self.routes.mark_applied(report.exec_id)
+            self.routes.mark_applied(report.exec_id, order_id)
         after = orders.orders.get(order_id)
         if after is None or not after.is_open:
             self._orders.pop(order_id, None)
         return out
+
+    def _reconcile(
+        self, status: StatusAnswer, order_id: str, orders: OrderManager
+    ) -> list[v.VenueEvent]:
+        """The venue events that bring our order to the state the venue answered with. The
+        difference is applied, not the answer: a fill the venue made while we were away (its
+        report lost with its store or ours) is applied as one fill of the missing quantity at
+        the price that makes our AvgPx the venue's; an answer that repeats what we know, or
+        comes again, changes nothing. A fill that did arrive on its own later repeats CumQty and
+        is ignored by :meth:`apply_report`."""
+        order = orders.orders.get(order_id)
+        if order is None or not order.is_open:
+            log.info("status of %s from the venue: our order is no longer open", order_id)
+            return []
+        if status.unknown:
+            why = f"venue does not know the order (status check after logon): {status.text}"
+            log.warning("order %s: %s", order_id, why)
+            self._audit("venue.order_unknown", {"order_id": order_id, "text": status.text})
+            if order.status is m.OrdStatus.PENDING_NEW:
+                return [v.Rejected(order_id, why)]
+            return [v.Cancelled(order_id, why)]
+        events: list[v.VenueEvent] = []
+        if order.status is m.OrdStatus.PENDING_NEW and status.ord_status not in ("8", "A"):
+            events.append(v.Accepted(order_id))
+        missing = status.cum_qty - order.cum_qty
+        if missing > 0:
+            price = (status.avg_px * status.cum_qty - order.avg_px * order.cum_qty) / missing
+            events.append(v.Fill(order_id, missing, price))
+        if status.ord_status in ("4", "C"):
+            done = "cancelled" if status.ord_status == "4" else "expired"
+            events.append(v.Cancelled(order_id, status.text or f"{done} at the venue"))
+        elif status.ord_status == "8":
+            text = f"venue rejected: {status.text or 'no reason given'}"
+            if order.status is m.OrdStatus.PENDING_NEW:
+                events.append(v.Rejected(order_id, text))
+            else:
+                events.append(v.Cancelled(order_id, text))
+        elif status.ord_status in ("0", "1") and order.status in WAITING_AMEND:
+            # the request went before the H on the same session, so the venue would have
+            # answered it first: it never reached the venue (lost with a store)
+            what = "cancel" if order.status is m.OrdStatus.PENDING_CANCEL else "replace"
+            why = f"venue has no {what} pending for the order (status check after logon)"
+            events.append(v.Rejected(order_id, why))
+        if events:
+            self._audit(
+                "venue.status_applied",
+                {
+                    "order_id": order_id,
+                    "ord_status": status.ord_status,
+                    "cum_qty": str(status.cum_qty),
+                    "missing_qty": str(max(missing, Decimal(0))),
+                },
+            )
+        return events
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         try:

@@ -15,9 +15,23 @@ from fixspec.codec import RawMessage
 from gateway.venues.routes import Route, UpstreamRoutes
 from otc import venue as v
 
-# ExecTypes that change nothing for the client: the venue's own pending states, status answers,
-# restatements, done for day (the order's end comes as its own Canceled or Expired report)
-QUIET_EXEC_TYPES = frozenset({"A", "6", "E", "I", "D", "3"})
+# ExecTypes that change nothing for the client: the venue's own pending states, restatements,
+# done for day (the order's end comes as its own Canceled or Expired report). A status answer
+# (ExecType I) is read as a :class:`StatusAnswer` instead.
+QUIET_EXEC_TYPES = frozenset({"A", "6", "E", "D", "3"})
+UNKNOWN_ORDER = "5"  # OrdRejReason
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    """The venue's answer to our OrderStatusRequest: the order's whole state there, compared
+    with ours rather than applied as a change (so the same answer twice changes nothing)."""
+
+    ord_status: str  # OrdStatus(39); "" when the venue does not know the order
+    cum_qty: Decimal
+    avg_px: Decimal
+    text: str
+    unknown: bool  # OrdRejReason 5 unknown order, or a BusinessMessageReject of the request
 
 
 class ReportError(ValueError):
@@ -34,6 +48,7 @@ class UpstreamReport:
     cum_qty: Decimal | None  # the venue's CumQty(14): a fill at or below ours is a repeat
     venue_order_id: str | None
     poss_dup: bool
+    status: StatusAnswer | None = None  # an answer to our OrderStatusRequest
 
 
 def _decimal(raw: RawMessage, tag: int) -> Decimal:
@@ -79,6 +94,28 @@ def _events(raw: RawMessage, route: Route) -> tuple[v.VenueEvent, ...]:
     raise ReportError(f"ExecType {exec_type!r} is not handled")
 
 
+def _status_answer(raw: RawMessage) -> StatusAnswer | None:
+    """The answer to an OrderStatusRequest in ``raw``, if it is one: an ExecutionReport with
+    ExecType I (or a Rejected one naming the order unknown), or a BusinessMessageReject of the
+    request (RefMsgType H)."""
+    text = raw.get(58) or ""
+    if raw.msg_type == "j":
+        if raw.get(372) != "H":
+            return None
+        return StatusAnswer("", Decimal(0), Decimal(0), text or "no reason given", unknown=True)
+    if raw.msg_type != "8":
+        return None
+    exec_type, ord_status = raw.get(150), raw.get(39)
+    unknown = ord_status == "8" and raw.get(103) == UNKNOWN_ORDER
+    if exec_type != "I" and not (exec_type == "8" and unknown):
+        return None
+    if ord_status is None:
+        raise ReportError("tag 39 missing")
+    if unknown:
+        return StatusAnswer(ord_status, Decimal(0), Decimal(0), text or "unknown order", True)
+    return StatusAnswer(ord_status, _decimal(raw, 14), _decimal(raw, 6), text, unknown=False)
+
+
 def read_report(
     raw: RawMessage, routes: UpstreamRoutes, cl_ord_id: str | None = None
 ) -> UpstreamReport | None:
@@ -99,11 +136,13 @@ def read_report(
     exec_id = raw.get(17) if raw.msg_type == "8" else None
     if raw.msg_type == "8" and not exec_id:
         raise ReportError("tag 17 missing")
+    status = _status_answer(raw)
     return UpstreamReport(
         route=route,
         exec_id=exec_id,
-        events=_events(raw, route),
+        events=() if status is not None else _events(raw, route),
         cum_qty=_optional_decimal(raw, 14) if raw.msg_type == "8" else None,
         venue_order_id=raw.get(37) if raw.get(37) not in (None, "", "NONE") else None,
         poss_dup=raw.get(43) == "Y",
+        status=status,
     )

@@ -6,6 +6,11 @@ ExecutionReport that arrives after a restart still finds its order; an ExecID is
 its report has been applied, so a report the venue sends again (PossDupFlag, or a resend after a
 reconnect) is not applied twice. One JSON object per line, appended; a torn last line (a crash
 mid-write) is ignored on reading, since the request it described was never sent.
+
+The journal is compacted at each start (:meth:`UpstreamRoutes.compact`) to the orders still
+open then: a finished order's routes and ExecIDs go, so the file is bounded by the orders open at
+the last start plus what was routed since. A report the venue sends again for a finished order
+then names no route and is ignored (and audited), never applied.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class UpstreamRoutes:
         self._current: dict[str, str] = {}  # our order id -> the ClOrdID the venue knows now
         self._venue_ids: dict[str, str] = {}  # our order id -> the venue's OrderID(37)
         self._requests: dict[str, int] = {}  # our order id -> upstream requests made for it
-        self._applied: set[str] = set()
+        self._applied: dict[str, str | None] = {}  # ExecID -> our order id (None: not noted)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self._load()
@@ -76,7 +81,7 @@ class UpstreamRoutes:
         elif kind == "vid":
             self._venue_ids[rec["o"]] = rec["v"]
         elif kind == "exec":
-            self._applied.add(rec["x"])
+            self._applied[rec["x"]] = rec.get("o")
 
     def _append(self, rec: dict[str, str]) -> None:
         self._file.write(json.dumps(rec, separators=(",", ":")) + "\n")
@@ -127,11 +132,54 @@ class UpstreamRoutes:
     def applied(self, exec_id: str) -> bool:
         return exec_id in self._applied
 
-    def mark_applied(self, exec_id: str) -> None:
+    def mark_applied(self, exec_id: str, order_id: str) -> None:
         with self._lock:
             if exec_id not in self._applied:
-                self._append({"t": "exec", "x": exec_id})
-                self._applied.add(exec_id)
+                self._append({"t": "exec", "x": exec_id, "o": order_id})
+                self._applied[exec_id] = order_id
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, open_orders: set[str]) -> tuple[int, int]:
+        """Rewrite the journal with only what ``open_orders`` still need: their routes (every
+        request, so numbering goes on and a late report for any of them finds its order), the
+        ClOrdID and venue OrderID they go by, and their applied ExecIDs (ExecIDs recorded
+        without an order are kept: whose they are is not known). Atomic: a temporary file,
+        fsynced, renamed over the journal, the directory fsynced; a crash leaves the old journal
+        or the new one. Returns the records before and after."""
+        with self._lock:
+            with open(self.path, encoding="utf-8") as old:
+                before = sum(1 for _ in old)
+            routes = {c: r for c, r in self._routes.items() if r.order_id in open_orders}
+            records: list[dict[str, str]] = [
+                {"t": "req", "c": r.cl_ord_id, "o": r.order_id, "k": r.kind}
+                for r in routes.values()
+            ]
+            current = {o: c for o, c in self._current.items() if o in open_orders}
+            first = {r.order_id: r.cl_ord_id for r in routes.values() if r.kind == "new"}
+            records += [
+                {"t": "cur", "o": o, "c": c} for o, c in current.items() if first.get(o) != c
+            ]
+            venue_ids = {o: i for o, i in self._venue_ids.items() if o in open_orders}
+            records += [{"t": "vid", "o": o, "v": i} for o, i in venue_ids.items()]
+            applied = {x: o for x, o in self._applied.items() if o is None or o in open_orders}
+            records += [
+                {"t": "exec", "x": x} if o is None else {"t": "exec", "x": x, "o": o}
+                for x, o in applied.items()
+            ]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+                f.flush()
+                os.fsync(f.fileno())
+            self._file.close()
+            os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - our lifetime
+            self._routes, self._current, self._venue_ids = routes, current, venue_ids
+            self._requests = {o: n for o, n in self._requests.items() if o in open_orders}
+            self._applied = applied
+            return before, len(records)
 
     def close(self) -> None:
         with self._lock:
