@@ -15,8 +15,9 @@ warm-up of each:
 
 * throughput: ``--orders`` limit orders pipelined over one session while a reader thread
   consumes the ExecutionReports; orders/s = N / (first send -> the last order's fill ER).
-  Also the server's CPU time per order (from /proc), which the client's own CPU use on a
-  2-core machine distorts less than wall-clock rates.
+  Also the server's CPU time per order, summed over its whole process tree (psutil: a
+  gateway that runs several processes is measured whole), which the client's own CPU use on
+  a 2-core machine distorts less than wall-clock rates.
 * latency: ``--latency-samples`` orders one at a time; p50/p99 of order -> first ER (the
   gateway's ack, the bare acceptor's only ER: the like-for-like comparison) and order -> fill.
 
@@ -50,7 +51,7 @@ from gateway.fix.front import free_loopback_port
 from load import ablated_gateway
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
-from load.procs import cpu_seconds, start_ready, terminate
+from load.procs import start_ready, terminate, tree_cpu_seconds
 from load.stats import percentile
 
 GATEWAY_READY = "fixbridge ready"
@@ -90,10 +91,10 @@ logout_above = 10000000
 def wait_idle(pid: int, quiet: float = 0.3, limit: float = 60.0) -> None:
     """Wait until the process stops using CPU (e.g. its database writer has caught up)."""
     deadline = time.monotonic() + limit
-    last = cpu_seconds(pid)
+    last = tree_cpu_seconds(pid)
     while time.monotonic() < deadline:
         time.sleep(quiet)
-        now = cpu_seconds(pid)
+        now = tree_cpu_seconds(pid)
         if now - last < 0.02:
             return
         last = now
@@ -250,11 +251,11 @@ def pipelined(
     cl_ord_ids = ids.take(n)
     orders = session.prebuild(TEMPLATE, cl_ord_ids)
     wait_idle(server.proc.pid)
-    cpu0 = cpu_seconds(server.proc.pid)
+    cpu0 = tree_cpu_seconds(server.proc.pid)
     result = session.pipeline(orders, fills_expected=n, batch=batch)
-    cpu = cpu_seconds(server.proc.pid) - cpu0
+    cpu = tree_cpu_seconds(server.proc.pid) - cpu0
     wait_idle(server.proc.pid)  # work left behind (e.g. the database writer) counts too
-    drained = cpu_seconds(server.proc.pid) - cpu0
+    drained = tree_cpu_seconds(server.proc.pid) - cpu0
     if result.fills != n or result.execution_reports != n * server.ers_per_order:
         raise RuntimeError(
             f"{server.name}: {n} orders gave {result.fills} fills and "
@@ -452,7 +453,7 @@ def report(result: BenchResult) -> str:
     lines.append(
         "first ER: the gateway's ack (ER New) vs the bare acceptor's only ER (its fill) -- the "
         "like-for-like round trip;\nfill ER: the gateway's second ER (the same ER for bare). "
-        "Server CPU per order is summed over all the server's threads."
+        "Server CPU per order is summed over all the server's threads and processes."
     )
     return "\n".join(lines)
 
