@@ -21,11 +21,14 @@ warm-up of each:
 * latency: ``--latency-samples`` orders one at a time; p50/p99 of order -> first ER (the
   gateway's ack, the bare acceptor's only ER: the like-for-like comparison) and order -> fill.
 
-With ``--ablation``, four more gateways run in the same rounds, each with parts left out by
-:mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of the three):
-where the time goes, measured rather than guessed. The product itself has no such switches.
+With ``--ablation``, five more gateways run in the same rounds, each with parts left out or
+changed by :mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of
+the three; the audit trail with one entry per message instead of one per command): where the
+time goes, measured rather than guessed. The product itself has no such switches.
 
-Targets: gateway throughput >= 0.8x bare, gateway p50 order->first ER <= bare + 100 µs.
+Targets, against bare QuickFIX answering as the gateway does (ack + fill): throughput >= 0.5x,
+server CPU per order (every gateway process together) <= 3x, p50 order->first ER <= + 100 µs,
+p99 <= 1.5 ms.
 On a 2-core machine client and servers share the CPUs, so absolute figures are lower than on a
 dedicated host and anything else running skews them; the gateway/bare ratios are the figures
 that matter. A default run takes about a minute and a half.
@@ -56,8 +59,11 @@ from load.stats import percentile
 
 GATEWAY_READY = "fixbridge ready"
 COMP_ID, CLIENT, SYMBOL, PRICE = "FIXBRIDGE", "BENCH", "BTC-PERP", "65000"
-THROUGHPUT_TARGET = 0.8  # gateway orders/s >= this x bare
-LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare p50 + this
+# against bare QuickFIX ack + fill (the FIX work an acknowledging gateway cannot avoid)
+THROUGHPUT_TARGET = 0.5  # gateway orders/s >= this x bare ack + fill
+CPU_TARGET = 3.0  # gateway server CPU per order <= this x bare ack + fill
+LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare ack + fill p50 + this
+P99_TARGET_US = 1500.0  # gateway p99 order->first ER
 
 
 def gateway_config(fix_port: int, http_port: int, data_dir: Path, depth: str) -> str:
@@ -156,6 +162,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "gateway, no audit trail": ("--no-audit",),
     "gateway, no database": ("--no-db",),
     "gateway, none of the three": ("--no-front", "--no-audit", "--no-db"),
+    # the audit trail before command entries: one entry per message and per order change
+    "gateway, audit entry per message": ("--per-message-audit",),
 }
 
 
@@ -383,7 +391,7 @@ def report(result: BenchResult) -> str:
         row(
             "throughput (orders/s, median)",
             [f"{t.orders_per_second:,.0f}" for t in targets],
-            f"{ratio:.2f}x   target >= {THROUGHPUT_TARGET}x: {verdict(ratio >= THROUGHPUT_TARGET)}",
+            f"{ratio:.2f}x",
         ),
         "  per round: "
         + "; ".join(
@@ -405,8 +413,7 @@ def report(result: BenchResult) -> str:
         row(
             "p50 order -> first ER (µs)",
             [f"{t.first_er_us(50):.0f}" for t in targets],
-            f"{diff:+.0f} µs   target <= +{LATENCY_TARGET_US:.0f} µs: "
-            f"{verdict(diff <= LATENCY_TARGET_US)}",
+            f"{diff:+.0f} µs",
         ),
         row(
             "p99 order -> first ER (µs)",
@@ -425,6 +432,21 @@ def report(result: BenchResult) -> str:
         ),
     ]
     if a is not None:
+        t_ratio = g.orders_per_second / a.orders_per_second
+        c_ratio = g.cpu_drained_us_per_order / a.cpu_drained_us_per_order
+        p50 = g.first_er_us(50) - a.first_er_us(50)
+        p99 = g.first_er_us(99)
+        lines += [
+            "targets, gateway vs bare ack+fill:",
+            f"  throughput {t_ratio:.2f}x (>= {THROUGHPUT_TARGET}x): "
+            f"{verdict(t_ratio >= THROUGHPUT_TARGET)}",
+            f"  server CPU per order, all processes {c_ratio:.2f}x (<= {CPU_TARGET}x): "
+            f"{verdict(c_ratio <= CPU_TARGET)}",
+            f"  p50 order -> first ER {p50:+.0f} µs (<= +{LATENCY_TARGET_US:.0f} µs): "
+            f"{verdict(p50 <= LATENCY_TARGET_US)}",
+            f"  p99 order -> first ER {p99:.0f} µs (<= {P99_TARGET_US:.0f} µs): "
+            f"{verdict(p99 <= P99_TARGET_US)}",
+        ]
         ack_ratio = a.orders_per_second / b.orders_per_second
         lines.append(
             f"bare QuickFIX answering as the gateway does (ER New, then the fill) reaches "

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -61,12 +62,13 @@ RFQ_ACCEPTANCE = "\x0140=D\x01"
 class _Command:
     """A command being handled: the message in and what it caused, not yet described."""
 
-    __slots__ = ("actor", "parts", "done", "sealed")
+    __slots__ = ("actor", "parts", "opened", "done", "sealed")
 
     def __init__(self, actor: str, text: str) -> None:
         self.actor = actor
         self.parts: list[tuple[str, str, Any]] = [("fix.in", actor, text)]
-        self.done = threading.Event()
+        self.opened = time.monotonic()
+        self.done = False  # handled: nothing more joins it
         self.sealed = False  # the feed has taken it: later effects are entries of their own
 
 
@@ -125,7 +127,7 @@ class Auditor:
         self._urgent.set()
         self._wake.set()
         self._feed.join()
-        self._append_queued()  # anything a late caller slipped in after the feed stopped
+        self._append_queued(force=True)  # anything a late caller slipped in after the feed stopped
         self.log.inner.close()
 
     def refusal(self) -> str | None:
@@ -179,7 +181,11 @@ class Auditor:
                 urgent.wait(self.linger)  # let a few messages gather; a drain wakes us
             urgent.clear()
             while True:
-                self._append_queued()
+                if not self._append_queued():
+                    # a command is still being handled: look again a linger later (never woken
+                    # per command: that would wake this thread for every order)
+                    time.sleep(self.linger or 0.001)
+                    continue
                 self._idle = True
                 if not self._q:
                     break
@@ -187,14 +193,28 @@ class Auditor:
             if self._stopping:
                 return
 
-    def _append_queued(self) -> None:
+    def _append_queued(self, force: bool = False) -> bool:
+        """Append what is queued, in order; ``False`` if it stopped at a command still being
+        handled (and within its grace), which must not be sealed yet."""
         q = self._q
+        command = self._command
         while q:
-            fn, args = q.popleft()
+            fn, args = q[0]
+            if fn == command and not force and not self._handled(args[0]):
+                return False
+            q.popleft()
             try:
                 fn(*args)
             except Exception:  # the audit trail failing is loud, but never takes trading down
                 log.exception("audit append failed: %s%r", getattr(fn, "__name__", fn), args[:2])
+        return True
+
+    def _handled(self, command: _Command) -> bool:
+        return (
+            command.done
+            or self._stopping
+            or time.monotonic() - command.opened >= self.command_grace
+        )
 
     def append(self, kind: str, actor: str, payload: dict) -> None:
         self._put(self.log.inner.append_nowait, (kind, actor, payload))
@@ -229,7 +249,7 @@ class Auditor:
 
     def _end(self, thread: int, command: _Command) -> None:
         self._open.pop(thread, None)
-        command.done.set()
+        command.done = True
 
     def _join(self, thread: int, command: _Command, part: tuple[str, str, Any]) -> bool:
         with self._seal:
@@ -240,7 +260,6 @@ class Auditor:
             return True
 
     def _command(self, command: _Command) -> None:
-        command.done.wait(self.command_grace)
         with self._seal:
             command.sealed = True
             parts = list(command.parts)
