@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+
+import psutil
 
 from gateway.fix.relay import HIGH_WATER, Relay
+from tests.conftest import connect
+from tests.harness import GatewayProcess, order_fields
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:
@@ -118,3 +123,46 @@ def test_a_connection_added_after_stop_is_closed_not_left_open():
     assert client.recv(1) == b""
     client.close()
     upstream.close()
+
+
+def test_a_running_gateway_relays_a_logged_on_session_with_no_thread_of_its_own(tmp_path):
+    """Through the real front: once its Logon has passed, a session adds no thread."""
+    gw = GatewayProcess(tmp_path).start()
+    first = connect(gw, "CLIENT2")  # anything started lazily by a first session starts here
+    try:
+        _acknowledged(first, "relay-warm")
+        process = psutil.Process(gw.proc.pid)
+        before = _settled_threads(process)
+        second = connect(gw, "CLIENT1")
+        try:
+            _acknowledged(second, "relay-2")
+            _acknowledged(first, "relay-3")  # the other session is still relayed
+            assert _settled_threads(process, until=before) == before
+        finally:
+            second.logout()
+    finally:
+        first.logout()
+        assert gw.stop() == 0, gw.stderr()
+
+
+def _acknowledged(client, cl_ord_id: str) -> None:
+    """Send an order and read ExecutionReports until one answers it (earlier fills may come
+    first)."""
+    client.send("D", order_fields(cl_ord_id))
+    for _ in range(10):
+        if client.expect("8").get(11) == cl_ord_id:
+            return
+    raise AssertionError(f"no ExecutionReport for {cl_ord_id}")
+
+
+def _settled_threads(process: psutil.Process, until: int | None = None) -> int:
+    """The process's thread count once the short-lived logon threads have ended."""
+    deadline = time.monotonic() + 10
+    count = process.num_threads()
+    while time.monotonic() < deadline and (until is None or count != until):
+        time.sleep(0.2)
+        latest = process.num_threads()
+        if until is None and latest == count:
+            return count
+        count = latest
+    return count
