@@ -127,3 +127,21 @@ def test_the_next_message_in_ends_a_command_and_rfq_acceptances_are_not_commands
     entries = _entries(directory)
     assert [e["kind"] for e in entries] == ["fix.command", "fix.in", "fix.out"]
     assert len(entries[0]["payload"]["parts"]) == 2
+
+
+def test_a_part_the_log_refuses_takes_only_itself_with_it(tmp_path, caplog):
+    directory = tmp_path / "audit"
+    generate_signing_key(directory)
+    auditor = Auditor(directory)
+    try:
+        auditor.fix("fix.in", "session:C1", NOS)
+        auditor.fix("fix.out", "session:C1", ER_NEW)
+        auditor.fix("fix.out", "x" * 300, ER_FILL)  # an actor the log refuses
+        auditor.end_command()
+        with caplog.at_level(logging.ERROR, logger="fixbridge.audit"):
+            assert auditor.log.flush() == 2
+    finally:
+        auditor.close()
+    kinds = [(e["kind"], e["payload"].get("msg_type")) for e in _entries(directory)]
+    assert kinds == [("fix.in", "D"), ("fix.out", "8")]
+    assert any("command refused whole" in r.getMessage() for r in caplog.records)

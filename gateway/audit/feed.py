@@ -271,7 +271,16 @@ class Auditor:
                 described.append((kind, actor, {"text": readable(item)}))
             else:
                 described.append((kind, actor, fix_record(item)))
-        self.log.inner.append_nowait(COMMAND, command.actor, command_payload(described))
+        append = self.log.inner.append_nowait
+        try:
+            append(COMMAND, command.actor, command_payload(described))
+        except ValueError:  # a part the log refuses takes only itself, as it would alone
+            log.exception("command refused whole; recording its parts one by one")
+            for kind, actor, payload in described:
+                try:
+                    append(kind, actor, payload)
+                except ValueError:
+                    log.exception("audit append failed: %s %s", kind, actor)
 
     def _fix(self, kind: str, actor: str, text: str) -> None:
         payload = {"text": readable(text)} if kind == "fix.event" else fix_record(text)

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from otc.audit.entry import validate_actor, validate_kind
+
 __all__ = ["COMMAND", "command_payload", "parts_of"]
 
 COMMAND = "fix.command"
@@ -34,9 +36,13 @@ Part = tuple[str, str, Mapping[str, Any]]
 
 
 def command_payload(parts: Sequence[Part]) -> dict[str, Any]:
-    """The payload of a command entry; ``parts[0]`` is the inbound message (``fix.in``)."""
+    """The payload of a command entry; ``parts[0]`` is the inbound message (``fix.in``). Each
+    part's kind and actor obey the rules of an entry's own (``EntryError`` otherwise)."""
     if not parts or parts[0][0] != "fix.in":
         raise ValueError("a command starts with the message that caused it (fix.in)")
+    for kind, actor, _ in parts:
+        validate_kind(kind)
+        validate_actor(actor)
     return {
         "msg_type": parts[0][2].get("msg_type", ""),
         "parts": [{"kind": k, "actor": a, "payload": p} for k, a, p in parts],
