@@ -209,6 +209,7 @@ class Gateway:
             lock=core_lock,
             core_observers=[self.auditor.orders],
             session_observers=[self.auditor.session],
+            handled_observers=[self.auditor.end_command],
             metrics=self.metrics.fix,
             logon_gate=self.session_control.logon_refusal,
             logout_text=self.session_control.logout_text,

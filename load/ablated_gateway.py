@@ -7,7 +7,7 @@ and never will (the audit trail, persistence and quote signatures are not option
 ``load/`` for the benchmarks alone.
 
     python -m load.ablated_gateway [--no-front ACCEPTOR_PORT] [--no-audit] [--no-db] \\
-        [--no-sign] -- run --config PATH
+        [--no-sign] [--per-message-audit] -- run --config PATH
 
 * ``--no-front PORT``: QuickFIX listens on PORT and the client connects there directly, skipping
   the front's relay (the front still listens, unused; logons need no announcement);
@@ -15,7 +15,9 @@ and never will (the audit trail, persistence and quote signatures are not option
   reaches the audit trail, and QuickFIX logs through its own FileLog with no Python in between;
 * ``--no-db``: orders and executions are not persisted (session events still are; the desk path
   writes nothing to the database until a trade or a finished RFQ);
-* ``--no-sign``: desk quotes are hashed but not signed (no desk keys).
+* ``--no-sign``: desk quotes are hashed but not signed (no desk keys);
+* ``--per-message-audit``: the audit trail as before command entries: every FIX message in and
+  out and every order change an entry of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fixspec import messages as m
@@ -79,11 +82,23 @@ def no_desk_keys(*_args: Any) -> None:
     return None
 
 
-def parts(acceptor_port: int | None, no_audit: bool, no_db: bool, no_sign: bool = False) -> Parts:
+def per_message_auditor(directory: Path) -> Auditor:
+    """The audit trail with no command entries: one entry per message and per order change."""
+    return Auditor(directory, commands=frozenset())
+
+
+def parts(
+    acceptor_port: int | None,
+    no_audit: bool,
+    no_db: bool,
+    no_sign: bool = False,
+    per_message_audit: bool = False,
+) -> Parts:
     """The gateway's parts with those named left out."""
     defaults = Parts()
+    auditor = per_message_auditor if per_message_audit else defaults.auditor
     return Parts(
-        auditor=UnauditedAuditor if no_audit else defaults.auditor,
+        auditor=UnauditedAuditor if no_audit else auditor,
         audit_fix_messages=not no_audit,
         writer=OrdersNotStored if no_db else defaults.writer,
         desk_keys=no_desk_keys if no_sign else defaults.desk_keys,
@@ -114,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-audit", action="store_true")
     p.add_argument("--no-db", action="store_true")
     p.add_argument("--no-sign", action="store_true")
+    p.add_argument("--per-message-audit", action="store_true")
     args = p.parse_args(ours)
-    return run(rest, parts(args.no_front, args.no_audit, args.no_db, args.no_sign))
+    return run(
+        rest,
+        parts(args.no_front, args.no_audit, args.no_db, args.no_sign, args.per_message_audit),
+    )
 
 
 if __name__ == "__main__":

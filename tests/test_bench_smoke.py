@@ -9,6 +9,7 @@ from contextlib import closing
 from load.bench_orders import ABLATIONS, gateway_dir, report, run_benchmark
 from load.fastclient import OrderTemplate, field_value
 from load.stats import percentile
+from otc.audit.command import parts_of
 
 
 def test_order_template_frames_a_valid_message() -> None:
@@ -71,8 +72,14 @@ def _orders_and_logon_peer(data_dir) -> tuple[int, str | None]:
 
 
 def _audited_fix_messages(data_dir) -> int:
+    """FIX messages in the trail, counting those inside command entries."""
     entries = (data_dir / "audit" / "entries.jsonl").read_text().splitlines()
-    return sum(1 for line in entries if json.loads(line)["kind"] in ("fix.in", "fix.out"))
+    return sum(
+        1
+        for e in map(json.loads, entries)
+        for kind, _, _ in parts_of(e["kind"], e["actor"], e["payload"])
+        if kind in ("fix.in", "fix.out")
+    )
 
 
 def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:

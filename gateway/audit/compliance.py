@@ -25,6 +25,7 @@ from typing import Any
 from fixspec.names import FixNames
 from gateway.audit.log import AuditLog
 from gateway.audit.search import Query, TrailEntry, TrailIndex
+from otc.audit.command import COMMAND, parts_of
 from otc.audit.receipt import Receipt, ReceiptItem, verify_receipt
 from otc.audit.signing import public_key_pem
 from otc.audit.wire import body_bytes, fix_fields, fix_text, fix_wire
@@ -117,7 +118,14 @@ class ComplianceTrail:
         }
 
     def summary(self, entry: TrailEntry) -> str:
-        p, kind = entry.payload, entry.kind
+        if entry.kind == COMMAND:  # the message in, then what it caused
+            parts = parts_of(entry.kind, entry.actor, entry.payload)
+            said = [self._summary(*parts[0])]
+            said += [f"{k} {self._summary(k, a, p)}" for k, a, p in parts[1:]]
+            return " => ".join(said)
+        return self._summary(entry.kind, entry.actor, entry.payload)
+
+    def _summary(self, kind: str, actor: str, p: Any) -> str:
         if kind in ("fix.in", "fix.out"):
             found = fix_text(p)
             msg_type = p.get("msg_type", "")
@@ -194,23 +202,15 @@ class ComplianceTrail:
             }
         )
         p = entry.payload
-        if entry.kind in ("fix.in", "fix.out"):
-            found = fix_text(p)
-            if found is not None:
-                text, exact = found
-                wire = fix_wire(p)
-                out["fix"] = {
-                    "msg_type": p.get("msg_type"),
-                    "message_name": self.names.message_name(p.get("msg_type", "")),
-                    "exact": exact and wire is not None,
-                    "record": "wire"
-                    if "wire" in p
-                    else "wire_b64"
-                    if "wire_b64" in p
-                    else "raw (before exact records: | stood for SOH)",
-                    "wire_b64": base64.b64encode(wire).decode() if wire is not None else None,
-                    "fields": [r.to_json() for r in self.names.describe(fix_fields(text))],
-                }
+        if entry.kind == COMMAND:  # each part as it would be shown alone; the message in first
+            parts = parts_of(entry.kind, entry.actor, p)
+            out["parts"] = [
+                {"kind": k, "actor": a, "summary": self._summary(k, a, q), "fix": self._fix(q)}
+                for k, a, q in parts
+            ]
+            out["fix"] = self._fix(parts[0][2])
+        elif entry.kind in ("fix.in", "fix.out"):
+            out["fix"] = self._fix(p)
         elif entry.kind in ("clearing.out", "clearing.in"):
             data = body_bytes(p)
             if data is not None:
@@ -221,6 +221,26 @@ class ComplianceTrail:
                     "content_type": p.get("content_type"),
                 }
         return out
+
+    def _fix(self, p: Any) -> dict[str, Any] | None:
+        """A recorded FIX message decoded with the session dictionary's names."""
+        found = fix_text(p)
+        if found is None:
+            return None
+        text, exact = found
+        wire = fix_wire(p)
+        return {
+            "msg_type": p.get("msg_type"),
+            "message_name": self.names.message_name(p.get("msg_type", "")),
+            "exact": exact and wire is not None,
+            "record": "wire"
+            if "wire" in p
+            else "wire_b64"
+            if "wire_b64" in p
+            else "raw (before exact records: | stood for SOH)",
+            "wire_b64": base64.b64encode(wire).decode() if wire is not None else None,
+            "fields": [r.to_json() for r in self.names.describe(fix_fields(text))],
+        }
 
     # -- receipts -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from otc.audit.canonical import parse_ts
+from otc.audit.command import COMMAND, parts_of
 from otc.audit.refs import CLIENT_SCOPED, FILTERS, LINKS, entry_refs
 
 __all__ = ["MAX_LIMIT", "Found", "Query", "TrailEntry", "TrailIndex"]
@@ -153,6 +154,8 @@ class TrailIndex:
         post = self._post
         keys = entry_refs(kind, obj["actor"], obj["payload"])
         keys.add(("kind", kind))
+        if kind == COMMAND:  # found by the kinds of its parts too (a fix.out inside it)
+            keys.update(("kind", k) for k, _, _ in parts_of(kind, obj["actor"], obj["payload"]))
         for key in keys:
             found = post.get(key)
             if found is None:

@@ -45,6 +45,8 @@ CLIENT_AUDIENCES = frozenset({ev.Audience.CLIENT, ev.Audience.PARTIES})
 
 CoreObserver = Callable[[list], None]  # every batch of order-core events (the audit log)
 SessionObserver = Callable[[str, str, str | None, str | None], None]  # comp_id, event, peer, text
+# told when an application message has been handled on this thread (the audit trail's command)
+HandledObserver = Callable[[], None]
 # An operator's or the schedule's refusal of a logon by CompID (None: admitted); not a failure
 LogonGate = Callable[[str], str | None]
 
@@ -75,6 +77,8 @@ class GatewayApplication(fix.Application):
     control, trade capture). ``require_front``: a Logon must have come through the front, which
     announced its peer; off only when clients reach the acceptor directly (a benchmark).
     ``metrics``: where messages in and out, rejects and order -> first ER are counted.
+    ``handled_observers``: called on QuickFIX's thread once each application message has been
+    handled (what it caused has been sent): the audit trail closes the message's command there.
 
     ``logon_gate``: refusals that are not failed logons (a CompID an operator disabled, a day
     the schedule skips). ``logout_text``: the Text for a Logout QuickFIX sends without one (the
@@ -104,6 +108,7 @@ class GatewayApplication(fix.Application):
         admission: Admission | None = None,
         drop_copy: DropCopy | None = None,
         trade_reports: TradeReports | None = None,
+        handled_observers: Sequence[HandledObserver] = (),
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -122,6 +127,7 @@ class GatewayApplication(fix.Application):
         # acceptances awaiting their outcome, to echo Side/ClOrdID when it comes later
         self._acceptances: dict[tuple[str, str], codec.RawMessage] = {}
         self.core_observers = tuple(core_observers)
+        self.handled_observers = tuple(handled_observers)
         self.session_observers = tuple(session_observers)
         # new business is refused while it names a reason (a drain, the audit trail or the
         # database failing); ``draining`` alone: a gate that only the drain closes
@@ -275,6 +281,16 @@ class GatewayApplication(fix.Application):
     # -- application messages ----------------------------------------------------------------
 
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        try:
+            self._from_app(message, sessionID)
+        finally:
+            for handled in self.handled_observers:
+                try:
+                    handled()
+                except Exception:  # never into QuickFIX
+                    log.exception("a handled-message observer failed")
+
+    def _from_app(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         started = time.perf_counter()
         msg_type = message.getHeader().getField(35)
         self.metrics.received(msg_type)

@@ -5,6 +5,10 @@ the other end of a session. The front listens on the configured address instead,
 locked-out addresses at once, notes which peer is logging on as which CompID, and relays bytes
 unchanged to the acceptor's internal port on loopback. The session layer stays QuickFIX's: the
 front never interprets, alters or answers a FIX message.
+
+A short-lived thread per connection does what happens before the Logon reaches the acceptor
+(TLS handshake, the logon peek, certificate binding, routing); from then on the front's one
+:class:`~gateway.fix.relay.Relay` thread moves the bytes of all its connections.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import select
-import selectors
 import socket
 import ssl
 import threading
@@ -21,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from gateway.fix.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +176,7 @@ class Front:
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._relay = Relay("fix-relay-tls" if tls else "fix-relay")
 
     @property
     def port(self) -> int:
@@ -186,6 +191,7 @@ class Front:
         sock.listen(128)
         self._sock = sock
         name = "fix-front-tls" if self.tls else "fix-front"
+        self._relay.start()
         threading.Thread(target=self._accept_loop, name=name, daemon=True).start()
 
     def stop_listening(self) -> None:
@@ -198,6 +204,7 @@ class Front:
 
     def stop(self) -> None:
         self.stop_listening()
+        self._relay.stop()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
@@ -280,24 +287,14 @@ class Front:
             return
         with self._lock:
             self._conns.add(upstream)
-        try:
-            upstream.sendall(first)
-            if isinstance(client, ssl.SSLSocket):  # TLS relays both ways on one thread
-                self._relay_tls(client, upstream, LOGON_SECONDS)
-            else:
-                threading.Thread(
-                    target=self._pump,
-                    args=(upstream, client, LOGON_SECONDS),
-                    name=f"fix-{peer}-out",
-                    daemon=True,
-                ).start()
-                self._pump(client, upstream)
-        except OSError:
-            pass
-        finally:
+
+        def closed() -> None:
             if comp_id is not None:
                 self.registry.detach(comp_id, client, upstream)
             self._forget(client, upstream)
+
+        # from here on, the one relay thread moves this connection's bytes both ways
+        self._relay.add(client, upstream, first, closed, answer_within=LOGON_SECONDS)
 
     def _forget(self, *socks: socket.socket) -> None:
         for sock in socks:
@@ -357,59 +354,6 @@ class Front:
             self.registry.announce(comp_id, peer)
         client.settimeout(None)
         return buf
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, first_within: float | None = None) -> None:
-        """Relay until EOF. ``first_within``: close unless the first bytes come that soon."""
-        try:
-            if first_within is not None:
-                ready, _, _ = select.select([src], [], [], first_within)
-                if not ready:
-                    log.warning("the acceptor did not answer the first message; closing")
-                    return
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            # half-close so the other direction sees EOF, then let the owner close both
-            for s in (dst, src):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    @staticmethod
-    def _relay_tls(client: ssl.SSLSocket, upstream: socket.socket, first_within: float) -> None:
-        """Both directions on one thread: an SSL object must not be read and written at once.
-        Closes unless the acceptor answers within ``first_within`` seconds."""
-        sel = selectors.DefaultSelector()
-        sel.register(client, selectors.EVENT_READ)
-        sel.register(upstream, selectors.EVENT_READ)
-        deadline: float | None = time.monotonic() + first_within
-        try:
-            while True:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    log.warning("the acceptor did not answer the first message; closing")
-                    return
-                for key, _ in sel.select(left):
-                    if key.fileobj is upstream:
-                        deadline = None
-                    if key.fileobj is client:
-                        data = client.recv(65536)
-                        while data and client.pending():
-                            data += client.recv(client.pending())
-                        if not data:
-                            return
-                        upstream.sendall(data)
-                    else:
-                        data = upstream.recv(65536)
-                        if not data:
-                            return
-                        client.sendall(data)
-        except (OSError, ssl.SSLError):
-            return
-        finally:
-            sel.close()
 
 
 def _sends_anything(sock: socket.socket) -> bool:

@@ -5,7 +5,8 @@ This package says what the audit trail *is* and how anyone checks it, on bytes a
 (RFC 6962 trees and proofs), ``signing``/``checkpoint`` (Ed25519 signed tree heads), ``bundle``
 (the layout of a compliance export), ``verify`` (checking a bundle, and one bundle extending
 another), ``receipt`` (receipts and their offline check), ``wire`` (records that keep FIX
-messages and clearing bodies byte for byte) and ``refs`` (the ids an entry names, for search).
+messages and clearing bodies byte for byte), ``command`` (one entry for a command and all it
+caused) and ``refs`` (the ids an entry names, for search).
 
 The files are the gateway's (``gateway/audit``): the writer thread that appends and fsyncs
 (``log``), the directory and its crash recovery (``store``), the key files (``keys``), exports,

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from otc.audit.command import COMMAND, parts_of
 from otc.audit.wire import SOH, fix_text
 
 __all__ = ["CLIENT_SCOPED", "FILTERS", "LINKS", "entry_refs"]
@@ -99,7 +100,17 @@ def _fix_refs(text: str) -> Iterator[tuple[str, str]]:
 
 
 def entry_refs(kind: str, actor: str, payload: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The ``(name, value)`` ids an entry names (see the module docstring)."""
+    """The ``(name, value)`` ids an entry names (see the module docstring); a command entry
+    (:mod:`otc.audit.command`) names what each of its parts names."""
+    if kind == COMMAND:
+        refs: set[tuple[str, str]] = set()
+        for part in parts_of(kind, actor, payload):
+            refs |= _single_refs(*part) if part[0] != COMMAND else set()
+        return refs
+    return _single_refs(kind, actor, payload)
+
+
+def _single_refs(kind: str, actor: str, payload: Mapping[str, Any]) -> set[tuple[str, str]]:
     refs: set[tuple[str, str]] = set()
     prefix, sep, who = actor.partition(":")
     if sep and who and prefix in _ACTOR_PREFIXES:

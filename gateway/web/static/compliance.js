@@ -222,6 +222,19 @@ async function openEntry(seq) {
         h("td", { class: "muted" }, f.enum_name || "")))),
     ));
   }
+  if (entry.parts) {  // a command: the message in (above), then what it caused, in order
+    body.push(h("h3", {}, `This command and what it caused (${entry.parts.length} parts)`));
+    body.push(h("table", { class: "grid", id: "command-parts" },
+      h("thead", {}, h("tr", {},
+        h("th", { class: "num" }, "#"), h("th", {}, "Kind"), h("th", {}, "Actor"),
+        h("th", {}, "Summary"))),
+      h("tbody", {}, entry.parts.map((part, i) => h("tr", {},
+        h("td", { class: "num" }, String(i + 1)),
+        h("td", {}, part.kind),
+        h("td", { class: "mono" }, part.actor),
+        h("td", { class: "mono value" }, part.summary)))),
+    ));
+  }
   if (entry.body) {
     body.push(h("h3", {}, `Body as ${entry.kind === "clearing.out" ? "sent" : "received"} ` +
       `(${entry.body.bytes} bytes${entry.body.content_type ? `, ${entry.body.content_type}` : ""})`));
