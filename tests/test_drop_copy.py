@@ -144,8 +144,11 @@ def test_drop_copy_session_is_refused_business(gateway, msg_type, fields):
         for kind in ("fix.in", "fix.out")
     }
     assert any(e["msg_type"] == msg_type for e in trail["fix.in"])
+    # the reject: an entry of its own, or a part of the order message's command entry
     assert any(
-        e["msg_type"] == "j" and f"MsgType {msg_type} refused" in e["summary"]
+        (e["msg_type"] == "j" or (e["kind"] == "fix.command" and e["msg_type"] == msg_type))
+        and "BusinessMessageReject" in e["summary"]
+        and f"MsgType {msg_type} refused" in e["summary"]
         for e in trail["fix.out"]
     )
 
