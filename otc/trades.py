@@ -1,6 +1,7 @@
 """TradeCapture: the record of one executed trade, as clearing and reporting consume it.
 
-A trade is immutable once captured. Listed-style instruments (crypto options, futures,
+A TradeCapture value never changes; a correction or bust is a new version of the trade
+(:mod:`otc.trade_versions`). Listed-style instruments (crypto options, futures,
 perpetuals) carry an :class:`~fixspec.instruments.Instrument` per leg; classic OTC products carry
 their economic terms (:class:`IrsTerms`, :class:`FxOptionTerms`) instead.
 """
@@ -125,6 +126,7 @@ class TradeCapture:
     quote_id: str | None = None
     clearing_house: Party | None = None
     clearing_firm: Party | None = None
+    account: str | None = None  # Account(1) of the client's side; set by a correction
 
     @property
     def is_multileg(self) -> bool:

@@ -192,6 +192,7 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
         quote_id=record.get("quote_id"),
         clearing_house=party(record.get("clearing_house")),
         clearing_firm=party(record.get("clearing_firm")),
+        account=record.get("account"),
     )
 
 
