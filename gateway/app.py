@@ -63,6 +63,7 @@ from gateway.store.writer import Writer
 from gateway.tls.context import CertBinding, ContextCache
 from gateway.tls.files import PkiPaths
 from gateway.trade_capture import TradeBooking
+from gateway.trade_corrections import TradeCorrections
 from otc.negotiation.signing import DeskKeyring
 from otc.orders import OrderManager
 from otc.rfq_risk import RfqRiskGate
@@ -216,6 +217,15 @@ class Gateway:
             cfg.clearing, self.clearing_outbox, self.auditor.admin, self.metrics.clearing
         )
 
+        self.corrections = TradeCorrections(
+            self.database,
+            self.writer,
+            self.auditor.admin,
+            lambda previous, version: self.application.trade_amended(previous, version),
+            second_approver=cfg.trades.second_approver,
+            clear=cfg.clearing.mode != "off",
+        )
+
         self.clearing.start()
         acceptor_port = parts.acceptor_port or free_loopback_port()
         self.acceptor = Acceptor(
@@ -338,6 +348,7 @@ class Gateway:
                 self.dictionary.read_bytes(),
                 self.config.gateway.data_dir / "exports",
             ),
+            corrections=self.corrections,
         )
         self.services = services
         self.http_gate = Draining(

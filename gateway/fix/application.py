@@ -20,7 +20,7 @@ from fixspec import codec
 from fixspec import messages as m
 from gateway.admission import Admission
 from gateway.config import Config
-from gateway.fix import rfq_inbound, rfq_outbound
+from gateway.fix import rfq_inbound, rfq_outbound, trade_amendments
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import Peer, PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
@@ -32,6 +32,7 @@ from otc.negotiation import events as ev
 from otc.negotiation.model import AcceptVia
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
+from otc.trade_versions import TradeVersion
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
@@ -399,6 +400,19 @@ class GatewayApplication(fix.Application):
                 if self._holding:
                     self._hold(event.client_id, msg_type, fields, session_id)
                 self._send_fields(event.client_id, msg_type, fields, session_id)
+
+    def trade_amended(self, previous: TradeVersion, version: TradeVersion) -> None:
+        """A correction or bust, told to the trade's client (ExecutionReport G/H and a
+        TradeCaptureReport replacing or cancelling ``previous``'s) on its FIX session."""
+        client_id = version.trade.client.party_id
+        session_id = self.sessions.get(client_id)
+        if session_id is None:
+            log.warning(
+                "trade %s amended: client %s has no FIX session", version.trade_id, client_id
+            )
+            return
+        for msg_type, fields in trade_amendments.amendment_messages(previous, version):
+            self._send_fields(client_id, msg_type, fields, session_id)
 
     def _restored(self, client_id: str, ref: str) -> codec.RawMessage | None:
         """An acceptance held across a restart: its Side, size and id, as the client sent them

@@ -391,6 +391,7 @@ class TradeOut(BaseModel):
     quote_id: str | None
     clearing_house: PartyOut | None
     clearing_firm: PartyOut | None
+    account: str | None = None
 
 
 class LastLookConfirmedOut(BaseModel):
@@ -424,6 +425,40 @@ class CapturedTradeOut(TradeOut):
 
     clearing_status: Literal["not_cleared", "cleared", "rejected", "failed", "pending"]
     clearing: list[ClearingMessageOut]
+    version: int = 1  # 1 as captured; each correction or bust adds one
+    status: Literal["active", "busted"] = "active"
+
+
+class CorrectionIn(BaseModel):
+    """New figures for a trade (at least one), and why."""
+
+    quantity: Annotated[Decimalish, Field(gt=0)] | None = None
+    price: Annotated[Decimalish, Field(gt=0)] | None = None
+    account: Annotated[FixText, Field(min_length=1, max_length=64)] | None = None
+    reason: Annotated[FixText, Field(min_length=1, max_length=500)]
+
+
+class BustIn(BaseModel):
+    reason: Annotated[FixText, Field(min_length=1, max_length=500)]
+
+
+class TradeVersionOut(BaseModel):
+    """One version of a trade: 1 is the capture; later ones correct or bust it."""
+
+    trade_id: str
+    version: int
+    kind: Literal["new", "correction", "bust"]
+    state: Literal["proposed", "applied"]
+    report_id: str  # TradeReportID(571) of its TradeCaptureReport
+    previous_report_id: str | None  # TradeReportRefID(572): the version it replaces
+    reason: str
+    proposed_by: str
+    proposed_at: UtcTime
+    approved_by: str | None
+    applied_at: UtcTime | None
+    quantity: DecimalText
+    price: DecimalText
+    account: str | None
 
 
 # --- audit ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from gateway.store.clearing import SqlOutbox
 from gateway.store.orders import OrderReader
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradesWithClearing
+from gateway.trade_corrections import TradeCorrections
 
 
 @dataclass(slots=True)
@@ -54,3 +55,5 @@ class ApiServices:
     # what the compliance console reads; None: made on first use from the auditor's log and the
     # installed FIX dictionary
     compliance: ComplianceTrail | None = None
+    # corrections and busts of captured trades; None: not served (404)
+    corrections: TradeCorrections | None = None

@@ -1,16 +1,42 @@
-"""Captured trades, read back from the database with their clearing status. A desk sees its own."""
+"""Captured trades, read back from the database with their clearing status. A desk sees its own.
+Admins correct (price, quantity, account) or bust them; each change is a new version."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
-from gateway.http.deps import ReaderToken, TradesDep
-from gateway.http.models import CapturedTradeOut
+from gateway.http.deps import AdminToken, CorrectionsDep, ReaderToken, TradesDep
+from gateway.http.models import BustIn, CapturedTradeOut, CorrectionIn, TradeVersionOut
 from gateway.http.problems import ERRORS
+from gateway.trade_corrections import version_view
+from otc.trade_versions import (
+    Amendment,
+    CorrectionRefused,
+    RefusalReason,
+    TradeVersion,
+    VersionState,
+)
 
 router = APIRouter(prefix="/trades", tags=["trades"])
+
+_REFUSAL_STATUS = {
+    RefusalReason.UNKNOWN_TRADE: 404,
+    RefusalReason.SAME_APPROVER: 403,
+    RefusalReason.BAD_AMOUNT: 422,
+    RefusalReason.NOTHING_CHANGED: 422,
+}  # every other refusal: 409, the trade's state does not allow it
+
+
+def _refused(exc: CorrectionRefused) -> HTTPException:
+    return HTTPException(_REFUSAL_STATUS.get(exc.reason, 409), str(exc))
+
+
+def _answer(version: TradeVersion, response: Response) -> dict[str, Any]:
+    """201 for a version in effect, 202 for one awaiting a second admin's approval."""
+    response.status_code = 202 if version.state is VersionState.PROPOSED else 201
+    return version_view(version)
 
 
 @router.get("", response_model=list[CapturedTradeOut])
@@ -23,8 +49,68 @@ def trades(
 
 @router.get("/{trade_id}", response_model=CapturedTradeOut, responses=ERRORS)
 def trade(trade_id: str, token: ReaderToken, store: TradesDep) -> dict[str, Any]:
-    """One captured trade: package and legs, both parties, µs UTC timestamps."""
+    """One captured trade (its latest version): package and legs, both parties, µs UTC
+    timestamps."""
     found = store.trade(trade_id)
     if found is None or (token.role == "desk" and found["desk"]["party_id"] != token.desk_id):
         raise HTTPException(404, f"no trade {trade_id!r}")
     return found
+
+
+@router.get("/{trade_id}/versions", response_model=list[TradeVersionOut], responses=ERRORS)
+def versions(
+    trade_id: str, token: ReaderToken, store: TradesDep, corrections: CorrectionsDep
+) -> list[dict[str, Any]]:
+    """The trade's version chain, oldest first, proposals included."""
+    found = store.trade(trade_id)
+    if found is None or (token.role == "desk" and found["desk"]["party_id"] != token.desk_id):
+        raise HTTPException(404, f"no trade {trade_id!r}")
+    return [version_view(v) for v in corrections.chain(trade_id)]
+
+
+@router.post(
+    "/{trade_id}/corrections", response_model=TradeVersionOut, status_code=201, responses=ERRORS
+)
+def correct(
+    trade_id: str,
+    body: CorrectionIn,
+    token: AdminToken,
+    corrections: CorrectionsDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Amend the trade's price, quantity or account: the client gets an ExecutionReport
+    (ExecType G) and a TradeCaptureReport replacing the last one, clearing a replace."""
+    change = Amendment(body.quantity, body.price, body.account)
+    try:
+        return _answer(corrections.correct(trade_id, change, body.reason, token.name), response)
+    except CorrectionRefused as exc:
+        raise _refused(exc) from exc
+
+
+@router.post("/{trade_id}/bust", response_model=TradeVersionOut, status_code=201, responses=ERRORS)
+def bust(
+    trade_id: str, body: BustIn, token: AdminToken, corrections: CorrectionsDep, response: Response
+) -> dict[str, Any]:
+    """Cancel the trade: ExecutionReport (ExecType H), TradeCaptureReport cancel, clearing
+    cancel. Final: nothing may follow a bust."""
+    try:
+        return _answer(corrections.bust(trade_id, body.reason, token.name), response)
+    except CorrectionRefused as exc:
+        raise _refused(exc) from exc
+
+
+@router.post(
+    "/{trade_id}/versions/{version}/approve",
+    response_model=TradeVersionOut,
+    status_code=201,
+    responses=ERRORS,
+)
+def approve(
+    trade_id: str, version: int, token: AdminToken, corrections: CorrectionsDep, response: Response
+) -> dict[str, Any]:
+    """Approve a proposed correction or bust (``[trades] second_approver``); its proposer may
+    not (403)."""
+    try:
+        return _answer(corrections.approve(trade_id, version, token.name), response)
+    except CorrectionRefused as exc:
+        raise _refused(exc) from exc
