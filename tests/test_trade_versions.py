@@ -208,3 +208,45 @@ def test_reconciliation_knows_busted_trades():
         cancelled=["T-BUSTED"],
     )
     assert [b.kind for b in still.breaks] == [BreakKind.CANCELLED_LIVE]
+
+
+# --- the gateway's service over a real database --------------------------------------------
+
+
+class _NothingQueued:
+    def flush(self) -> None:
+        return None
+
+
+def test_an_fpml_cleared_trade_is_refused_and_nothing_is_written(tmp_path):
+    from gateway.store.connect import connect
+    from gateway.store.trades import capture
+    from gateway.trade_corrections import TradeCorrections
+
+    database = connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    audited: list[tuple] = []
+    told: list[tuple] = []
+    corrections = TradeCorrections(
+        database,
+        _NothingQueued(),
+        lambda *entry: audited.append(entry),
+        lambda *versions: told.append(versions),
+        second_approver=False,
+        clear=True,
+    )
+    irs = irs_trade()
+    assert capture(database, irs, T0, clear=True)
+    with pytest.raises(CorrectionRefused) as refused:
+        corrections.correct(irs.trade_id, Amendment(price=D("0.04")), "rate", "alice")
+    assert refused.value.reason is RefusalReason.NOT_CORRECTABLE_IN_CLEARING
+    assert "FpML" in refused.value.text
+    assert len(corrections.chain(irs.trade_id)) == 1 and not audited and not told
+    # a listed trade in the same database is corrected: one version, audited, told
+    listed = option_trade()
+    assert capture(database, listed, T0, clear=True)
+    v2 = corrections.correct(listed.trade_id, Amendment(price=D("4300")), "px", "alice")
+    assert [v.version for v in corrections.chain(listed.trade_id)] == [1, 2]
+    kind, _, payload = audited[0]
+    assert (kind, payload["previous_report_id"]) == ("trade.corrected", listed.trade_id)
+    assert told == [(corrections.chain(listed.trade_id)[0], v2)]
+    database.dispose()
