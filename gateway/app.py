@@ -225,6 +225,7 @@ class Gateway:
             second_approver=cfg.trades.second_approver,
             clear=cfg.clearing.mode != "off",
         )
+        self.application.allocations = self.corrections
 
         self.clearing.start()
         acceptor_port = parts.acceptor_port or free_loopback_port()

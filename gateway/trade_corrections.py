@@ -31,8 +31,10 @@ from otc.trade_versions import (
     CorrectionRefused,
     RefusalReason,
     TradeVersion,
+    VersionKind,
     VersionState,
 )
+from otc.trades import Allocation
 
 Audit = Callable[[str, str, dict[str, Any]], None]
 Notify = Callable[[TradeVersion, TradeVersion], None]  # (previous, applied)
@@ -55,6 +57,7 @@ def version_view(v: TradeVersion) -> dict[str, Any]:
         "quantity": to_jsonable(v.trade.quantity),
         "price": to_jsonable(v.trade.price),
         "account": v.trade.account,
+        "allocations": to_jsonable(v.trade.allocations),
     }
 
 
@@ -88,6 +91,25 @@ class TradeCorrections:
 
     def bust(self, trade_id: str, reason: str, actor: str) -> TradeVersion:
         return self._change(trade_id, None, reason, actor)
+
+    def allocate(
+        self, trade_id: str, client_id: str, split: tuple[Allocation, ...], alloc_id: str
+    ) -> tuple[TradeVersion, TradeVersion]:
+        """A client's AllocationInstruction: its side split over accounts and give-up firms,
+        a new version in effect at once (no second approver: the client decides its accounts).
+        Returns (previous, new) and tells no one: the FIX edge answers the instruction first."""
+        with self._lock:
+            latest, pending = self._latest(trade_id)
+            if latest.trade.client.party_id != client_id:
+                raise CorrectionRefused(RefusalReason.UNKNOWN_TRADE, f"no trade {trade_id!r}")
+            if self.clear and self._fpml(latest):
+                raise CorrectionRefused(
+                    RefusalReason.NOT_CORRECTABLE_IN_CLEARING,
+                    f"trade {trade_id} is cleared with FpML, which this gateway cannot amend",
+                )
+            version = tv.allocate(latest, pending, split, client_id, self.clock())
+            previous = latest
+            return previous, self._apply(version, client_id, {"alloc_id": alloc_id}, notify=False)
 
     def approve(self, trade_id: str, version: int, actor: str) -> TradeVersion:
         with self._lock:
@@ -135,7 +157,13 @@ class TradeCorrections:
         except ClearingFormatError:
             return False
 
-    def _apply(self, version: TradeVersion, actor: str) -> TradeVersion:
+    def _apply(
+        self,
+        version: TradeVersion,
+        actor: str,
+        extra: dict[str, Any] | None = None,
+        notify: bool = True,
+    ) -> TradeVersion:
         now = self.clock()
         message = store.apply(self.database, version, now, self.clear)
         previous = next(
@@ -143,10 +171,14 @@ class TradeCorrections:
             for v in store.chain(self.database, version.trade_id)
             if v.version == version.version - 1
         )
+        kind = {VersionKind.BUST: "trade.busted", VersionKind.ALLOCATION: "trade.allocated"}
         self.audit(
-            "trade.busted" if version.busted else "trade.corrected",
+            kind.get(version.kind, "trade.corrected"),
             actor,
-            version_view(version) | {"clearing_key": message.key if message else None},
+            version_view(version)
+            | {"clearing_key": message.key if message else None}
+            | (extra or {}),
         )
-        self.notify(previous, version)
+        if notify:
+            self.notify(previous, version)
         return version

@@ -23,13 +23,14 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from otc.trades import TradeCapture
+from otc.trades import Allocation, TradeCapture
 
 
 class VersionKind(StrEnum):
     NEW = "new"
     CORRECTION = "correction"
     BUST = "bust"
+    ALLOCATION = "allocation"
 
 
 class VersionState(StrEnum):
@@ -49,6 +50,7 @@ class RefusalReason(StrEnum):
     PROPOSAL_PENDING = "proposal pending"
     NO_PROPOSAL = "no proposal"
     SAME_APPROVER = "same approver"
+    ALLOCATION_MISMATCH = "allocation mismatch"
 
 
 class CorrectionRefused(Exception):
@@ -177,6 +179,56 @@ def propose(
         trade,
         reason.strip(),
         actor,
+        at,
+    )
+
+
+def allocate(
+    latest: TradeVersion,
+    pending: TradeVersion | None,
+    allocations: tuple[Allocation, ...],
+    actor: str,
+    at: datetime,
+) -> TradeVersion:
+    """The client's split of its side over accounts (and give-up firms), in effect at once:
+    quantities must be positive and sum to the trade's quantity."""
+    trade = latest.trade
+    if latest.busted:
+        raise CorrectionRefused(RefusalReason.TRADE_BUSTED, f"trade {trade.trade_id} was busted")
+    if pending is not None:
+        raise CorrectionRefused(
+            RefusalReason.PROPOSAL_PENDING,
+            f"version {pending.version} awaits approval; allocate once it is decided",
+        )
+    mismatch = RefusalReason.ALLOCATION_MISMATCH
+    if not allocations:
+        raise CorrectionRefused(mismatch, "no allocations")
+    for a in allocations:
+        if not a.account.strip():
+            raise CorrectionRefused(mismatch, "an allocation lacks its account")
+        if not a.quantity.is_finite() or a.quantity <= 0:
+            raise CorrectionRefused(
+                mismatch, f"account {a.account}: quantity must be > 0, got {a.quantity}"
+            )
+    total = sum((a.quantity for a in allocations), Decimal(0))
+    if total != trade.quantity:
+        raise CorrectionRefused(
+            mismatch,
+            f"allocated quantities sum to {total}, the trade's quantity is {trade.quantity}",
+        )
+    version = latest.version + 1
+    return TradeVersion(
+        latest.trade_id,
+        version,
+        VersionKind.ALLOCATION,
+        VersionState.APPLIED,
+        report_id(latest.trade_id, version),
+        latest.report_id,
+        dataclasses.replace(trade, allocations=allocations),
+        "allocation",
+        actor,
+        at,
+        None,
         at,
     )
 

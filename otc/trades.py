@@ -100,6 +100,16 @@ class TradeLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class Allocation:
+    """Part of the client's side booked to one account, optionally given up to another firm
+    (the firm that clears it: PartyRole 14, give-up)."""
+
+    account: str
+    quantity: Decimal
+    give_up_firm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TradeCapture:
     """One executed trade between a client and a desk.
 
@@ -127,6 +137,7 @@ class TradeCapture:
     clearing_house: Party | None = None
     clearing_firm: Party | None = None
     account: str | None = None  # Account(1) of the client's side; set by a correction
+    allocations: tuple[Allocation, ...] = ()  # the client's side split over accounts
 
     @property
     def is_multileg(self) -> bool:

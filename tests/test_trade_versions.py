@@ -250,3 +250,40 @@ def test_an_fpml_cleared_trade_is_refused_and_nothing_is_written(tmp_path):
     assert (kind, payload["previous_report_id"]) == ("trade.corrected", listed.trade_id)
     assert told == [(corrections.chain(listed.trade_id)[0], v2)]
     database.dispose()
+
+
+# --- allocations ---------------------------------------------------------------------------
+
+
+def test_allocations_must_sum_to_the_trade_quantity():
+    from otc.trade_versions import allocate
+    from otc.trades import Allocation
+
+    v1 = _v1()
+    qty = v1.trade.quantity
+    with pytest.raises(CorrectionRefused) as short:
+        allocate(v1, None, (Allocation("A", qty - 1),), "CLIENT", T0)
+    assert short.value.reason is RefusalReason.ALLOCATION_MISMATCH and "sum to" in short.value.text
+    split = (Allocation("A", qty - 1, "GIVEUP"), Allocation("B", D(1)))
+    v2 = allocate(v1, None, split, "CLIENT", T0)
+    assert (v2.kind, v2.state, v2.trade.allocations) == (
+        VersionKind.ALLOCATION,
+        VersionState.APPLIED,
+        split,
+    )
+
+
+def test_fixml_allocations_and_their_ack_validate(schemas):
+    from otc.trades import Allocation
+
+    trade = option_trade()
+    split = (Allocation("ACC-A", D(3), "GIVEUP"), Allocation("ACC-B", trade.quantity - 3))
+    msg = render(replace(trade, allocations=split), 2)
+    assert schemas.validate_bytes(msg.body) == [], msg.body.decode()
+    view = read_submission(msg.body)
+    assert view.side(trade.side).allocations == split
+    ack = fixml.build_trade_capture_report_ack(view, accepted=True, clearing_trade_id="C1")
+    assert schemas.validate_bytes(ack) == [], ack.decode()
+    acked_side = etree.fromstring(ack).find(f"{{{fixml.FIXML_NS}}}TrdCaptRptAck")
+    accounts = [a.get("Acct") for a in acked_side.iter(f"{{{fixml.FIXML_NS}}}Alloc")]
+    assert accounts == ["ACC-A", "ACC-B"]

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import quickfix as fix
 
@@ -20,7 +21,7 @@ from fixspec import codec
 from fixspec import messages as m
 from gateway.admission import Admission
 from gateway.config import Config
-from gateway.fix import rfq_inbound, rfq_outbound, trade_amendments
+from gateway.fix import allocations, rfq_inbound, rfq_outbound, trade_amendments
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.front import Peer, PeerRegistry
 from gateway.logon import LogonAttempt, LogonPolicy
@@ -32,7 +33,8 @@ from otc.negotiation import events as ev
 from otc.negotiation.model import AcceptVia
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
-from otc.trade_versions import TradeVersion
+from otc.trade_versions import CorrectionRefused, RefusalReason, TradeVersion
+from otc.trades import Allocation
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
@@ -68,8 +70,18 @@ class _Sending(threading.local):
     ours = False  # this thread is in _send_fields, which counts the message: toApp need not
 
 
+class Allocations(Protocol):
+    """Books a client's allocation of its trade (``gateway.trade_corrections``)."""
+
+    def allocate(
+        self, trade_id: str, client_id: str, split: tuple[Allocation, ...], alloc_id: str
+    ) -> tuple[TradeVersion, TradeVersion]: ...
+
+
 class GatewayApplication(fix.Application):
-    """``negotiation``: where RFQ messages go (none: they are refused as unsupported).
+    """``allocations``: where AllocationInstructions go (set after construction; none: J is
+    refused as unsupported). ``negotiation``: where RFQ messages go (none: they are refused as
+    unsupported).
     ``lock``: the order core's lock, shared with whatever else drives the core (the API's risk
     control, trade capture). ``require_front``: a Logon must have come through the front, which
     announced its peer; off only when clients reach the acceptor directly (a benchmark).
@@ -78,6 +90,8 @@ class GatewayApplication(fix.Application):
     ``logon_gate``: refusals that are not failed logons (a CompID an operator disabled, a day
     the schedule skips). ``logout_text``: the Text for a Logout QuickFIX sends without one (the
     end of a scheduled session)."""
+
+    allocations: Allocations | None = None
 
     def __init__(
         self,
@@ -273,6 +287,10 @@ class GatewayApplication(fix.Application):
         is_rfq = msg_type in RFQ_TYPES or (
             msg_type == "D" and message.isSetField(40) and message.getField(40) == "D"
         )
+        if msg_type == "J" and self.allocations is not None:
+            owner = sessionID.getTargetCompID().getValue()
+            self._allocation(owner, codec.RawMessage.parse(message.toString()), sessionID)
+            return
         if (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None):
             raise fix.UnsupportedMessageType()
         text = message.toString()  # one copy out of QuickFIX for the check and the decode
@@ -400,6 +418,35 @@ class GatewayApplication(fix.Application):
                 if self._holding:
                     self._hold(event.client_id, msg_type, fields, session_id)
                 self._send_fields(event.client_id, msg_type, fields, session_id)
+
+    def _allocation(self, owner: str, raw: codec.RawMessage, sessionID: fix.SessionID) -> None:
+        """An AllocationInstruction: the trade's split, booked and answered with P."""
+        assert self.allocations is not None
+        booked = None
+        try:
+            request = allocations.decode_allocation_instruction(raw)
+            booked = self.allocations.allocate(
+                request.trade_id, owner, request.allocations, request.alloc_id
+            )
+        except codec.DecodeError as exc:
+            code = allocations.REJ_INCORRECT_QUANTITY if exc.tag == 80 else allocations.REJ_OTHER
+            ack = allocations.allocation_ack(
+                raw.get(70) or "NONE", m.utcnow(), rejected=exc.text, code=code
+            )
+        except CorrectionRefused as exc:
+            code = (
+                allocations.REJ_INCORRECT_QUANTITY
+                if exc.reason is RefusalReason.ALLOCATION_MISMATCH
+                else allocations.REJ_OTHER
+            )
+            ack = allocations.allocation_ack(
+                request.alloc_id, m.utcnow(), rejected=str(exc), code=code
+            )
+        else:
+            ack = allocations.allocation_ack(request.alloc_id, m.utcnow())
+        self._send_fields(owner, *ack, sessionID)
+        if booked is not None:  # then the trade report replacing the unallocated one
+            self.trade_amended(*booked)
 
     def trade_amended(self, previous: TradeVersion, version: TradeVersion) -> None:
         """A correction or bust, told to the trade's client (ExecutionReport G/H and a

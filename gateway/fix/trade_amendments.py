@@ -4,7 +4,8 @@ FIX 4.4 says a changed fill twice: an ExecutionReport with ExecType(150) G (trad
 corrected LastQty/LastPx) or H (trade cancel), whose ExecRefID(19) names the execution it changes;
 and a TradeCaptureReport (AE) with TradeReportTransType(487) 2 (replace, TradeReportType 856=5
 No/Was) or 1 (cancel, 856=6 Trade Report Cancel), whose TradeReportRefID(572) is the previous
-version's TradeReportID(571). Both repeat the whole trade as it now stands.
+version's TradeReportID(571). Both repeat the whole trade as it now stands. An allocation
+changes no fill: it is told with the TradeCaptureReport (replace) alone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def amendment_messages(previous: TradeVersion, version: TradeVersion) -> list[Ou
     or cancels ``previous``."""
     trade = version.trade
     bust = version.kind is VersionKind.BUST
+    allocation = version.kind is VersionKind.ALLOCATION
     order_id = trade.quote_id or trade.trade_id
     exec_id = f"{trade.trade_id}-v{version.version}"
     symbol = MULTILEG_SYMBOL if trade.is_multileg else _leg_instrument(trade.legs[0]).symbol
@@ -69,4 +71,6 @@ def amendment_messages(previous: TradeVersion, version: TradeVersion) -> list[Ou
         ref_report_id=previous.report_id,
         exec_id=exec_id,
     )
+    if allocation:  # the fill is unchanged: the client's AllocationInstructionAck says the rest
+        return [("AE", report)]
     return [_execution_report(er, extra), ("AE", report)]

@@ -373,6 +373,14 @@ class TradeLegOut(BaseModel):
     price: DecimalText
 
 
+class AllocationOut(BaseModel):
+    """Part of the client's side booked to an account, given up to ``give_up_firm`` if set."""
+
+    account: str
+    quantity: DecimalText
+    give_up_firm: str | None = None
+
+
 class TradeOut(BaseModel):
     trade_id: str
     side: str
@@ -392,6 +400,7 @@ class TradeOut(BaseModel):
     clearing_house: PartyOut | None
     clearing_firm: PartyOut | None
     account: str | None = None
+    allocations: list[AllocationOut] = []
 
 
 class LastLookConfirmedOut(BaseModel):
@@ -447,7 +456,7 @@ class TradeVersionOut(BaseModel):
 
     trade_id: str
     version: int
-    kind: Literal["new", "correction", "bust"]
+    kind: Literal["new", "correction", "bust", "allocation"]
     state: Literal["proposed", "applied"]
     report_id: str  # TradeReportID(571) of its TradeCaptureReport
     previous_report_id: str | None  # TradeReportRefID(572): the version it replaces
@@ -459,6 +468,7 @@ class TradeVersionOut(BaseModel):
     quantity: DecimalText
     price: DecimalText
     account: str | None
+    allocations: list[AllocationOut] = []
 
 
 # --- audit ----------------------------------------------------------------------------------------

@@ -22,7 +22,15 @@ from gateway.store.orders import Flushable
 from otc.clearing import dispatcher as clearing_dispatch
 from otc.clearing.model import ClearingFormatError
 from otc.clearing.outbox import ClearingState
-from otc.trades import FxOptionTerms, IrsTerms, Party, PartyRole, TradeCapture, TradeLeg
+from otc.trades import (
+    Allocation,
+    FxOptionTerms,
+    IrsTerms,
+    Party,
+    PartyRole,
+    TradeCapture,
+    TradeLeg,
+)
 
 log = logging.getLogger("fixbridge.clearing")
 
@@ -193,6 +201,10 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
         clearing_house=party(record.get("clearing_house")),
         clearing_firm=party(record.get("clearing_firm")),
         account=record.get("account"),
+        allocations=tuple(
+            Allocation(a["account"], Decimal(a["quantity"]), a.get("give_up_firm"))
+            for a in record.get("allocations") or ()
+        ),
     )
 
 

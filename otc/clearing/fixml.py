@@ -6,7 +6,8 @@ Mapping of a :class:`TradeCapture` (pure; same trade -> same bytes):
   ``RptTyp=0`` (submit); a correction is ``TransTyp=2`` (replace) and a bust ``TransTyp=1``
   (cancel), each with ``RptRefID`` = the RptID of the version it replaces; ``TrdTyp=1``
   (block) for RFQ-negotiated trades, else ``0`` (regular). A corrected account is the client
-  side's ``Acct``.
+  side's ``Acct``; its allocations are ``Alloc`` (``Acct``, ``Qty``) in the client's
+  ``RptSide``, each with a ``Pty R=14`` (give-up firm) when given up.
 * ``Instrmt`` carries ``Sym``/``SecTyp``/``CFI``/``MMY``/``MatDt``/``StrkPx``/``PutCall``;
   a multi-leg package is ``SecTyp=MLEG`` with one ``TrdLeg`` per leg and ``MLegRptTyp=3``.
 * Perpetuals go as ``SecTyp=FUT`` without ``MMY`` (FIX has no perpetual security type).
@@ -38,7 +39,7 @@ from otc.clearing.model import (
     parse_date,
     parse_decimal,
 )
-from otc.trades import Party, TradeCapture
+from otc.trades import Allocation, Party, TradeCapture
 
 FIXML_NS = "http://www.fixprotocol.org/FIXML-5-0-SP2"
 FIXML_VERSION = "FIX.5.0SP2"
@@ -48,6 +49,7 @@ _TRD_TYP_REGULAR = "0"
 _TRD_TYP_BLOCK = "1"
 _MLEG_SINGLE = "1"
 _MLEG_MULTILEG_SECURITY = "3"
+GIVE_UP_FIRM = "14"  # PartyRole: the firm an allocation is given up to
 TRANS_NEW = "0"  # TradeReportTransType(487)
 TRANS_CANCEL = "1"
 TRANS_REPLACE = "2"
@@ -86,13 +88,21 @@ def _instrument_attrs(inst: Instrument, *, leg: bool) -> dict[str, str]:
 
 
 def _side(
-    parent: etree._Element, side: Side, parties: list[Party], account: str | None = None
+    parent: etree._Element,
+    side: Side,
+    parties: list[Party],
+    account: str | None = None,
+    allocations: tuple[Allocation, ...] = (),
 ) -> None:
     el = etree.SubElement(parent, _q("RptSide"), Side=side.value)
     if account:
         el.set("Acct", account)
     for party in parties:
         etree.SubElement(el, _q("Pty"), ID=party.party_id, R=str(int(party.role)))
+    for alloc in allocations:
+        a = etree.SubElement(el, _q("Alloc"), Acct=alloc.account, Qty=fmt_decimal(alloc.quantity))
+        if alloc.give_up_firm:
+            etree.SubElement(a, _q("Pty"), ID=alloc.give_up_firm, R=GIVE_UP_FIRM)
 
 
 def build_trade_capture_report(
@@ -154,7 +164,7 @@ def build_trade_capture_report(
         etree.SubElement(rpt, _q("Instrmt"), _instrument_attrs(instruments[0], leg=False))  # type: ignore[arg-type]
 
     common = [p for p in (trade.clearing_firm, trade.clearing_house) if p is not None]
-    _side(rpt, trade.side, [trade.client, *common], trade.account)
+    _side(rpt, trade.side, [trade.client, *common], trade.account, trade.allocations)
     _side(rpt, _opposite(trade.side), [trade.desk, trade.clearing_house])
     return serialize(root)
 
@@ -166,6 +176,7 @@ def build_trade_capture_report(
 class ReportSide:
     side: Side
     parties: tuple[tuple[str, int], ...]  # (party id, PartyRole) in document order
+    allocations: tuple[Allocation, ...] = ()
 
     @property
     def principal(self) -> str:
@@ -262,7 +273,17 @@ def read_trade_capture_report(root: etree._Element) -> TradeReportView:
                     f"Pty {pty.get('ID')}: bad role {pty.get('R')!r}"
                 ) from exc
             parties.append((_req(pty, "ID"), role))
-        sides.append(ReportSide(side, tuple(parties)))
+        allocations = []
+        for alloc in el.findall(_q("Alloc")):
+            give_up = alloc.find(_q("Pty"))
+            allocations.append(
+                Allocation(
+                    _req(alloc, "Acct"),
+                    parse_decimal(alloc.get("Qty"), "Alloc Qty"),
+                    give_up.get("ID") if give_up is not None else None,
+                )
+            )
+        sides.append(ReportSide(side, tuple(parties), tuple(allocations)))
     legs = []
     for trd_leg in rpt.findall(_q("TrdLeg")):
         leg = trd_leg.find(_q("Leg"))
@@ -328,6 +349,10 @@ def build_trade_capture_report_ack(
             ack.set("Txt", reject_text)  # Text(58): FIXML 5.0 SP2 has no RejectText on this ack
     ack.set("TrdDt", fmt_date(report.trade_date))
     etree.SubElement(ack, _q("Instrmt"), Sym=report.symbol)
+    if accepted:  # each allocation acknowledged, as the clearinghouse books it
+        for side in report.sides:
+            if side.allocations:
+                _side(ack, side.side, [], allocations=side.allocations)
     return serialize(root)
 
 
