@@ -226,6 +226,7 @@ class Gateway:
             clear=cfg.clearing.mode != "off",
         )
         self.application.allocations = self.corrections
+        self.application.pre_allocations = self.booking.pre_allocations
 
         self.clearing.start()
         acceptor_port = parts.acceptor_port or free_loopback_port()

@@ -5,12 +5,17 @@ Alloc elements, validated against the official schema by the simulated clearingh
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.harness import GatewayProcess, shared_dir
-from tests.otc_support import RfqClient
+from fixspec.messages import Side
+from gateway.fix import rfq_client
+from otc.negotiation.commands import AcceptQuote
+from otc.negotiation.model import AcceptVia
+from tests.harness import DESK_B_TOKEN, VIEWER_TOKEN, GatewayProcess, shared_dir
+from tests.otc_support import Desk, RfqClient
 from tests.test_trade_corrections import ADMIN, all_acked, make_trade, wait_for
 
 SYMBOL = "BTC-27DEC26-100000-C"
@@ -96,3 +101,60 @@ def test_allocating_someone_elses_or_an_unknown_trade_is_rejected(gateway, clien
     client.fix.send("J", instruction("al-unknown", "NO-SUCH-TRADE", [("ACC-A", "10", None)]))
     ack = client.next("P")
     assert ack.get(87) == "1" and "NO-SUCH-TRADE" in (ack.get(58) or "")
+
+
+def _accept_with_allocations(gw, client: RfqClient, req_id: str, split, qty: str = "10"):
+    """RFQ, desk A quotes, the client accepts with a D (40=D) carrying PreAllocGrp."""
+    desks = [Desk(gw, t) for t in (VIEWER_TOKEN, DESK_B_TOKEN)]
+    try:
+        client.rfq(req_id, qty=qty)
+        rfq_id = {d.event("RfqToDesk")["rfq"]["rfq_id"] for d in desks}.pop()
+        assert desks[0].quote(rfq_id, bid_px="4100", offer_px="4250").status_code == 201
+        q = client.quote()
+        order = rfq_client.encode_accept_order(
+            AcceptQuote(
+                client.comp_id,
+                q.quote_id,
+                f"{req_id}-ord",
+                AcceptVia.NEW_ORDER,
+                Side.BUY,
+                q.quote_hash,
+                Decimal(qty),
+            ),
+            symbol=q.symbol,
+            transact_time=datetime.now(UTC),
+        )
+        fields = [f for f in order.fields if f[0] != 35] + [(78, str(len(split)))]
+        for account, alloc_qty, give_up in split:
+            fields += [(79, account), (80, alloc_qty)]
+            if give_up:
+                fields += [(539, "1"), (524, give_up), (525, "D"), (538, "14")]
+        client.fix.send("D", fields)
+        er = client.next("8")
+        if er.get(150) != "F":
+            return er, None
+        client.next("AE")
+        return er, desks[0].event("TradeCaptured")["trade"]["trade_id"]
+    finally:
+        for d in desks:
+            d.close()
+
+
+def test_pre_allocation_on_the_accepting_order_is_booked_and_cleared(gateway, client):
+    split = [("ACC-P1", "7", "GIVEUP-P"), ("ACC-P2", "3", None)]
+    er, trade_id = _accept_with_allocations(gateway, client, "prealloc-1", split)
+    assert er.get(150) == "F" and trade_id
+    body = wait_for(gateway, trade_id, all_acked, "pre-allocated trade not cleared")
+    assert body["version"] == 1 and len(body["clearing"]) == 1  # carried by the capture itself
+    assert body["allocations"] == [
+        {"account": "ACC-P1", "quantity": "7", "give_up_firm": "GIVEUP-P"},
+        {"account": "ACC-P2", "quantity": "3", "give_up_firm": None},
+    ]
+
+
+def test_pre_allocation_not_summing_to_the_order_quantity_is_rejected(gateway, client):
+    split = [("ACC-P1", "7", None), ("ACC-P2", "2", None)]
+    er, trade_id = _accept_with_allocations(gateway, client, "prealloc-bad", split)
+    assert trade_id is None
+    assert (er.get(150), er.get(39)) == ("8", "8"), er.fields
+    assert "sum to 9" in (er.get(58) or "")

@@ -1,4 +1,9 @@
-"""AllocationInstruction (J) from a client, and the AllocationInstructionAck (P) answering it.
+"""AllocationInstruction (J) from a client, the AllocationInstructionAck (P) answering it, and
+pre-allocation on the NewOrderSingle (D, OrdType D) accepting a quote.
+
+Pre-allocation: the D's PreAllocGrp, NoAllocs(78) with the same AllocAccount / AllocQty /
+NestedParties give-up layout, quantities summing to its OrderQty(38) (required then). FIX 4.4's
+QuoteResponse (AJ) has no allocation group, so an AJ cannot pre-allocate (allocate with J).
 
 A client splits its side of a trade over accounts after the trade: J with AllocID(70), the
 trade's execution in NoExecs(124) (ExecID 17 = the trade id, as the fill's ExecutionReport said)
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from fixspec.codec import DecodeError, OutField, RawMessage, add_field, decode_decimal, groups
 from gateway.fix.rfq_fields import Outgoing
@@ -46,6 +52,13 @@ def decode_allocation_instruction(raw: RawMessage) -> AllocationRequest:
     trade_ids = {e.get(17) for e in execs} - {None}
     if len(trade_ids) != 1:
         raise DecodeError("NoExecs(124) must name exactly one trade by its ExecID(17)", tag=124)
+    allocations = _split(raw)
+    if not allocations:
+        raise DecodeError("NoAllocs(78) is required", tag=78)
+    return AllocationRequest(alloc_id, trade_ids.pop(), tuple(allocations))
+
+
+def _split(raw: RawMessage) -> tuple[Allocation, ...]:
     allocations = []
     for entry in groups(raw, 78, _ALLOC_TAGS):
         account = entry.get(79)
@@ -55,9 +68,21 @@ def decode_allocation_instruction(raw: RawMessage) -> AllocationRequest:
         ids = [v for t, v in entry.fields if t == 524]
         give_up = dict(zip(roles, ids, strict=False)).get(GIVE_UP_FIRM)
         allocations.append(Allocation(account, decode_decimal(entry, 80, positive=True), give_up))
-    if not allocations:
-        raise DecodeError("NoAllocs(78) is required", tag=78)
-    return AllocationRequest(alloc_id, trade_ids.pop(), tuple(allocations))
+    return tuple(allocations)
+
+
+def decode_pre_allocations(raw: RawMessage) -> tuple[Allocation, ...]:
+    """A D's PreAllocGrp (empty without one); its quantities must sum to OrderQty(38)."""
+    if raw.get(78) is None:
+        return ()
+    split = _split(raw)
+    if raw.get(38) is None:
+        raise DecodeError("pre-allocation needs OrderQty(38) to check the split", tag=38)
+    quantity = decode_decimal(raw, 38, positive=True)
+    total = sum((a.quantity for a in split), Decimal(0))
+    if total != quantity:
+        raise DecodeError(f"AllocQty(80) sum to {total}, OrderQty(38) is {quantity}", tag=80)
+    return split
 
 
 def allocation_ack(

@@ -29,6 +29,7 @@ from gateway.metrics import REJECT_REASON_TAG, FixMetrics
 from gateway.negotiation import NegotiationService
 from gateway.store.sessions import SessionEvent
 from gateway.store.writer import Writer
+from gateway.trade_capture import PreAllocations
 from otc.negotiation import events as ev
 from otc.negotiation.model import AcceptVia
 from otc.orders import OrderManager, OrderUpdated, Send
@@ -92,6 +93,7 @@ class GatewayApplication(fix.Application):
     end of a scheduled session)."""
 
     allocations: Allocations | None = None
+    pre_allocations: PreAllocations | None = None  # where a D's PreAllocGrp waits for its trade
 
     def __init__(
         self,
@@ -387,6 +389,16 @@ class GatewayApplication(fix.Application):
         if raw.msg_type in ("AJ", "D"):  # an acceptance may be answered later (last look)
             ref = raw.get(11) if raw.msg_type == "D" else raw.get(693)
             self._acceptances[(owner, ref)] = raw
+            if raw.msg_type == "D" and self.pre_allocations is not None and ref:
+                try:
+                    split = allocations.decode_pre_allocations(raw)
+                except codec.DecodeError as exc:
+                    self._acceptances.pop((owner, ref), None)
+                    for msg_type, fields in rfq_outbound.reject_for_rfq(raw, exc):
+                        self._send_fields(owner, msg_type, fields, sessionID)
+                    return
+                if split:
+                    self.pre_allocations.put(owner, ref, split)
         self._answering.raw = raw  # the sink echoes from the message it answers
         try:
             self.negotiation.submit(command)  # answers flow back through rfq_sink
