@@ -70,6 +70,7 @@ def test_allocation_with_give_up_is_acked_shown_and_cleared(gateway, client):
     assert (ack.get(70), ack.get(87)) == ("al-1", "0"), ack.fields
     ae = client.next("AE")
     assert (ae.get(487), ae.get(572)) == ("2", trade_id)
+    assert (ae.get(78), ae.get(79), ae.get(757), ae.get(759)) == ("2", "ACC-A", "GIVEUP-FIRM", "14")
     body = wait_for(gateway, trade_id, all_acked, "allocation not cleared")
     assert body["allocations"] == [
         {"account": "ACC-A", "quantity": "6", "give_up_firm": "GIVEUP-FIRM"},

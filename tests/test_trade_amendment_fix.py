@@ -38,3 +38,18 @@ def test_bust_is_er_trade_cancel_and_ae_cancel_of_the_latest_report(dd):  # noqa
         v2.report_id,
         v3.report_id,
     )
+
+
+def test_allocation_is_an_ae_replace_listing_each_account_and_give_up(dd):  # noqa: F811
+    from otc.trade_versions import allocate
+    from otc.trades import Allocation
+
+    v1 = captured(option_trade(), T0)
+    qty = v1.trade.quantity
+    split = (Allocation("ACC-A", qty - 1, "GIVEUP"), Allocation("ACC-B", Decimal(1)))
+    v2 = allocate(v1, None, split, "CLIENT", T0)
+    [ae] = to_client(dd, amendment_messages(v1, v2))
+    assert (ae.msg_type, ae.get(487), ae.get(572)) == ("AE", "2", v1.report_id)
+    tags = [t for t, _ in ae.fields]
+    assert ae.get(78) == "2" and tags.count(79) == 2 and ae.get(757) == "GIVEUP"
+    assert ae.get(759) == "14"

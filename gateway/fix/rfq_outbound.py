@@ -508,6 +508,24 @@ def _trade_capture_report(
     client_entry.append(_parties([trade.client, trade.clearing_firm, trade.clearing_house]))
     add_field(client_entry, 1, trade.account)
     client_entry.append((15, trade.currency))
+    if trade.allocations:  # TrdAllocGrp: account, give-up firm (NestedParties2 role 14), qty
+        client_entry.append(
+            (
+                78,
+                [
+                    [
+                        (79, a.account),
+                        *(
+                            [(756, [[(757, a.give_up_firm), (758, "D"), (759, "14")]])]
+                            if a.give_up_firm
+                            else []
+                        ),
+                        (80, fmt_decimal(a.quantity)),
+                    ]
+                    for a in trade.allocations
+                ],
+            )
+        )
     desk_entry: list[OutField] = [
         (54, desk_side.value),
         (37, order_id),
