@@ -216,8 +216,8 @@ def cmd_trades(args: argparse.Namespace) -> int:
     path = f"/trades/{quote(args.trade_id, safe='')}"
     if args.trades_command == "versions":
         return _api(args, "GET", f"{path}/versions")
-    if args.trades_command == "approve":
-        return _api(args, "POST", f"{path}/versions/{args.version}/approve")
+    if args.trades_command in ("approve", "decline"):
+        return _api(args, "POST", f"{path}/versions/{args.version}/{args.trades_command}")
     if args.trades_command == "bust":
         return _api(args, "POST", f"{path}/bust", {"reason": args.reason})
     change = {"quantity": args.quantity, "price": args.price, "account": args.account}
@@ -411,12 +411,14 @@ def parser() -> argparse.ArgumentParser:
     for p_ in (t_cor, t_bust):
         p_.add_argument("--reason", required=True)
     t_app = trd_sub.add_parser("approve", help="approve a proposed version (second approver)")
+    t_dec = trd_sub.add_parser("decline", help="turn a proposed version down")
     t_ver = trd_sub.add_parser("versions", help="the trade's version chain")
-    for p_ in (t_cor, t_bust, t_app, t_ver):
+    for p_ in (t_cor, t_bust, t_app, t_dec, t_ver):
         p_.add_argument("trade_id")
         p_.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
         p_.add_argument("--config")
-    t_app.add_argument("version", type=int)
+    for p_ in (t_app, t_dec):
+        p_.add_argument("version", type=int)
     trd.set_defaults(func=cmd_trades)
 
     rel = sub.add_parser(

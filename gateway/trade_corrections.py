@@ -121,6 +121,20 @@ class TradeCorrections:
                 )
             return self._apply(tv.approve(pending, actor, self.clock()), actor)
 
+    def decline(self, trade_id: str, version: int, actor: str) -> TradeVersion:
+        """Turn a proposal down: it never takes effect; the audit trail keeps it."""
+        with self._lock:
+            _, pending = self._latest(trade_id)
+            if pending is None or pending.version != version:
+                raise CorrectionRefused(
+                    RefusalReason.NO_PROPOSAL,
+                    f"trade {trade_id} has no proposed version {version} awaiting approval",
+                )
+            declined = tv.decline(pending, actor)
+            store.withdraw(self.database, pending)
+            self.audit("trade.declined", actor, version_view(declined))
+            return declined
+
     # -- inside the lock ---------------------------------------------------------------------
 
     def _latest(self, trade_id: str) -> tuple[TradeVersion, TradeVersion | None]:

@@ -9,6 +9,7 @@ takes effect only when a different admin approves it; one proposal per trade at 
 Theory of operation::
 
     latest APPLIED version --propose--> PROPOSED --approve (other admin)--> APPLIED (new latest)
+                           |                    \\--decline (any admin)--> DECLINED (dropped)
                            \\--apply (no second approver)----------------> APPLIED (new latest)
 
 A bust is final: nothing may follow it. Multi-leg packages may be busted or re-booked to another
@@ -36,6 +37,7 @@ class VersionKind(StrEnum):
 class VersionState(StrEnum):
     PROPOSED = "proposed"
     APPLIED = "applied"
+    DECLINED = "declined"  # a proposal an admin turned down; it leaves the chain
 
 
 class RefusalReason(StrEnum):
@@ -245,6 +247,14 @@ def approve(proposal: TradeVersion | None, actor: str, at: datetime) -> TradeVer
     return dataclasses.replace(
         proposal, state=VersionState.APPLIED, approved_by=actor, applied_at=at
     )
+
+
+def decline(proposal: TradeVersion | None, actor: str) -> TradeVersion:
+    """The proposal turned down (by any admin, its proposer included): it never takes effect
+    and its version number is free again."""
+    if proposal is None or proposal.state is not VersionState.PROPOSED:
+        raise CorrectionRefused(RefusalReason.NO_PROPOSAL, "no proposed version awaits approval")
+    return dataclasses.replace(proposal, state=VersionState.DECLINED, approved_by=actor)
 
 
 def apply_directly(proposal: TradeVersion, at: datetime) -> TradeVersion:

@@ -269,6 +269,21 @@ def test_second_approver_flow(tmp_path):
         assert body["price"] == "4200"
         twice = httpx.post(f"{gw.http}/trades/{trade_id}/versions/2/approve", headers=ADMIN2)
         assert twice.status_code == 409
+        # a proposal turned down never takes effect, and frees the trade for another one
+        bust = httpx.post(f"{gw.http}/trades/{trade_id}/bust", headers=ADMIN, json={"reason": "?"})
+        assert (bust.status_code, bust.json()["version"]) == (202, 3)
+        declined = httpx.post(f"{gw.http}/trades/{trade_id}/versions/3/decline", headers=ADMIN2)
+        assert (declined.status_code, declined.json()["state"]) == (200, "declined")
+        chain = httpx.get(f"{gw.http}/trades/{trade_id}/versions", headers=ADMIN).json()
+        assert [v["state"] for v in chain] == ["applied", "applied"]
+        again = httpx.post(
+            f"{gw.http}/trades/{trade_id}/corrections",
+            headers=ADMIN2,
+            json={"quantity": "8", "reason": "resize"},
+        )
+        assert (again.status_code, again.json()["version"]) == (202, 3)
+        after = httpx.get(f"{gw.http}/trades/{trade_id}", headers=ADMIN).json()
+        assert (after["status"], after["version"]) == ("active", 2)
         client.close()
     finally:
         assert gw.stop() == 0, gw.stderr()

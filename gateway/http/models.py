@@ -457,7 +457,7 @@ class TradeVersionOut(BaseModel):
     trade_id: str
     version: int
     kind: Literal["new", "correction", "bust", "allocation"]
-    state: Literal["proposed", "applied"]
+    state: Literal["proposed", "applied", "declined"]
     report_id: str  # TradeReportID(571) of its TradeCaptureReport
     previous_report_id: str | None  # TradeReportRefID(572): the version it replaces
     reason: str

@@ -117,6 +117,23 @@ def propose(database: Engine, proposal: TradeVersion) -> None:
         conn.execute(VERSIONS.insert(), [_row(proposal)])
 
 
+def withdraw(database: Engine, proposal: TradeVersion) -> bool:
+    """Remove a declined proposal (the audit trail keeps it); False if it is no longer one."""
+    with database.begin() as conn:
+        return (
+            conn.execute(
+                VERSIONS.delete().where(
+                    and_(
+                        VERSIONS.c.trade_id == proposal.trade_id,
+                        VERSIONS.c.version == proposal.version,
+                        VERSIONS.c.state == VersionState.PROPOSED.value,
+                    )
+                )
+            ).rowcount
+            == 1
+        )
+
+
 def apply(
     database: Engine, version: TradeVersion, now: datetime, clear: bool
 ) -> ClearingMessage | None:

@@ -114,3 +114,17 @@ def approve(
         return _answer(corrections.approve(trade_id, version, token.name), response)
     except CorrectionRefused as exc:
         raise _refused(exc) from exc
+
+
+@router.post(
+    "/{trade_id}/versions/{version}/decline", response_model=TradeVersionOut, responses=ERRORS
+)
+def decline(
+    trade_id: str, version: int, token: AdminToken, corrections: CorrectionsDep
+) -> dict[str, Any]:
+    """Turn a proposed correction or bust down (any admin, its proposer included): it never
+    takes effect, and the trade may be changed again."""
+    try:
+        return version_view(corrections.decline(trade_id, version, token.name))
+    except CorrectionRefused as exc:
+        raise _refused(exc) from exc
