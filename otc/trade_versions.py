@@ -122,7 +122,7 @@ def captured(trade: TradeCapture, at: datetime) -> TradeVersion:
 
 def amend(trade: TradeCapture, change: Amendment) -> TradeCapture:
     """``trade`` with ``change`` applied; refuses non-positive amounts, an empty change and
-    re-pricing a multi-leg package."""
+    re-pricing a multi-leg package. A new quantity drops the trade's allocations."""
     for name, value in (("quantity", change.quantity), ("price", change.price)):
         if value is not None and (not value.is_finite() or value <= 0):
             raise CorrectionRefused(RefusalReason.BAD_AMOUNT, f"{name} must be > 0, got {value}")
@@ -143,7 +143,11 @@ def amend(trade: TradeCapture, change: Amendment) -> TradeCapture:
     legs = trade.legs
     if not trade.is_multileg:
         legs = (dataclasses.replace(legs[0], quantity=quantity, price=price),)
-    return dataclasses.replace(trade, quantity=quantity, price=price, account=account, legs=legs)
+    # a split of the old quantity no longer adds up: the client allocates the new one afresh
+    allocations = trade.allocations if quantity == trade.quantity else ()
+    return dataclasses.replace(
+        trade, quantity=quantity, price=price, account=account, legs=legs, allocations=allocations
+    )
 
 
 def propose(

@@ -287,3 +287,15 @@ def test_fixml_allocations_and_their_ack_validate(schemas):
     acked_side = etree.fromstring(ack).find(f"{{{fixml.FIXML_NS}}}TrdCaptRptAck")
     accounts = [a.get("Acct") for a in acked_side.iter(f"{{{fixml.FIXML_NS}}}Alloc")]
     assert accounts == ["ACC-A", "ACC-B"]
+
+
+def test_a_quantity_correction_drops_allocations_a_price_correction_keeps_them():
+    from otc.trade_versions import allocate
+    from otc.trades import Allocation
+
+    v1 = _v1()
+    split = (Allocation("A", v1.trade.quantity - 1), Allocation("B", D(1)))
+    v2 = allocate(v1, None, split, "CLIENT", T0)
+    repriced = propose(v2, None, Amendment(price=D("1")), "px", "alice", T0)
+    resized = propose(v2, None, Amendment(quantity=D("2")), "qty", "alice", T0)
+    assert repriced.trade.allocations == split and resized.trade.allocations == ()
