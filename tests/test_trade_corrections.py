@@ -384,3 +384,34 @@ def test_a_correction_behind_a_rejected_original_fails_with_the_reason(tmp_path)
             client.close()
         finally:
             assert gw.stop() == 0, gw.stderr()
+
+
+def test_a_held_correction_survives_a_restart_and_goes_after_the_original(tmp_path):
+    """Stop the gateway while the correction waits behind the unanswered original: both are in
+    the database, and after the restart the original is resolved first, then the correction."""
+    rules = SimulatorRules(drop_first=1, drop_mode=DropMode.HANG, hang_seconds=3)
+    with ClearinghouseSimulator(rules=rules) as sim:
+        gw = _gateway_clearing_to(sim, tmp_path / "gw")
+        try:
+            client = RfqClient(gw)
+            trade_id = make_trade(gw, client, "restart-1")
+            r = httpx.post(
+                f"{gw.http}/trades/{trade_id}/corrections",
+                headers=ADMIN,
+                json={"price": "4244", "reason": "before the restart"},
+            )
+            assert r.status_code == 201, r.text
+            held = httpx.get(f"{gw.http}/trades/{trade_id}", headers=ADMIN).json()["clearing"][1]
+            assert (held["state"], held["attempts"]) == ("pending", 0)
+            client.close()
+        finally:
+            assert gw.stop() == 0, gw.stderr()
+        gw.start()
+        try:
+            body = wait_for(gw, trade_id, all_acked, "not cleared after the restart")
+            assert (body["price"], body["version"]) == ("4244", 2)
+            assert sim.stats.posts_by_key[body["clearing"][1]["key"]] == 1
+            [row] = sim.register_rows()
+            assert row.economics.price == Decimal("4244")
+        finally:
+            assert gw.stop() == 0, gw.stderr()
