@@ -435,8 +435,13 @@ class GatewayApplication(fix.Application):
         """An AllocationInstruction: the trade's split, booked and answered with P."""
         assert self.allocations is not None
         booked = None
+        refusal = self.admission.refusal()  # no booking while records cannot be kept
         try:
             request = allocations.decode_allocation_instruction(raw)
+            if refusal is not None:
+                ack = allocations.allocation_ack(request.alloc_id, m.utcnow(), rejected=refusal)
+                self._send_fields(owner, *ack, sessionID)
+                return
             booked = self.allocations.allocate(
                 request.trade_id, owner, request.allocations, request.alloc_id
             )
@@ -453,6 +458,11 @@ class GatewayApplication(fix.Application):
             )
             ack = allocations.allocation_ack(
                 request.alloc_id, m.utcnow(), rejected=str(exc), code=code
+            )
+        except Exception:
+            log.exception("allocation %s from %s failed", raw.get(70), owner)
+            ack = allocations.allocation_ack(
+                raw.get(70) or "NONE", m.utcnow(), rejected="internal error; nothing was booked"
             )
         else:
             ack = allocations.allocation_ack(request.alloc_id, m.utcnow())
