@@ -460,6 +460,18 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     return out
 
 
+def _allocations(trade: TradeCapture) -> tuple[int, list[list[OutField]]]:
+    """TrdAllocGrp (78): account, the give-up firm as NestedParties2 role 14, quantity."""
+    entries = []
+    for a in trade.allocations:
+        entry: list[OutField] = [(79, a.account)]
+        if a.give_up_firm:
+            entry.append((756, [[(757, a.give_up_firm), (758, PARTY_ID_SOURCE), (759, "14")]]))
+        entry.append((80, fmt_decimal(a.quantity)))
+        entries.append(entry)
+    return 78, entries
+
+
 def _trade_capture_report(
     trade: TradeCapture,
     order_id: str,
@@ -508,24 +520,8 @@ def _trade_capture_report(
     client_entry.append(_parties([trade.client, trade.clearing_firm, trade.clearing_house]))
     add_field(client_entry, 1, trade.account)
     client_entry.append((15, trade.currency))
-    if trade.allocations:  # TrdAllocGrp: account, give-up firm (NestedParties2 role 14), qty
-        client_entry.append(
-            (
-                78,
-                [
-                    [
-                        (79, a.account),
-                        *(
-                            [(756, [[(757, a.give_up_firm), (758, "D"), (759, "14")]])]
-                            if a.give_up_firm
-                            else []
-                        ),
-                        (80, fmt_decimal(a.quantity)),
-                    ]
-                    for a in trade.allocations
-                ],
-            )
-        )
+    if trade.allocations:
+        client_entry.append(_allocations(trade))
     desk_entry: list[OutField] = [
         (54, desk_side.value),
         (37, order_id),
