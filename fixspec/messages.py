@@ -87,6 +87,8 @@ class ExecType(StrEnum):
     PENDING_NEW = "A"
     PENDING_REPLACE = "E"
     TRADE = "F"
+    TRADE_CORRECT = "G"
+    TRADE_CANCEL = "H"
     ORDER_STATUS = "I"
 
 

@@ -68,6 +68,7 @@ from gateway.store.writer import Writer
 from gateway.tls.context import CertBinding, ContextCache
 from gateway.tls.files import PkiPaths
 from gateway.trade_capture import TradeBooking
+from gateway.trade_corrections import TradeCorrections
 from gateway.venues.credentials import upstream_password
 from gateway.venues.fix_upstream import FixUpstreamVenue
 from otc.negotiation.signing import DeskKeyring
@@ -197,6 +198,16 @@ class Gateway:
             cfg, {}, self.peers, SessionControls(self.database), self.auditor.admin
         )
         drop_copy = DropCopy({dc: s.clients for dc, s in cfg.fix.drop_copy.items()})
+        # corrections tell the client through the application, built next (same late reach as
+        # the negotiation's FIX sink); the application sends AllocationInstructions to them
+        self.corrections = TradeCorrections(
+            self.database,
+            self.writer,
+            self.auditor.admin,
+            lambda previous, version: self.application.trade_amended(previous, version),
+            second_approver=cfg.trades.second_approver,
+            clear=cfg.clearing.mode != "off",
+        )
         self.application = GatewayApplication(
             self.orders,
             self.writer,
@@ -216,6 +227,8 @@ class Gateway:
             admission=self.admission,
             drop_copy=drop_copy,
             trade_reports=TradeReports(stored_trades(self.database), drop_copy.clients_of),
+            allocations=self.corrections,
+            pre_allocations=self.booking.pre_allocations,
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
@@ -374,6 +387,7 @@ class Gateway:
                 self.config.gateway.data_dir / "exports",
             ),
             desk_rates=desk_rate_limits(self.config.api),
+            corrections=self.corrections,
         )
         self.services = services
         self.http_gate = Draining(

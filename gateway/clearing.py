@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from fixspec.messages import utcnow
 from gateway.clearinghouse.schemas import SchemaRegistry
 from gateway.clearinghouse.simulator import ClearinghouseSimulator, SimulatorRules
 from gateway.clearinghouse.transport import FileDropSender, HttpSender
@@ -24,7 +25,7 @@ from otc.audit.wire import body_record
 from otc.clearing.delivery import ClearingSender, SendOutcome, StatusResult, WireAnswer
 from otc.clearing.dispatcher import ClearingDispatcher
 from otc.clearing.model import OutgoingMessage
-from otc.clearing.outbox import ClearingMessage, ClearingState
+from otc.clearing.outbox import ClearingMessage, ClearingState, StaleMessage, sequenced
 
 log = logging.getLogger("fixbridge.clearing")
 
@@ -37,10 +38,12 @@ class ClearingWorker:
         dispatcher: ClearingDispatcher,
         interval: float = 0.2,
         on_change: Callable[[ClearingMessage], None] | None = None,
+        before_pass: Callable[[], list[ClearingMessage]] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.interval = interval
         self.on_change = on_change or (lambda msg: None)
+        self.before_pass = before_pass or (lambda: [])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="clearing", daemon=True)
 
@@ -58,7 +61,7 @@ class ClearingWorker:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                for msg in self.dispatcher.run_once():
+                for msg in [*self.before_pass(), *self.dispatcher.run_once()]:
                     self.on_change(msg)
             except Exception:  # keep delivering; the failure is logged and retried next tick
                 log.exception("clearing dispatcher pass failed")
@@ -161,7 +164,9 @@ class Clearing:
             sender = FileDropSender(cfg.drop_dir)
         audited = AuditedSender(sender, self.audit, "file" if cfg.mode == "file" else "http")
         self.worker = ClearingWorker(
-            ClearingDispatcher(self.outbox, audited), on_change=self._changed
+            ClearingDispatcher(self.outbox, audited),
+            on_change=self._changed,
+            before_pass=self.sequence,
         )
         self.worker.start()
 
@@ -170,6 +175,23 @@ class Clearing:
             self.worker.stop()
         if self.simulator is not None:
             self.simulator.stop()
+
+    def sequence(self) -> list[ClearingMessage]:
+        """Release held later versions whose trade's earlier messages are all acked, reject
+        those whose predecessor was rejected (:func:`otc.clearing.outbox.sequenced`)."""
+        changed = []
+        for msg in self.outbox.held():
+            history = self.outbox.for_trade(msg.trade_id)
+            earlier = [m for m in history if m.created_at < msg.created_at]
+            moved = sequenced(msg, earlier, utcnow())
+            if moved is msg:
+                continue
+            try:
+                self.outbox.update(moved)
+            except StaleMessage:
+                continue
+            changed.append(moved)
+        return changed
 
     @property
     def running(self) -> bool:

@@ -173,7 +173,7 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict | None = N
     except httpx.HTTPError as exc:
         print(f"fixbridge: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
-    if r.status_code != 200:
+    if not 200 <= r.status_code < 300:
         try:
             problem = r.json()
             why = f"{problem.get('title', r.status_code)}: {problem.get('detail')}"
@@ -207,6 +207,25 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.sessions_command == "disable":
         return _api(args, "POST", f"{path}/disable", {"reason": args.reason})
     return _api(args, "POST", f"{path}/{args.sessions_command}")
+
+
+def cmd_trades(args: argparse.Namespace) -> int:
+    """Corrections and busts of captured trades through the running gateway's admin API."""
+    from urllib.parse import quote
+
+    path = f"/trades/{quote(args.trade_id, safe='')}"
+    if args.trades_command == "versions":
+        return _api(args, "GET", f"{path}/versions")
+    if args.trades_command in ("approve", "decline"):
+        return _api(args, "POST", f"{path}/versions/{args.version}/{args.trades_command}")
+    if args.trades_command == "bust":
+        return _api(args, "POST", f"{path}/bust", {"reason": args.reason})
+    change = {"quantity": args.quantity, "price": args.price, "account": args.account}
+    if not any(change.values()):
+        print("fixbridge: give --price, --quantity, --account or several", file=sys.stderr)
+        return 2
+    body = {k: v for k, v in change.items() if v is not None} | {"reason": args.reason}
+    return _api(args, "POST", f"{path}/corrections", body)
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -324,7 +343,9 @@ def cmd_clearing(args: argparse.Namespace) -> int:
     database = connect(config.database_url)
     records = trade_records(database)
     database.dispose()
-    return cmd_reconcile([trade_from_record(r) for r in records], args.register)
+    busted = [r["trade_id"] for r in records if r.get("status") == "busted"]
+    live = [trade_from_record(r) for r in records if r.get("status") != "busted"]
+    return cmd_reconcile(live, args.register, cancelled=busted)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -377,6 +398,28 @@ def parser() -> argparse.ArgumentParser:
         p_.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
         p_.add_argument("--config")
     ses.set_defaults(func=cmd_sessions)
+
+    trd = sub.add_parser(
+        "trades", help="correct or bust captured trades (admin API; FIXBRIDGE_TOKEN)"
+    )
+    trd_sub = trd.add_subparsers(dest="trades_command", required=True)
+    t_cor = trd_sub.add_parser("correct", help="amend price, quantity or account, with a reason")
+    t_cor.add_argument("--price", help="new price (decimal)")
+    t_cor.add_argument("--quantity", help="new quantity (decimal, > 0)")
+    t_cor.add_argument("--account", help="new account of the client's side")
+    t_bust = trd_sub.add_parser("bust", help="cancel the trade, with a reason")
+    for p_ in (t_cor, t_bust):
+        p_.add_argument("--reason", required=True)
+    t_app = trd_sub.add_parser("approve", help="approve a proposed version (second approver)")
+    t_dec = trd_sub.add_parser("decline", help="turn a proposed version down")
+    t_ver = trd_sub.add_parser("versions", help="the trade's version chain")
+    for p_ in (t_cor, t_bust, t_app, t_dec, t_ver):
+        p_.add_argument("trade_id")
+        p_.add_argument("--url", help="gateway API base URL (default: http_listen from config)")
+        p_.add_argument("--config")
+    for p_ in (t_app, t_dec):
+        p_.add_argument("version", type=int)
+    trd.set_defaults(func=cmd_trades)
 
     rel = sub.add_parser(
         "reload",

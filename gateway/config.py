@@ -129,6 +129,13 @@ class ClearingSection(Strict):
         return self
 
 
+class TradesSection(Strict):
+    """Corrections and busts of captured trades."""
+
+    # a correction or bust proposed by one admin takes effect when a different admin approves it
+    second_approver: bool = False
+
+
 class ApiToken(Strict):
     name: str = Field(min_length=1)
     hash: str = Field(pattern=r"^sha256\$[0-9a-f]{64}$")
@@ -442,6 +449,7 @@ class Config(Strict):
     ha: HaSection = Field(default_factory=HaSection)
     otc: OtcSection = Field(default_factory=OtcSection)
     clearing: ClearingSection = Field(default_factory=ClearingSection)
+    trades: TradesSection = Field(default_factory=TradesSection)
     api: ApiSection = Field(default_factory=ApiSection)
     logon: LogonSection = Field(default_factory=LogonSection)
     venue: VenueSection = Field(default_factory=VenueSection)

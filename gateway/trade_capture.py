@@ -27,9 +27,26 @@ from otc.negotiation import events as ev
 from otc.negotiation.commands import Command, ConfirmTrade
 from otc.orders import OrderManager
 from otc.rfq_risk import trade_exposure
-from otc.trades import Party, PartyRole, TradeCapture
+from otc.trades import Allocation, Party, PartyRole, TradeCapture
 
 log = logging.getLogger("fixbridge.trades")
+
+
+class PreAllocations:
+    """Splits a client sent with its acceptance (a D's PreAllocGrp), kept by (client, ClOrdID)
+    until the trade it accepts is booked with them, or the acceptance is refused."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], tuple[Allocation, ...]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, client_id: str, client_ref: str, split: tuple[Allocation, ...]) -> None:
+        with self._lock:
+            self._pending[(client_id, client_ref)] = split
+
+    def take(self, client_id: str, client_ref: str) -> tuple[Allocation, ...]:
+        with self._lock:
+            return self._pending.pop((client_id, client_ref), ())
 
 
 class TradeBooking:
@@ -55,10 +72,13 @@ class TradeBooking:
         self._held_lock = threading.Lock()
         self._retrying: threading.Thread | None = None
         self.last_error: str | None = None
+        self.pre_allocations = PreAllocations()
 
     def __call__(self, events: list[ev.Event]) -> list[Command]:
         confirmations: list[Command] = []
         for event in events:
+            if isinstance(event, ev.AcceptanceRejected):
+                self.pre_allocations.take(event.client_id, event.client_ref)
             if isinstance(event, ev.TradeCaptured):
                 cfg = self.config
                 trade = dataclasses.replace(
@@ -69,6 +89,7 @@ class TradeBooking:
                         if cfg.clearing_firm
                         else None
                     ),
+                    allocations=self._split(event),
                 )
                 try:
                     capture(self.database, trade, event.at, clear=cfg.mode != "off")
@@ -79,6 +100,19 @@ class TradeBooking:
                 confirmations.append(ConfirmTrade(trade.trade_id))
                 self._charge(trade)
         return confirmations
+
+    def _split(self, event: ev.TradeCaptured) -> tuple[Allocation, ...]:
+        split = self.pre_allocations.take(event.client_id, event.client_ref)
+        if split and sum(a.quantity for a in split) != event.trade.quantity:
+            log.warning(
+                "trade %s: pre-allocation of %s does not match the traded quantity %s; booked "
+                "unallocated (the client may allocate with an AllocationInstruction)",
+                event.trade.trade_id,
+                sum(a.quantity for a in split),
+                event.trade.quantity,
+            )
+            return ()
+        return split
 
     def _charge(self, trade: TradeCapture) -> None:
         with self.core_lock:  # the trade now uses the client's credit

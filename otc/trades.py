@@ -1,6 +1,7 @@
 """TradeCapture: the record of one executed trade, as clearing and reporting consume it.
 
-A trade is immutable once captured. Listed-style instruments (crypto options, futures,
+A TradeCapture value never changes; a correction or bust is a new version of the trade
+(:mod:`otc.trade_versions`). Listed-style instruments (crypto options, futures,
 perpetuals) carry an :class:`~fixspec.instruments.Instrument` per leg; classic OTC products carry
 their economic terms (:class:`IrsTerms`, :class:`FxOptionTerms`) instead.
 """
@@ -101,6 +102,16 @@ class TradeLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class Allocation:
+    """Part of the client's side booked to one account, optionally given up to another firm
+    (the firm that clears it: PartyRole 14, give-up)."""
+
+    account: str
+    quantity: Decimal
+    give_up_firm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TradeCapture:
     """One executed trade between a client and a desk.
 
@@ -128,6 +139,8 @@ class TradeCapture:
     clearing_house: Party | None = None
     clearing_firm: Party | None = None
     label: str | None = None  # the client's name for a strategy, from its RFQ
+    account: str | None = None  # Account(1) of the client's side; set by a correction
+    allocations: tuple[Allocation, ...] = ()  # the client's side split over accounts
 
     @property
     def is_multileg(self) -> bool:

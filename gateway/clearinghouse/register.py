@@ -29,18 +29,28 @@ def read_register(path: Path | str) -> list[RegisterRow]:
     return parse_register(text)
 
 
-def reconcile(our_trades: Iterable[TradeCapture], register_path: Path | str) -> ReconReport:
-    """Compare our trades with the register file; raises :class:`RegisterError` if unreadable."""
-    return reconcile_rows((trade_economics(t) for t in our_trades), read_register(register_path))
+def reconcile(
+    our_trades: Iterable[TradeCapture],
+    register_path: Path | str,
+    cancelled: Iterable[str] = (),
+) -> ReconReport:
+    """Compare our trades (latest versions; ``cancelled``: busted trade ids) with the register
+    file; raises :class:`RegisterError` if unreadable."""
+    return reconcile_rows(
+        (trade_economics(t) for t in our_trades), read_register(register_path), cancelled
+    )
 
 
 def cmd_reconcile(
-    our_trades: Iterable[TradeCapture], register_path: Path | str, out: TextIO | None = None
+    our_trades: Iterable[TradeCapture],
+    register_path: Path | str,
+    out: TextIO | None = None,
+    cancelled: Iterable[str] = (),
 ) -> int:
     """CLI body: prints the report; exit 0 clean, 1 breaks, 2 unreadable input."""
     out = out or sys.stdout
     try:
-        report = reconcile(our_trades, register_path)
+        report = reconcile(our_trades, register_path, cancelled)
     except (RegisterError, ClearingFormatError) as exc:
         out.write(f"error: {exc}\n")
         return 2

@@ -10,6 +10,11 @@ HTTP API (stdlib ``ThreadingHTTPServer``, bound to 127.0.0.1):
 * ``GET /clearing/messages/{key}``: 200 with the stored answer, or 404 if never received.
 * ``GET /clearing/register``: the trade register as CSV (format in :mod:`otc.clearing.recon`).
 
+A FIXML TrdCaptRpt with ``TransTyp=2`` (replace) replaces the economics of the cleared trade
+whose latest report is its ``RptRefID``; ``TransTyp=1`` (cancel) removes that trade from the
+register. A replace or cancel naming a report the register does not hold as a trade's latest is
+rejected (TradeReportRejectReason 99, with the reason in Txt).
+
 Rules (:class:`SimulatorRules`) reject quantities above a limit or listed instruments, and
 can drop the first N answers (the message IS processed; the reply is withheld until the
 client gives up, or the connection is cut) to exercise timeout handling.
@@ -97,6 +102,7 @@ class ClearinghouseSimulator:
         self._lock = threading.Lock()
         self._answers: dict[str, _Stored] = {}
         self._register: list[RegisterRow] = []
+        self._latest_report: dict[str, str] = {}  # trade id -> RptID of its latest report
         self._seq: Counter[str] = Counter()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -179,6 +185,8 @@ class ClearinghouseSimulator:
         violation = self._violation(sub)
         econ = sub.economics()
         if isinstance(sub, TradeReportView):
+            if sub.trans_type == fixml.TRANS_CANCEL:  # a cancel takes nothing on
+                return self._amend(sub)
             if violation:
                 code = (
                     fixml.REJECT_UNKNOWN_INSTRUMENT
@@ -188,8 +196,11 @@ class ClearinghouseSimulator:
                 return fixml.build_trade_capture_report_ack(
                     sub, accepted=False, reject_reason=code, reject_text=violation[1]
                 )
+            if sub.trans_type != fixml.TRANS_NEW:
+                return self._amend(sub)
             clearing_id = self._next_id("T")
             self._register.append(RegisterRow(econ, clearing_id))
+            self._latest_report[sub.trade_id] = sub.report_id
             return fixml.build_trade_capture_report_ack(
                 sub, accepted=True, clearing_trade_id=clearing_id
             )
@@ -200,6 +211,27 @@ class ClearinghouseSimulator:
         cleared = [(party, self._next_id("T")) for party in sub.counterparties]
         self._register.append(RegisterRow(econ, ",".join(cid for _, cid in cleared)))
         return fpml.build_clearing_confirmed(sub, self._next_id("M"), cleared, now)
+
+    def _amend(self, sub: TradeReportView) -> bytes:
+        """A replace or cancel of a cleared trade. Caller holds the lock."""
+        latest = self._latest_report.get(sub.trade_id)
+        index = next(
+            (i for i, r in enumerate(self._register) if r.economics.trade_id == sub.trade_id), None
+        )
+        if index is None or latest is None or latest != sub.ref_report_id:
+            why = f"RptRefID {sub.ref_report_id} is not the latest report of a cleared trade"
+            return fixml.build_trade_capture_report_ack(
+                sub, accepted=False, reject_reason=fixml.REJECT_OTHER, reject_text=why
+            )
+        clearing_id = self._register[index].clearing_trade_id
+        if sub.trans_type == fixml.TRANS_CANCEL:
+            del self._register[index]
+        else:
+            self._register[index] = RegisterRow(sub.economics(), clearing_id)
+        self._latest_report[sub.trade_id] = sub.report_id
+        return fixml.build_trade_capture_report_ack(
+            sub, accepted=True, clearing_trade_id=clearing_id
+        )
 
     def handle_post(self, key: str, body: bytes) -> tuple[int, bytes, bool]:
         """(status, body, drop reply?) for one submission."""

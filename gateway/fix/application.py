@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import quickfix as fix
 
@@ -20,7 +21,7 @@ from fixspec import codec
 from fixspec import messages as m
 from gateway.admission import Admission
 from gateway.config import Config
-from gateway.fix import rfq_inbound, rfq_outbound
+from gateway.fix import allocations, rfq_inbound, rfq_outbound, trade_amendments
 from gateway.fix.convert import OutboundBuilder
 from gateway.fix.drop_copy import DropCopy, copy_of
 from gateway.fix.front import Peer, PeerRegistry
@@ -30,10 +31,13 @@ from gateway.metrics import REJECT_REASON_TAG, FixMetrics
 from gateway.negotiation import NegotiationService
 from gateway.store.sessions import SessionEvent
 from gateway.store.writer import Writer
+from gateway.trade_capture import PreAllocations
 from otc.negotiation import events as ev
 from otc.negotiation.model import AcceptVia
 from otc.orders import OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
+from otc.trade_versions import CorrectionRefused, RefusalReason, TradeVersion
+from otc.trades import Allocation
 
 log = logging.getLogger("fixbridge.fix")
 ORDER_TYPES = frozenset(codec.DECODERS)
@@ -71,8 +75,18 @@ class _Sending(threading.local):
     ours = False  # this thread is in _send_fields, which counts the message: toApp need not
 
 
+class Allocations(Protocol):
+    """Books a client's allocation of its trade (``gateway.trade_corrections``)."""
+
+    def allocate(
+        self, trade_id: str, client_id: str, split: tuple[Allocation, ...], alloc_id: str
+    ) -> tuple[TradeVersion, TradeVersion]: ...
+
+
 class GatewayApplication(fix.Application):
-    """``negotiation``: where RFQ messages go (none: they are refused as unsupported).
+    """``allocations``: where AllocationInstructions go (none: J is refused as unsupported);
+    ``pre_allocations``: where a D's PreAllocGrp waits for its trade. ``negotiation``: where
+    RFQ messages go (none: they are refused as unsupported).
     ``lock``: the order core's lock, shared with whatever else drives the core (the API's risk
     control, trade capture). ``require_front``: a Logon must have come through the front, which
     announced its peer; off only when clients reach the acceptor directly (a benchmark).
@@ -109,6 +123,8 @@ class GatewayApplication(fix.Application):
         drop_copy: DropCopy | None = None,
         trade_reports: TradeReports | None = None,
         handled_observers: Sequence[HandledObserver] = (),
+        allocations: Allocations | None = None,
+        pre_allocations: PreAllocations | None = None,
     ) -> None:
         super().__init__()
         self.orders = orders
@@ -150,6 +166,8 @@ class GatewayApplication(fix.Application):
         self._held_lock = threading.Lock()
         self.drop_copy = drop_copy if drop_copy is not None else DropCopy({})
         self.trade_reports = trade_reports
+        self.allocations = allocations
+        self.pre_allocations = pre_allocations
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration (sessions added or removed; nothing else changes)."""
@@ -301,6 +319,10 @@ class GatewayApplication(fix.Application):
         is_rfq = msg_type in RFQ_TYPES or (
             msg_type == "D" and message.isSetField(40) and message.getField(40) == "D"
         )
+        if msg_type == "J" and self.allocations is not None:
+            owner = sessionID.getTargetCompID().getValue()
+            self._allocation(owner, codec.RawMessage.parse(message.toString()), sessionID)
+            return
         is_report_request = msg_type == "AD" and self.trade_reports is not None
         if not is_report_request and (
             (not is_rfq and msg_type not in ORDER_TYPES) or (is_rfq and self.negotiation is None)
@@ -423,6 +445,16 @@ class GatewayApplication(fix.Application):
         if raw.msg_type in ("AJ", "D"):  # an acceptance may be answered later (last look)
             ref = raw.get(11) if raw.msg_type == "D" else raw.get(693)
             self._acceptances[(owner, ref)] = raw
+            if raw.msg_type == "D" and self.pre_allocations is not None and ref:
+                try:
+                    split = allocations.decode_pre_allocations(raw)
+                except codec.DecodeError as exc:
+                    self._acceptances.pop((owner, ref), None)
+                    for msg_type, fields in rfq_outbound.reject_for_rfq(raw, exc):
+                        self._send_fields(owner, msg_type, fields, sessionID)
+                    return
+                if split:
+                    self.pre_allocations.put(owner, ref, split)
         self._answering.raw = raw  # the sink echoes from the message it answers
         try:
             self.negotiation.submit(command)  # answers flow back through rfq_sink
@@ -454,6 +486,58 @@ class GatewayApplication(fix.Application):
                 if self._holding:
                     self._hold(event.client_id, msg_type, fields, session_id)
                 self._send_fields(event.client_id, msg_type, fields, session_id)
+
+    def _allocation(self, owner: str, raw: codec.RawMessage, sessionID: fix.SessionID) -> None:
+        """An AllocationInstruction: the trade's split, booked and answered with P."""
+        assert self.allocations is not None
+        booked = None
+        refusal = self.admission.refusal()  # no booking while records cannot be kept
+        try:
+            request = allocations.decode_allocation_instruction(raw)
+            if refusal is not None:
+                ack = allocations.allocation_ack(request.alloc_id, m.utcnow(), rejected=refusal)
+                self._send_fields(owner, *ack, sessionID)
+                return
+            booked = self.allocations.allocate(
+                request.trade_id, owner, request.allocations, request.alloc_id
+            )
+        except codec.DecodeError as exc:
+            code = allocations.REJ_INCORRECT_QUANTITY if exc.tag == 80 else allocations.REJ_OTHER
+            ack = allocations.allocation_ack(
+                raw.get(70) or "NONE", m.utcnow(), rejected=exc.text, code=code
+            )
+        except CorrectionRefused as exc:
+            code = (
+                allocations.REJ_INCORRECT_QUANTITY
+                if exc.reason is RefusalReason.ALLOCATION_MISMATCH
+                else allocations.REJ_OTHER
+            )
+            ack = allocations.allocation_ack(
+                request.alloc_id, m.utcnow(), rejected=str(exc), code=code
+            )
+        except Exception:
+            log.exception("allocation %s from %s failed", raw.get(70), owner)
+            ack = allocations.allocation_ack(
+                raw.get(70) or "NONE", m.utcnow(), rejected="internal error; nothing was booked"
+            )
+        else:
+            ack = allocations.allocation_ack(request.alloc_id, m.utcnow())
+        self._send_fields(owner, *ack, sessionID)
+        if booked is not None:  # then the trade report replacing the unallocated one
+            self.trade_amended(*booked)
+
+    def trade_amended(self, previous: TradeVersion, version: TradeVersion) -> None:
+        """A correction or bust, told to the trade's client (ExecutionReport G/H and a
+        TradeCaptureReport replacing or cancelling ``previous``'s) on its FIX session."""
+        client_id = version.trade.client.party_id
+        session_id = self.sessions.get(client_id)
+        if session_id is None:
+            log.warning(
+                "trade %s amended: client %s has no FIX session", version.trade_id, client_id
+            )
+            return
+        for msg_type, fields in trade_amendments.amendment_messages(previous, version):
+            self._send_fields(client_id, msg_type, fields, session_id)
 
     def _restored(self, client_id: str, ref: str) -> codec.RawMessage | None:
         """An acceptance held across a restart: its Side, size and id, as the client sent them

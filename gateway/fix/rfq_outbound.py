@@ -494,18 +494,45 @@ def _trade_captured(e: ev.TradeCaptured, ctx: _Context) -> list[Outgoing]:
     return out
 
 
-def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) -> list[OutField]:
+def _allocations(trade: TradeCapture) -> tuple[int, list[list[OutField]]]:
+    """TrdAllocGrp (78): account, the give-up firm as NestedParties2 role 14, quantity."""
+    entries = []
+    for a in trade.allocations:
+        entry: list[OutField] = [(79, a.account)]
+        if a.give_up_firm:
+            entry.append((756, [[(757, a.give_up_firm), (758, PARTY_ID_SOURCE), (759, "14")]]))
+        entry.append((80, fmt_decimal(a.quantity)))
+        entries.append(entry)
+    return 78, entries
+
+
+def _trade_capture_report(
+    trade: TradeCapture,
+    order_id: str,
+    cl_ord_id: str | None,
+    *,
+    report_id: str | None = None,
+    trans_type: str = "0",
+    report_type: str = "0",
+    ref_report_id: str | None = None,
+    exec_id: str | None = None,
+) -> list[OutField]:
     """TradeCaptureReport (AE): a new (487=0) submitted (856=0) block trade (828=1) between the
     client and the desk, matched (573=0) because both agreed it through the RFQ.
 
     Not 856=7: in FIX 4.4 that value is "(Locked-In) Trade Break", a cancellation; the trade
-    being locked in is what MatchStatus 573=0 (compared, matched) says."""
+    being locked in is what MatchStatus 573=0 (compared, matched) says. A later version of the
+    trade passes its own ``report_id``, ``trans_type`` (2 replace, 1 cancel), ``report_type``
+    and the report it refers to (``ref_report_id``, TradeReportRefID 572)."""
     out: list[OutField] = [
-        (571, trade.trade_id),
-        (487, "0"),
-        (856, "0"),
+        (571, report_id or trade.trade_id),
+        (487, trans_type),
+        (856, report_type),
         (828, "1"),
-        (17, trade.trade_id),  # the package ExecutionReport's ExecID
+    ]
+    add_field(out, 572, ref_report_id)
+    out += [
+        (17, exec_id or trade.trade_id),  # the package ExecutionReport's ExecID
         (570, "N"),
     ]
     if trade.is_multileg:
@@ -525,13 +552,13 @@ def _trade_capture_report(trade: TradeCapture, order_id: str, cl_ord_id: str) ->
     add_field(out, 60, trade.executed_at)
     add_field(out, 573, "0")
     desk_side = Side.SELL if trade.side is Side.BUY else Side.BUY
-    client_entry: list[OutField] = [
-        (54, trade.side.value),
-        (37, order_id),
-        (11, cl_ord_id),
-        _parties([trade.client, trade.clearing_firm, trade.clearing_house]),
-        (15, trade.currency),
-    ]
+    client_entry: list[OutField] = [(54, trade.side.value), (37, order_id)]
+    add_field(client_entry, 11, cl_ord_id)
+    client_entry.append(_parties([trade.client, trade.clearing_firm, trade.clearing_house]))
+    add_field(client_entry, 1, trade.account)
+    client_entry.append((15, trade.currency))
+    if trade.allocations:
+        client_entry.append(_allocations(trade))
     desk_entry: list[OutField] = [
         (54, desk_side.value),
         (37, order_id),

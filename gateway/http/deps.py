@@ -33,6 +33,7 @@ from gateway.store.clearing import SqlOutbox
 from gateway.store.orders import OrderReader
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradesWithClearing
+from gateway.trade_corrections import TradeCorrections
 
 # --- the caller ----------------------------------------------------------------------------
 
@@ -157,6 +158,13 @@ async def _metrics(conn: HTTPConnection) -> Metrics:
     return found
 
 
+async def _corrections(conn: HTTPConnection) -> TradeCorrections:
+    found = services(conn).corrections
+    if found is None:
+        raise HTTPException(404, "trade corrections are not served by this app")
+    return found
+
+
 async def _readiness(conn: HTTPConnection) -> Readiness:
     found = services(conn).readiness
     if found is None:
@@ -196,3 +204,4 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
 ReloadDep = Annotated[Callable[[str], dict[str, Any]] | None, Depends(_reload)]
 ComplianceDep = Annotated[ComplianceTrail, Depends(_compliance)]
+CorrectionsDep = Annotated[TradeCorrections, Depends(_corrections)]

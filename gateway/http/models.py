@@ -475,6 +475,14 @@ class TradeLegOut(BaseModel):
     price: DecimalText
 
 
+class AllocationOut(BaseModel):
+    """Part of the client's side booked to an account, given up to ``give_up_firm`` if set."""
+
+    account: str
+    quantity: DecimalText
+    give_up_firm: str | None = None
+
+
 class TradeOut(BaseModel):
     trade_id: str
     side: str
@@ -494,6 +502,8 @@ class TradeOut(BaseModel):
     clearing_house: PartyOut | None
     clearing_firm: PartyOut | None
     label: str | None = None  # the client's name for the strategy, from its RFQ
+    account: str | None = None
+    allocations: list[AllocationOut] = []
 
 
 class LastLookConfirmedOut(BaseModel):
@@ -527,6 +537,41 @@ class CapturedTradeOut(TradeOut):
 
     clearing_status: Literal["not_cleared", "cleared", "rejected", "failed", "pending"]
     clearing: list[ClearingMessageOut]
+    version: int = 1  # 1 as captured; each correction or bust adds one
+    status: Literal["active", "busted"] = "active"
+
+
+class CorrectionIn(BaseModel):
+    """New figures for a trade (at least one), and why."""
+
+    quantity: Annotated[Decimalish, Field(gt=0)] | None = None
+    price: Annotated[Decimalish, Field(gt=0)] | None = None
+    account: Annotated[FixText, Field(min_length=1, max_length=64)] | None = None
+    reason: Annotated[FixText, Field(min_length=1, max_length=500)]
+
+
+class BustIn(BaseModel):
+    reason: Annotated[FixText, Field(min_length=1, max_length=500)]
+
+
+class TradeVersionOut(BaseModel):
+    """One version of a trade: 1 is the capture; later ones correct or bust it."""
+
+    trade_id: str
+    version: int
+    kind: Literal["new", "correction", "bust", "allocation"]
+    state: Literal["proposed", "applied", "declined"]
+    report_id: str  # TradeReportID(571) of its TradeCaptureReport
+    previous_report_id: str | None  # TradeReportRefID(572): the version it replaces
+    reason: str
+    proposed_by: str
+    proposed_at: UtcTime
+    approved_by: str | None
+    applied_at: UtcTime | None
+    quantity: DecimalText
+    price: DecimalText
+    account: str | None
+    allocations: list[AllocationOut] = []
 
 
 # --- audit ----------------------------------------------------------------------------------------

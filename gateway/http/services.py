@@ -26,6 +26,7 @@ from gateway.store.clearing import SqlOutbox
 from gateway.store.orders import OrderReader
 from gateway.store.rfqs import RfqArchive
 from gateway.store.trades import TradesWithClearing
+from gateway.trade_corrections import TradeCorrections
 
 
 @dataclass(slots=True)
@@ -57,3 +58,5 @@ class ApiServices:
     compliance: ComplianceTrail | None = None
     # each desk's request rate (None: unlimited)
     desk_rates: DeskRateLimits | None = None
+    # corrections and busts of captured trades; None: not served (404)
+    corrections: TradeCorrections | None = None

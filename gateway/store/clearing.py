@@ -152,6 +152,21 @@ class SqlOutbox:
         with self.database.connect() as conn:
             return [_message(r) for r in conn.execute(stmt).mappings()]
 
+    def held(self) -> list[ClearingMessage]:
+        """Later versions waiting for their trade's earlier messages (PENDING, never due)."""
+        stmt = (
+            select(TABLE)
+            .where(
+                and_(
+                    TABLE.c.state == ClearingState.PENDING.value,
+                    TABLE.c.next_attempt_at.is_(None),
+                )
+            )
+            .order_by(TABLE.c.created_at)
+        )
+        with self.database.connect() as conn:
+            return [_message(r) for r in conn.execute(stmt).mappings()]
+
     def counts(self) -> dict[str, int]:
         """Messages by state (states with none are absent)."""
         stmt = select(TABLE.c.state, func.count()).group_by(TABLE.c.state)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
 # every table module, imported for its tables: create_all makes what is registered
-from gateway.store import clearing, orders, rfqs, sessions, trades  # noqa: F401
+from gateway.store import clearing, orders, rfqs, sessions, trade_versions, trades  # noqa: F401
 from gateway.store.columns import utc_column
 
 log = logging.getLogger("gateway.db")

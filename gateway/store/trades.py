@@ -23,6 +23,7 @@ from otc.clearing import dispatcher as clearing_dispatch
 from otc.clearing.model import ClearingFormatError
 from otc.clearing.outbox import ClearingState
 from otc.trades import (
+    Allocation,
     DayCount,
     FxOptionTerms,
     IrsTerms,
@@ -231,6 +232,11 @@ def trade_from_record(record: dict[str, Any]) -> TradeCapture:
         clearing_house=party(record.get("clearing_house")),
         clearing_firm=party(record.get("clearing_firm")),
         label=record.get("label"),
+        account=record.get("account"),
+        allocations=tuple(
+            Allocation(a["account"], Decimal(a["quantity"]), a.get("give_up_firm"))
+            for a in record.get("allocations") or ()
+        ),
     )
 
 

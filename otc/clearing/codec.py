@@ -36,14 +36,28 @@ def parse_xml(data: bytes) -> etree._Element:
     return etree.fromstring(data, safe_parser())
 
 
-def render(trade: TradeCapture, version: int = 1) -> OutgoingMessage:
-    """The clearing message for ``trade`` (trade ``version`` bumps on amendment)."""
+def render(trade: TradeCapture, version: int = 1, *, cancel: bool = False) -> OutgoingMessage:
+    """The clearing message for ``trade`` (trade ``version`` bumps on amendment): version 1 is
+    new, a later one replaces version - 1 (or, with ``cancel``, cancels it). Only FIXML trade
+    reports can replace or cancel; an FpML-cleared trade is refused before it gets here."""
     fmt = format_for(trade)
     key = idempotency_key(trade.trade_id, fmt, version)
     if fmt is ClearingFormat.FIXML_TRADE_CAPTURE:
-        body = fixml.build_trade_capture_report(trade, key)
-    else:
+        if version == 1:
+            body = fixml.build_trade_capture_report(trade, key)
+        else:
+            body = fixml.build_trade_capture_report(
+                trade,
+                key,
+                trans_type=fixml.TRANS_CANCEL if cancel else fixml.TRANS_REPLACE,
+                ref_report_id=idempotency_key(trade.trade_id, fmt, version - 1),
+            )
+    elif version == 1:
         body = fpml.build_request_clearing(trade, key)
+    else:
+        raise ClearingFormatError(
+            f"trade {trade.trade_id}: an FpML-cleared trade cannot be corrected or cancelled"
+        )
     return OutgoingMessage(key=key, trade_id=trade.trade_id, fmt=fmt, body=body)
 
 

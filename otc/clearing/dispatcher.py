@@ -28,10 +28,19 @@ from otc.trades import TradeCapture
 
 
 def enqueue(
-    repo: OutboxRepository, trade: TradeCapture, now: datetime, version: int = 1
+    repo: OutboxRepository,
+    trade: TradeCapture,
+    now: datetime,
+    version: int = 1,
+    *,
+    cancel: bool = False,
+    held: bool = False,
 ) -> ClearingMessage:
-    """Render and add the outbox row for ``trade``; call inside the trade's transaction."""
-    msg = outbox.new_message(render(trade, version), now)
+    """Render and add the outbox row for ``trade``; call inside the trade's transaction. A
+    ``held`` row (a later version) waits until the trade's earlier messages are acked."""
+    msg = outbox.new_message(render(trade, version, cancel=cancel), now)
+    if held:
+        msg = outbox.hold(msg)
     repo.add(msg)
     return msg
 

@@ -3,7 +3,11 @@
 Mapping of a :class:`TradeCapture` (pure; same trade -> same bytes):
 
 * ``RptID`` is the idempotency key, ``TrdID`` our trade id; ``TransTyp=0`` (new),
-  ``RptTyp=0`` (submit); ``TrdTyp=1`` (block) for RFQ-negotiated trades, else ``0`` (regular).
+  ``RptTyp=0`` (submit); a correction is ``TransTyp=2`` (replace) and a bust ``TransTyp=1``
+  (cancel), each with ``RptRefID`` = the RptID of the version it replaces; ``TrdTyp=1``
+  (block) for RFQ-negotiated trades, else ``0`` (regular). A corrected account is the client
+  side's ``Acct``; its allocations are ``Alloc`` (``Acct``, ``Qty``) in the client's
+  ``RptSide``, each with a ``Pty R=14`` (give-up firm) when given up.
 * ``Instrmt`` carries ``Sym``/``SecTyp``/``CFI``/``MMY``/``MatDt``/``StrkPx``/``PutCall``;
   a multi-leg package is ``SecTyp=MLEG`` with one ``TrdLeg`` per leg and ``MLegRptTyp=3``.
 * Perpetuals go as ``SecTyp=FUT`` without ``MMY`` (FIX has no perpetual security type).
@@ -35,7 +39,7 @@ from otc.clearing.model import (
     parse_date,
     parse_decimal,
 )
-from otc.trades import Party, TradeCapture
+from otc.trades import Allocation, Party, TradeCapture
 
 FIXML_NS = "http://www.fixprotocol.org/FIXML-5-0-SP2"
 FIXML_VERSION = "FIX.5.0SP2"
@@ -45,6 +49,10 @@ _TRD_TYP_REGULAR = "0"
 _TRD_TYP_BLOCK = "1"
 _MLEG_SINGLE = "1"
 _MLEG_MULTILEG_SECURITY = "3"
+GIVE_UP_FIRM = "14"  # PartyRole: the firm an allocation is given up to
+TRANS_NEW = "0"  # TradeReportTransType(487)
+TRANS_CANCEL = "1"
+TRANS_REPLACE = "2"
 TRD_RPT_ACCEPTED = "0"  # TrdRptStatus(939)
 TRD_RPT_REJECTED = "1"
 
@@ -79,14 +87,37 @@ def _instrument_attrs(inst: Instrument, *, leg: bool) -> dict[str, str]:
     return attrs
 
 
-def _side(parent: etree._Element, side: Side, parties: list[Party]) -> None:
+def _side(
+    parent: etree._Element,
+    side: Side,
+    parties: list[Party],
+    account: str | None = None,
+    allocations: tuple[Allocation, ...] = (),
+) -> None:
     el = etree.SubElement(parent, _q("RptSide"), Side=side.value)
+    if account:
+        el.set("Acct", account)
     for party in parties:
         etree.SubElement(el, _q("Pty"), ID=party.party_id, R=str(int(party.role)))
+    for alloc in allocations:
+        a = etree.SubElement(el, _q("Alloc"), Acct=alloc.account, Qty=fmt_decimal(alloc.quantity))
+        if alloc.give_up_firm:
+            etree.SubElement(a, _q("Pty"), ID=alloc.give_up_firm, R=GIVE_UP_FIRM)
 
 
-def build_trade_capture_report(trade: TradeCapture, report_id: str) -> bytes:
-    """The FIXML document submitting ``trade`` for clearing under ``report_id``."""
+def build_trade_capture_report(
+    trade: TradeCapture,
+    report_id: str,
+    *,
+    trans_type: str = TRANS_NEW,
+    ref_report_id: str | None = None,
+) -> bytes:
+    """The FIXML document submitting ``trade`` for clearing under ``report_id``; a replace or
+    cancel (``trans_type``) names the report it refers to (``ref_report_id``)."""
+    if (trans_type == TRANS_NEW) != (ref_report_id is None):
+        raise ClearingFormatError(
+            f"trade {trade.trade_id}: TransTyp {trans_type} with RptRefID {ref_report_id!r}"
+        )
     instruments = [leg.product for leg in trade.legs]
     if not instruments or not all(isinstance(p, Instrument) for p in instruments):
         raise ClearingFormatError(
@@ -103,7 +134,7 @@ def build_trade_capture_report(trade: TradeCapture, report_id: str) -> bytes:
         {
             "RptID": report_id,
             "TrdID": trade.trade_id,
-            "TransTyp": "0",
+            "TransTyp": trans_type,
             "RptTyp": "0",
             "TrdTyp": _TRD_TYP_BLOCK if trade.rfq_id else _TRD_TYP_REGULAR,
             "LastQty": fmt_decimal(trade.quantity),
@@ -114,6 +145,8 @@ def build_trade_capture_report(trade: TradeCapture, report_id: str) -> bytes:
             "TxnTm": fmt_timestamp(trade.executed_at),
         }
     )
+    if ref_report_id is not None:
+        rpt.set("RptRefID", ref_report_id)
     if trade.is_multileg:
         etree.SubElement(rpt, _q("Instrmt"), Sym="[N/A]", SecTyp="MLEG")
         for leg in trade.legs:
@@ -131,7 +164,7 @@ def build_trade_capture_report(trade: TradeCapture, report_id: str) -> bytes:
         etree.SubElement(rpt, _q("Instrmt"), _instrument_attrs(instruments[0], leg=False))  # type: ignore[arg-type]
 
     common = [p for p in (trade.clearing_firm, trade.clearing_house) if p is not None]
-    _side(rpt, trade.side, [trade.client, *common])
+    _side(rpt, trade.side, [trade.client, *common], trade.account, trade.allocations)
     _side(rpt, _opposite(trade.side), [trade.desk, trade.clearing_house])
     return serialize(root)
 
@@ -143,6 +176,7 @@ def build_trade_capture_report(trade: TradeCapture, report_id: str) -> bytes:
 class ReportSide:
     side: Side
     parties: tuple[tuple[str, int], ...]  # (party id, PartyRole) in document order
+    allocations: tuple[Allocation, ...] = ()
 
     @property
     def principal(self) -> str:
@@ -174,6 +208,8 @@ class TradeReportView:
     currency: str
     sides: tuple[ReportSide, ...]
     legs: tuple[ReportLeg, ...]
+    trans_type: str = TRANS_NEW
+    ref_report_id: str | None = None
 
     def side(self, side: Side) -> ReportSide:
         for s in self.sides:
@@ -237,7 +273,17 @@ def read_trade_capture_report(root: etree._Element) -> TradeReportView:
                     f"Pty {pty.get('ID')}: bad role {pty.get('R')!r}"
                 ) from exc
             parties.append((_req(pty, "ID"), role))
-        sides.append(ReportSide(side, tuple(parties)))
+        allocations = []
+        for alloc in el.findall(_q("Alloc")):
+            give_up = alloc.find(_q("Pty"))
+            allocations.append(
+                Allocation(
+                    _req(alloc, "Acct"),
+                    parse_decimal(alloc.get("Qty"), "Alloc Qty"),
+                    give_up.get("ID") if give_up is not None else None,
+                )
+            )
+        sides.append(ReportSide(side, tuple(parties), tuple(allocations)))
     legs = []
     for trd_leg in rpt.findall(_q("TrdLeg")):
         leg = trd_leg.find(_q("Leg"))
@@ -267,6 +313,8 @@ def read_trade_capture_report(root: etree._Element) -> TradeReportView:
         currency=rpt.get("Ccy", ""),
         sides=tuple(sides),
         legs=tuple(legs),
+        trans_type=rpt.get("TransTyp", TRANS_NEW),
+        ref_report_id=rpt.get("RptRefID"),
     )
 
 
@@ -292,7 +340,7 @@ def build_trade_capture_report_ack(
     ack.set("RptID", report.report_id)
     if clearing_trade_id:
         ack.set("TrdID", clearing_trade_id)
-    ack.set("TransTyp", "0")
+    ack.set("TransTyp", report.trans_type)
     ack.set("RptTyp", "0")
     ack.set("TrdRptStat", TRD_RPT_ACCEPTED if accepted else TRD_RPT_REJECTED)
     if not accepted:
@@ -301,6 +349,10 @@ def build_trade_capture_report_ack(
             ack.set("Txt", reject_text)  # Text(58): FIXML 5.0 SP2 has no RejectText on this ack
     ack.set("TrdDt", fmt_date(report.trade_date))
     etree.SubElement(ack, _q("Instrmt"), Sym=report.symbol)
+    if accepted:  # each allocation acknowledged, as the clearinghouse books it
+        for side in report.sides:
+            if side.allocations:
+                _side(ack, side.side, [], allocations=side.allocations)
     return serialize(root)
 
 

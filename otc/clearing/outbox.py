@@ -10,6 +10,11 @@ States::
        |                                                      |
        +---- status query: "not received" -------------------+  "received" -> ACKED/REJECTED/SENT
 
+A later version of a trade (a correction or bust) is added *held*: PENDING with no attempt
+time, so it is never due, until :func:`sequenced` sees every earlier message of the trade acked
+(then it is due at once) or one of them rejected (then it is rejected too, naming that one): the
+clearinghouse never sees a replace or cancel of a report it does not hold.
+
 A message whose delivery outcome is unknown is never resent blind: the clearinghouse is first
 asked whether it holds the idempotency key. Every transition bumps ``revision`` so a repository
 can refuse stale writes (two dispatchers racing on one row).
@@ -166,6 +171,45 @@ def new_message(out: OutgoingMessage, now: datetime) -> ClearingMessage:
         next_attempt_at=now,
         history=((now, ClearingState.PENDING, "captured"),),
     )
+
+
+HELD_NOTE = "held behind the trade's earlier clearing messages"
+
+
+def hold(msg: ClearingMessage) -> ClearingMessage:
+    """A new row that must wait for its predecessors (never due until released)."""
+    _require(msg, "hold", ClearingState.PENDING)
+    return replace(
+        msg,
+        next_attempt_at=None,
+        history=(*msg.history[:-1], (msg.created_at, ClearingState.PENDING, HELD_NOTE)),
+    )
+
+
+def is_held(msg: ClearingMessage) -> bool:
+    return msg.state is ClearingState.PENDING and msg.next_attempt_at is None
+
+
+def sequenced(
+    msg: ClearingMessage, earlier: list[ClearingMessage], now: datetime
+) -> ClearingMessage:
+    """A held ``msg`` released once every ``earlier`` message of its trade is acked, rejected
+    if one of them was rejected, else unchanged (still waiting)."""
+    if not is_held(msg):
+        return msg
+    for prior in earlier:
+        if prior.state is ClearingState.REJECTED:
+            reason = f"previous version {prior.key} was rejected: {prior.reject_reason}"
+            return rejected(msg, reason, now)
+    if all(prior.state is ClearingState.ACKED for prior in earlier):
+        return _move(
+            msg,
+            ClearingState.PENDING,
+            now,
+            "released: previous versions acked",
+            next_attempt_at=now,
+        )
+    return msg
 
 
 def sending(msg: ClearingMessage, now: datetime, policy: RetryPolicy) -> ClearingMessage:

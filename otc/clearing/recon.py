@@ -12,8 +12,12 @@ itself is read by ``gateway.clearinghouse.register``::
 * ``quantity`` / ``price`` - plain decimals (IRS: notional / fixed rate; FX option: put
   notional / strike).
 
+Ours is each trade's latest version; busted (cancelled) trades are passed apart and must be
+absent from the register.
+
 Breaks: ``missing_theirs`` (we have it, the register does not), ``missing_ours`` (the register
-has it, we do not), ``economics`` (instrument, side, quantity, price or currency differ).
+has it, we do not), ``economics`` (instrument, side, quantity, price or currency differ),
+``cancelled_live`` (we busted it, the register still holds it).
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class BreakKind(StrEnum):
     MISSING_THEIRS = "missing_theirs"
     MISSING_OURS = "missing_ours"
     ECONOMICS = "economics"
+    CANCELLED_LIVE = "cancelled_live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,7 @@ class Break:
 class ReconReport:
     matched: tuple[str, ...]
     breaks: tuple[Break, ...] = field(default=())
+    cancelled: tuple[str, ...] = ()  # busted by us and absent from the register, as they should
 
     @property
     def clean(self) -> bool:
@@ -148,17 +154,30 @@ class ReconReport:
 
     def render(self) -> str:
         lines = [f"matched {len(self.matched)}, breaks {len(self.breaks)}"]
+        if self.cancelled:
+            lines[0] += f", cancelled {len(self.cancelled)}"
         for b in self.breaks:
             detail = f": {'; '.join(b.details)}" if b.details else ""
             lines.append(f"{b.kind.value} {b.trade_id}{detail}")
         return "\n".join(lines) + "\n"
 
 
-def reconcile_rows(ours: Iterable[Economics], theirs: Iterable[RegisterRow]) -> ReconReport:
+def reconcile_rows(
+    ours: Iterable[Economics], theirs: Iterable[RegisterRow], cancelled: Iterable[str] = ()
+) -> ReconReport:
+    """``ours``: the latest version of every live trade; ``cancelled``: ids of busted trades."""
     mine = {e.trade_id: e for e in ours}
     register = {r.economics.trade_id: r.economics for r in theirs}
-    matched, breaks = [], []
-    for trade_id in sorted(mine.keys() | register.keys()):
+    busted = set(cancelled) - mine.keys()
+    matched, breaks, gone = [], [], []
+    for trade_id in sorted(busted):
+        if trade_id in register:
+            breaks.append(
+                Break(BreakKind.CANCELLED_LIVE, trade_id, ("busted by us, still cleared",))
+            )
+        else:
+            gone.append(trade_id)
+    for trade_id in sorted((mine.keys() | register.keys()) - busted):
         a, b = mine.get(trade_id), register.get(trade_id)
         if b is None:
             breaks.append(Break(BreakKind.MISSING_THEIRS, trade_id))
@@ -168,4 +187,4 @@ def reconcile_rows(ours: Iterable[Economics], theirs: Iterable[RegisterRow]) -> 
             breaks.append(Break(BreakKind.ECONOMICS, trade_id, tuple(diffs)))
         else:
             matched.append(trade_id)
-    return ReconReport(tuple(matched), tuple(breaks))
+    return ReconReport(tuple(matched), tuple(breaks), tuple(gone))
