@@ -23,10 +23,12 @@ from otc.negotiation.commands import (
     DeskPass,
     LegPrice,
     LegRequest,
+    MassQuoteEntry,
     QuoteTerms,
     RejectLastLook,
     ReplaceQuote,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.engine import (
@@ -99,6 +101,7 @@ __all__ = [
     "LegPrice",
     "LegQuote",
     "LegRequest",
+    "MassQuoteEntry",
     "NegotiationConfig",
     "NegotiationEngine",
     "NegotiationError",
@@ -121,6 +124,7 @@ __all__ = [
     "RoutingTable",
     "SealedQuote",
     "SubmitQuote",
+    "SubmitQuotes",
     "SubmitRfq",
     "TimerFired",
     "TimerKey",

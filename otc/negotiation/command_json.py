@@ -37,6 +37,7 @@ from otc.negotiation.commands import (
     RejectLastLook,
     ReplaceQuote,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 
@@ -52,6 +53,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         AcceptQuote,
         SubmitQuote,
         ReplaceQuote,
+        SubmitQuotes,
         CancelQuote,
         CancelAllQuotes,
         DeskPass,

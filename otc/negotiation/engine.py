@@ -51,6 +51,7 @@ from otc.negotiation.book import (
 )
 from otc.negotiation.capture import PartyResolver, default_party, runner_up, trade_capture
 from otc.negotiation.commands import (
+    MAX_MASS_QUOTES,
     AcceptQuote,
     AnswerCounter,
     CancelAllQuotes,
@@ -66,6 +67,7 @@ from otc.negotiation.commands import (
     RejectLastLook,
     ReplaceQuote,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.errors import (
@@ -257,6 +259,8 @@ class NegotiationEngine:
         engine, as :meth:`tick` would. An edge that journals the engine's inputs for a replay
         needs to know which calls it must replay."""
         now = _utc(now)
+        if type(command) is SubmitQuotes:
+            return self._submit_quotes(command, now)
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a negotiation command: {type(command).__name__}")
@@ -271,6 +275,42 @@ class NegotiationEngine:
         events.extend(txn.events)
         events.extend(txn.replies)
         return events, bool(txn.events)  # every change a command makes is told by an event
+
+    def _submit_quotes(self, cmd: SubmitQuotes, now: datetime) -> tuple[list[Event], bool]:
+        """A mass quote: each entry in a transaction of its own (a refused one leaves the others
+        standing), answered by one QuoteAcknowledged or DeskActionRejected, in order."""
+        events = self.tick(now)
+        changed = False
+        too_many = len(cmd.quotes) > MAX_MASS_QUOTES
+        for entry in cmd.quotes:
+            single = entry.command(cmd.desk_id)
+            txn = Txn(self._book, now, self._ids)
+            try:
+                if too_many:
+                    raise NegotiationError(
+                        R.TOO_MANY_QUOTES, f"a mass quote carries at most {MAX_MASS_QUOTES} quotes"
+                    )
+                if isinstance(single, ReplaceQuote):
+                    self._replace_on(txn, single, entry.rfq_id)
+                else:
+                    self._submit_quote(txn, single)
+            except NegotiationError as err:
+                events.append(refusal_event(single, err, now, self._quote_of))
+                continue
+            self._book.commit(txn)
+            events.extend(txn.events)
+            changed = changed or bool(txn.events)
+        return events, changed
+
+    def _replace_on(self, txn: Txn, cmd: ReplaceQuote, rfq_id: str) -> None:
+        """A mass quote's replacement: the replaced quote must be the desk's, on ``rfq_id``."""
+        desk_id = require_id(cmd.desk_id, "desk_id")
+        qrec = self._desk_quote(txn, desk_id, cmd.quote_id)
+        if qrec.quote.rfq_id != rfq_id:
+            raise NegotiationError(
+                R.UNKNOWN_QUOTE, f"quote {cmd.quote_id!r} is not on RFQ {rfq_id!r}"
+            )
+        self._replace(txn, qrec.quote.quote_id, cmd.terms, "replaced by desk")
 
     def refuse(
         self, command: Command, reason: RejectReason, text: str, now: datetime

@@ -25,6 +25,7 @@ from otc.negotiation.commands import (
     RejectLastLook,
     ReplaceQuote,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.errors import (
@@ -48,6 +49,7 @@ ACTION_NAMES: dict[type, str] = {
     ClientPass: "pass",
     CounterQuote: "counter",
     SubmitQuote: "submit_quote",
+    SubmitQuotes: "submit_quotes",
     ReplaceQuote: "replace_quote",
     CancelQuote: "cancel_quote",
     CancelAllQuotes: "cancel_all_quotes",
