@@ -43,6 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 
 from fixspec.messages import Side
@@ -87,7 +88,8 @@ class QuoteReader:
         self._thread = threading.Thread(target=self._run, name="fix-reader", daemon=True)
 
     def send_rfqs(self, count: int) -> list[str]:
-        req_ids = [f"mq-{i:06d}" for i in range(count)]
+        run = time.strftime("%H%M%S")  # a reused work directory keeps earlier runs' RFQs
+        req_ids = [f"mq-{run}-{i:06d}" for i in range(count)]
         out = []
         for req_id in req_ids:
             raw = rfq_client.encode_client_rfq(
@@ -139,7 +141,8 @@ class QuoteReader:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:
+            self._thread.join(5)
         self.session.logout()
 
 
@@ -345,7 +348,6 @@ def serve_echo(port: int) -> None:
     """A bare FastAPI + uvicorn WebSocket, as the gateway runs them: each mass quote is parsed
     and answered with an ack of the same shape; no token, engine, signing, audit or FIX."""
     import uvicorn
-    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
     app = FastAPI()
 
