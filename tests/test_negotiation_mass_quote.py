@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from otc.negotiation import events as ev
 from otc.negotiation.command_json import command_from_json, command_to_json
-from otc.negotiation.commands import MAX_MASS_QUOTES, MassQuoteEntry, SubmitQuotes
+from otc.negotiation.commands import (
+    MAX_MASS_QUOTES,
+    CancelRfq,
+    MassQuoteEntry,
+    SubmitQuotes,
+)
 from otc.negotiation.errors import RejectReason
 from otc.negotiation.mass_quote import quote_outcomes
 from otc.negotiation.signing import verify_quote
 from otc.negotiation.states import QuoteState
 from tests.test_negotiation_journal import Clock, crash, journal_dir, service
 from tests.test_negotiation_support import (
+    CLIENT,
     KEYS,
     T0,
     make_engine,
@@ -143,4 +149,46 @@ def test_the_journal_writes_one_row_per_mass_quote_and_replays_it():
         assert [q.quote.quote_id for q in second.engine.desk_live_quotes("DESK-B")] == [
             a.sealed.quote.quote_id for a in answers if isinstance(a, ev.QuoteAcknowledged)
         ]
+        second.journal.close()
+
+
+def test_a_mass_quote_replays_without_the_rfqs_that_have_left():
+    """One row quotes two RFQs; one of them finishes and is archived. The replay applies the
+    row to the one still open only, with exactly the ids its entry was given."""
+    with journal_dir() as db:
+        clock = Clock()
+        archived: dict[str, object] = {}
+
+        def keep(view, history):
+            archived.setdefault(view.rfq.rfq_id, view)
+
+        first = service(db, clock, archive=keep)
+        rfqs = [
+            next(
+                e.rfq.rfq_id
+                for e in first.submit(rfq_cmd(quote_req_id=f"QR-{n}"))
+                if isinstance(e, ev.RfqAcknowledged)
+            )
+            for n in range(2)
+        ]
+        command = SubmitQuotes(
+            "DESK-A",
+            (
+                MassQuoteEntry(rfqs[0], terms("99", "101")),
+                MassQuoteEntry(rfqs[1], terms("98", "102")),
+            ),
+        )
+        answers = quote_outcomes(command, first.submit(command))
+        assert all(isinstance(a, ev.QuoteAcknowledged) for a in answers)
+        first.submit(CancelRfq(CLIENT, rfqs[0]))  # finished: archived, its own rows forgotten
+        assert rfqs[0] in archived and not first.engine.has_rfq(rfqs[0])
+        rows = first.journal.rows
+        first.journal.flush()
+        crash(first)
+
+        second = service(db, clock, archive=keep)
+        assert not second.engine.has_rfq(rfqs[0])
+        assert second.engine.rfq(rfqs[1]) == first.engine.rfq(rfqs[1])
+        assert second.engine.live_quotes(rfqs[1]) == first.engine.live_quotes(rfqs[1])
+        assert second.journal.rows == rows
         second.journal.close()

@@ -276,7 +276,17 @@ class NegotiationEngine:
         events.extend(txn.replies)
         return events, bool(txn.events)  # every change a command makes is told by an event
 
-    def _submit_quotes(self, cmd: SubmitQuotes, now: datetime) -> tuple[list[Event], bool]:
+    def handle_quotes(
+        self, cmd: SubmitQuotes, now: datetime, entry_done: Callable[[], None]
+    ) -> tuple[list[Event], bool]:
+        """:meth:`handle_checked` for a mass quote, calling ``entry_done`` after each entry: an
+        edge that journals ids can tell which entry asked for which (a replay may have to leave
+        out the entries on RFQs that have since left the engine)."""
+        return self._submit_quotes(cmd, _utc(now), entry_done)
+
+    def _submit_quotes(
+        self, cmd: SubmitQuotes, now: datetime, entry_done: Callable[[], None] | None = None
+    ) -> tuple[list[Event], bool]:
         """A mass quote: each entry in a transaction of its own (a refused one leaves the others
         standing), answered by one QuoteAcknowledged or DeskActionRejected, in order."""
         events = self.tick(now)
@@ -296,10 +306,12 @@ class NegotiationEngine:
                     self._submit_quote(txn, single)
             except NegotiationError as err:
                 events.append(refusal_event(single, err, now, self._quote_of))
-                continue
-            self._book.commit(txn)
-            events.extend(txn.events)
-            changed = changed or bool(txn.events)
+            else:
+                self._book.commit(txn)
+                events.extend(txn.events)
+                changed = changed or bool(txn.events)
+            if entry_done is not None:
+                entry_done()
         return events, changed
 
     def _replace_on(self, txn: Txn, cmd: ReplaceQuote, rfq_id: str) -> None:
@@ -336,6 +348,10 @@ class NegotiationEngine:
         return events
 
     # -- queries ------------------------------------------------------------------------------
+
+    def has_rfq(self, rfq_id: str) -> bool:
+        """Whether ``rfq_id`` is in memory (not unknown, not archived)."""
+        return rfq_id in self._book.rfqs
 
     def rfq(self, rfq_id: str) -> RfqView:
         rec = self._book.rfqs[rfq_id]
