@@ -184,11 +184,15 @@ def quote_item(rfq_id: str, round_no: int, live: str | None) -> dict:
     return item
 
 
-async def desk_rfqs(url: str, token: str, count: int, timeout: float = 120) -> dict[str, str]:
-    """QuoteReqID -> RFQ id for the ``count`` RFQs the stream announces to the desk."""
+async def desk_rfqs(
+    url: str, token: str, count: int, connected: asyncio.Event, timeout: float = 120
+) -> dict[str, str]:
+    """QuoteReqID -> RFQ id for the ``count`` RFQs the stream announces to the desk; sets
+    ``connected`` once the stream is open (send the RFQs after that)."""
     found: dict[str, str] = {}
     headers = {"Authorization": f"Bearer {token}"}
     async with ws_connect(url, additional_headers=headers, max_size=None) as ws:
+        connected.set()
         while len(found) < count:
             event = json.loads(await asyncio.wait_for(ws.recv(), timeout))
             if event.get("event") == "RfqToDesk":
@@ -436,8 +440,10 @@ def run_benchmark(args, work: Path) -> Result:
             url = f"ws://127.0.0.1:{gw.http_port}/desk/stream"
             seen = asyncio.new_event_loop()
             try:
-                task = seen.create_task(desk_rfqs(url, tokens.desks[DESK], args.rfqs))
-                seen.run_until_complete(asyncio.sleep(0.2))  # subscribed before the RFQs go
+                connected = asyncio.Event()
+                task = seen.create_task(desk_rfqs(url, tokens.desks[DESK], args.rfqs, connected))
+                seen.run_until_complete(asyncio.wait_for(connected.wait(), 60))
+                seen.run_until_complete(asyncio.sleep(0.1))  # the stream subscribes on accept
                 reader.send_rfqs(args.rfqs)
                 by_req = seen.run_until_complete(task)
             finally:

@@ -121,7 +121,9 @@ def test_mass_quote_benchmark_reports_every_phase_with_positive_figures(tmp_path
     assert (result.rest.quotes, result.echo.quotes) == (20, 400)
     assert len(result.ws.latencies_us) == 400 and len(result.rest.latencies_us) == 20
     for phase in (result.ws, result.rest, result.echo):
-        assert phase.per_second > 0 and phase.cpu_us_per_quote > 0
+        assert phase.per_second > 0 and phase.cpu_us_per_quote >= 0
+    # CPU time is counted in clock ticks: only the gateway's 400 signed quotes surely show
+    assert result.ws.cpu_us_per_quote > 0
     assert min(result.ws.latencies_us) > 0
     text = report(result)
     assert [line.split()[0] for line in text.splitlines()[2:5]] == ["ws", "rest", "echo"]
