@@ -378,6 +378,7 @@ class Gateway:
             audit_exports=self.config.gateway.data_dir / "exports",
             clearing_outbox=self.clearing_outbox,
             on_action=self.auditor.api_action,
+            admission=self.admission.refusal,
             metrics=self.metrics,
             readiness=self.readiness,
             reload=self.reload if self.config_path is not None else None,

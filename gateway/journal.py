@@ -14,7 +14,10 @@ the journal through a fresh engine with nothing sent, then ticks at the real tim
 * ``boot``: ``{"id_prefix", "negotiation", "routing"}``: each start writes one; the rows after it
   ran under that configuration and id prefix (a compaction copies it along with them).
 * ``handle``: an applied command (:mod:`otc.negotiation.command_json`) and the ids the engine gave
-  out while applying it: a replay hands back exactly these, so it needs no row it skips.
+  out while applying it: a replay hands back exactly these, so it needs no row it skips. A mass
+  quote (``SubmitQuotes``) also records ``entry_ids``, how many ids each entry asked for: the row
+  lives while any RFQ it quoted is open, and a replay leaves out the entries on RFQs that have
+  left (their rows are not replayed) together with their ids.
 * ``tick``: timers that fired at ``at`` (the timers a refused command fired are journalled as the
   tick they were: a refusal changes nothing else).
 * ``guard``: one desk's market maker protection state (``{"desk_id", "guard"}``) after a call
@@ -125,8 +128,13 @@ class JournalIds:
 
 
 def touched(events: Iterable[ev.Event]) -> set[str]:
-    """The RFQs a batch of events belongs to."""
-    return {rfq_id for e in events if (rfq_id := ev.rfq_id_of(e)) is not None}
+    """The RFQs a batch of events changed (a mass quote's refused entries changed nothing: a
+    refusal keeps no row alive)."""
+    return {
+        rfq_id
+        for e in events
+        if (rfq_id := ev.rfq_id_of(e)) is not None and not isinstance(e, ev.DeskActionRejected)
+    }
 
 
 def _segments(directory: Path) -> list[Path]:
@@ -272,11 +280,21 @@ class NegotiationJournal:
 
     # -- rows --------------------------------------------------------------------------------
 
-    def handled(self, now: datetime, command: dict[str, Any], events: list[ev.Event]) -> None:
-        """An applied command (already encoded) and the ids it was given."""
+    def handled(
+        self,
+        now: datetime,
+        command: dict[str, Any],
+        events: list[ev.Event],
+        entry_ids: list[int] | None = None,
+    ) -> None:
+        """An applied command (already encoded) and the ids it was given; for a mass quote,
+        ``entry_ids``: how many of them each entry asked for, in order."""
         rfqs = touched(events)
         if rfqs:
-            self._append(HANDLE, now, rfqs, {"command": command, "ids": list(self.ids.given)})
+            payload = {"command": command, "ids": list(self.ids.given)}
+            if entry_ids is not None:
+                payload["entry_ids"] = entry_ids
+            self._append(HANDLE, now, rfqs, payload)
 
     def ticked(self, now: datetime, events: list[ev.Event]) -> None:
         rfqs = touched(events)

@@ -1,4 +1,9 @@
-"""Domain values as JSON: Decimals as strings, times as ISO 8601 UTC with microseconds."""
+"""Domain values as JSON: Decimals as strings, times as ISO 8601 UTC with microseconds.
+
+Every event is described at least twice (audit trail, desk stream) and the events of one
+command share their prices and times (each quote's events repeat its prices, all of them carry
+the command's ``now``), so the text of recent Decimals and times is remembered: formatting them
+was most of what describing an event cost."""
 
 from __future__ import annotations
 
@@ -10,6 +15,35 @@ from typing import Any
 from fixspec.messages import field_names, plain
 
 _SCALARS = frozenset({str, int, float, bool})
+_REMEMBERED = 4096  # texts kept per kind; the memo starts afresh when full
+_decimals: dict[Decimal, str] = {}
+_times: dict[tuple[datetime, Any], str] = {}
+
+
+def decimal_text(value: Decimal) -> str:
+    """``value`` in plain notation. Equal non-zero Decimals have the same plain text ("1.50" and
+    "1.5" both give "1.5"), so the memo is keyed by value; zeros keep their sign ("-0")."""
+    text = _decimals.get(value) if value else None
+    if text is None:
+        text = format(plain(value), "f")
+        if value:
+            if len(_decimals) >= _REMEMBERED:
+                _decimals.clear()
+            _decimals[value] = text
+    return text
+
+
+def time_text(value: datetime) -> str:
+    """ISO 8601 with microseconds, ``Z`` for UTC. Keyed with the zone: equal instants in
+    different zones are written differently."""
+    key = (value, value.tzinfo)
+    text = _times.get(key)
+    if text is None:
+        text = value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        if len(_times) >= _REMEMBERED:
+            _times.clear()
+        _times[key] = text
+    return text
 
 
 def to_jsonable(value: Any) -> Any:
@@ -21,9 +55,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Decimal):
-        return format(plain(value), "f")
+        return decimal_text(value)
     if isinstance(value, datetime):
-        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return time_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, timedelta):  # whole microseconds: floats are not canonical

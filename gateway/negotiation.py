@@ -42,6 +42,7 @@ from otc.negotiation.commands import (
     Command,
     PullCause,
     PullDeskQuotes,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.engine import NegotiationConfig, NegotiationEngine, RfqView
@@ -472,6 +473,16 @@ class NegotiationService:
         fired = self.engine.tick(now)  # the timers due first, journalled on their own
         journal.ticked(now, fired)
         journal.ids.given.clear()
+        if isinstance(command, SubmitQuotes):
+            marks: list[int] = []
+            given = journal.ids.given
+            events, changed = self.engine.handle_quotes(
+                command, now, lambda: marks.append(len(given))
+            )
+            if changed:
+                counts = [b - a for a, b in zip([0, *marks], marks, strict=False)]
+                journal.handled(now, encoded, events, counts)
+            return fired + events if fired else events
         events, changed = self.engine.handle_checked(command, now)
         if changed:  # a refusal or an answer from what the engine knew is not replayed
             journal.handled(now, encoded, events)
@@ -549,16 +560,38 @@ class NegotiationService:
             return self.engine.tick(entry.at)
         assert self.journal is not None
         command = command_from_json(entry.payload["command"])
-        self.journal.ids.replaying(entry.payload["ids"])
+        ids = entry.payload["ids"]
+        partial = False
+        if isinstance(command, SubmitQuotes) and "entry_ids" in entry.payload:
+            command, ids = self._still_open(command, ids, entry.payload["entry_ids"])
+            partial = len(command.quotes) < len(entry.payload["entry_ids"])
+        self.journal.ids.replaying(ids)
         events, changed = self.engine.handle_checked(command, entry.at)
         self.journal.ids.replayed()
-        if not changed:
+        if not changed and not partial:
             raise ReplayDiverged(f"{type(command).__name__} changed nothing: {events[-1:]}")
         if isinstance(command, AcceptQuote) and any(
             isinstance(e, ev.AcceptancePending) for e in events
         ):
             self._restored_acceptances[(command.client_id, command.client_ref)] = command
         return events
+
+    def _still_open(
+        self, command: SubmitQuotes, ids: list[list[str]], counts: list[int]
+    ) -> tuple[SubmitQuotes, list[list[str]]]:
+        """A journalled mass quote without the entries on RFQs that have left the engine (the
+        row stays while any of its RFQs is open; the others' rows were not replayed), with the
+        ids only the remaining entries asked for. Entries are independent: each touches its
+        own RFQ only, so the rest replay as they ran."""
+        if len(counts) != len(command.quotes) or sum(counts) != len(ids):
+            raise ReplayDiverged("a mass quote's ids do not add up to its entries")
+        kept, kept_ids, at = [], [], 0
+        for quote, n in zip(command.quotes, counts, strict=True):
+            if self.engine.has_rfq(quote.rfq_id):
+                kept.append(quote)
+                kept_ids.extend(ids[at : at + n])
+            at += n
+        return SubmitQuotes(command.desk_id, tuple(kept)), kept_ids
 
     def restored_acceptance(self, client_id: str, client_ref: str) -> AcceptQuote | None:
         """The acceptance ``client_ref`` of ``client_id`` if it was replayed from the journal

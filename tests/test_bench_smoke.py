@@ -113,3 +113,25 @@ def test_ablation_leaves_out_exactly_the_part_it_names(tmp_path) -> None:
     assert seen["gateway, no audit trail"][2] == 0 and seen["gateway, no audit trail"][0] == orders
     assert seen["gateway, none of the three"] == (0, None, 0)
     assert "where the time goes" in report(result)
+
+
+def test_mass_quote_benchmark_reports_every_phase_with_positive_figures(tmp_path) -> None:
+    from load.bench_mass_quote import parse_args, report
+    from load.bench_mass_quote import run_benchmark as run_mass_quote
+
+    args = parse_args(
+        ["--rfqs", "200", "--rounds", "2", "--warmup", "1", "--in-flight", "2"]
+        + ["--rest-quotes", "20", "--work-dir", str(tmp_path)]
+    )
+    result = run_mass_quote(args, tmp_path)
+    assert (result.ws.quotes, result.ws.refused, result.ws.messages) == (400, 0, 4)
+    assert (result.rest.quotes, result.echo.quotes) == (20, 400)
+    assert len(result.ws.latencies_us) == 400 and len(result.rest.latencies_us) == 20
+    for phase in (result.ws, result.rest, result.echo):
+        assert phase.per_second > 0 and phase.cpu_us_per_quote >= 0
+    # CPU time is counted in clock ticks: only the gateway's 400 signed quotes surely show
+    assert result.ws.cpu_us_per_quote > 0
+    assert min(result.ws.latencies_us) > 0
+    text = report(result)
+    assert [line.split()[0] for line in text.splitlines()[2:5]] == ["ws", "rest", "echo"]
+    assert "quotes/s" in text and "target:" in text

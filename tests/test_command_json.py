@@ -89,6 +89,11 @@ STRATEGIES = {
     ),
     c.SubmitQuote: st.builds(c.SubmitQuote, text, text, terms),
     c.ReplaceQuote: st.builds(c.ReplaceQuote, text, text, terms),
+    c.SubmitQuotes: st.builds(
+        c.SubmitQuotes,
+        text,
+        st.lists(st.builds(c.MassQuoteEntry, text, terms, optional(text)), max_size=3).map(tuple),
+    ),
     c.CancelQuote: st.builds(c.CancelQuote, text, text),
     c.CancelAllQuotes: st.builds(c.CancelAllQuotes, text, optional(text)),
     c.DeskPass: st.builds(c.DeskPass, text, text),

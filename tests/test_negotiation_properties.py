@@ -33,7 +33,9 @@ from otc.negotiation import (
     RfqState,
     SubmitQuote,
 )
-from otc.negotiation.events import CounterToDesk, QuoteToClient, TradeCaptured
+from otc.negotiation.commands import MassQuoteEntry, SubmitQuotes
+from otc.negotiation.events import CounterToDesk, DeskActionRejected, QuoteToClient, TradeCaptured
+from otc.negotiation.mass_quote import quote_outcomes
 from tests.test_negotiation_support import CLIENT, DESKS, T0, make_engine, open_rfq, terms
 
 OUTCOMES = {RejectReason.LAST_LOOK_REJECTED, RejectReason.LAST_LOOK_TIMEOUT}
@@ -51,9 +53,13 @@ quote_action = st.tuples(
     rarely.map(lambda r: not r),
     st.integers(1, 40),
 )
+mass_action = st.tuples(
+    st.just("mass"), desk, st.integers(40, 60), st.integers(1, 40), st.booleans()
+)
 accept_action = st.tuples(st.just("accept"), pick, ref, st.booleans(), st.booleans(), rarely)
 actions = st.one_of(
     quote_action,
+    mass_action,
     *(accept_action.map(tuple) for _ in range(4)),  # distinct objects: one_of dedups equal ones
     st.tuples(st.just("counter"), pick, ref),
     st.tuples(st.just("answer"), pick, st.booleans()),
@@ -85,6 +91,16 @@ def build(engine, action, now, rfq_ids, quotes, counters, trade_ids):
         if live and firm is False and offer % 2:
             return ReplaceQuote(desk_id, live[-1].quote.quote_id, t)
         return SubmitQuote(desk_id, rfq_id, t)
+    if kind == "mass":  # both RFQs in one SubmitQuotes, replacing the desk's last quote if asked
+        _, d, offer, valid, replacing = action
+        desk_id = DESKS[d]
+        entries = []
+        for rfq_id in rfq_ids:
+            t = terms(f"0.0{offer - 5}", f"0.0{offer}", valid_for=valid, now=now)
+            mine = [s for s in quotes if s.quote.desk_id == desk_id and s.quote.rfq_id == rfq_id]
+            old = mine[-1].quote.quote_id if replacing and mine else None
+            entries.append(MassQuoteEntry(rfq_id, t, old))
+        return SubmitQuotes(desk_id, tuple(entries))
     if kind == "wait":
         return None
     if kind in ("desk_pass", "client_pass", "cancel_rfq"):
@@ -153,6 +169,12 @@ def test_any_command_sequence_trades_each_rfq_at_most_once(opening, rest):
         events = fired + ([] if command is None else engine.handle(command, now))
         refusals = [e for e in events if isinstance(e, REJECTIONS)]
         seen_reasons.update(r.reason for r in refusals)
+        if isinstance(command, SubmitQuotes):  # each quote answered on its own, in order
+            answers = quote_outcomes(command, events[len(fired) :])
+            assert len(answers) == len(command.quotes)
+            if all(isinstance(a, DeskActionRejected) for a in answers):
+                assert engine.snapshot() == before
+            refusals = []
         for refusal in refusals:
             if refusal.reason in OUTCOMES or refusal.reason is RejectReason.ALL_DESKS_PASSED:
                 continue

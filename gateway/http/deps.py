@@ -139,6 +139,10 @@ async def _rfq_archive(conn: HTTPConnection) -> RfqArchive:
     return services(conn).rfq_archive
 
 
+async def _admission(conn: HTTPConnection) -> Callable[[], str | None] | None:
+    return services(conn).admission
+
+
 async def _auditor(conn: HTTPConnection) -> Auditor:
     return services(conn).auditor
 
@@ -198,6 +202,7 @@ DeskHubDep = Annotated[DeskHub, Depends(_desk_hub)]
 TradesDep = Annotated[TradesWithClearing, Depends(_trades)]
 RfqArchiveDep = Annotated[RfqArchive, Depends(_rfq_archive)]
 AuditorDep = Annotated[Auditor, Depends(_auditor)]
+AdmissionDep = Annotated[Callable[[], str | None] | None, Depends(_admission)]
 AuditExportsDep = Annotated[Path, Depends(_audit_exports)]
 ClearingOutboxDep = Annotated[SqlOutbox, Depends(_clearing_outbox)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]

@@ -7,9 +7,10 @@ the drain can wait for them before it flushes the database writer and seals the 
 
 While ``refusal`` (the :class:`gateway.admission.Admission` gate) names a reason (the audit
 trail or the database cannot make records durable), the routes that make new business (a desk
-entering an RFQ, quoting, replacing a quote, answering a counter, confirming a last-look fill)
-get a 503 problem whose detail is that reason, with ``Retry-After``; cancels, passes, rejects,
-the kill switch and the operators' session and risk routes go on. Plain ASGI, outermost.
+entering an RFQ, quoting (one quote or a batch), replacing a quote, answering a counter,
+confirming a last-look fill) get a 503 problem whose detail is that reason, with
+``Retry-After``; cancels, passes, rejects, the kill switch and the operators' session and risk
+routes go on. Plain ASGI, outermost.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NEW_BUSINESS = (
     ("POST", re.compile(r"^/rfqs/?$")),
     ("POST", re.compile(r"^/desk/rfqs/[^/]+/quotes/?$")),
+    ("POST", re.compile(r"^/desk/quotes/batch/?$")),
     ("PUT", re.compile(r"^/desk/quotes/[^/]+/?$")),
     ("POST", re.compile(r"^/desk/counters/[^/]+/answer/?$")),
     ("POST", re.compile(r"^/desk/quotes/[^/]+/last-look/confirm/?$")),

@@ -196,6 +196,45 @@ class QuoteIn(BaseModel):
         )
 
 
+class MassQuoteItemIn(QuoteIn):
+    """One quote of a mass quote: a new quote on ``rfq_id``, or a replacement of the desk's live
+    quote ``replaces_quote_id`` on it."""
+
+    rfq_id: FixText = Field(min_length=1, max_length=64)
+    replaces_quote_id: FixText | None = Field(default=None, min_length=1, max_length=64)
+
+
+class MassQuoteIn(BaseModel):
+    """Quotes for up to ``MAX_MASS_QUOTES`` RFQs, each applied on its own."""
+
+    quotes: list[MassQuoteItemIn] = Field(min_length=1)
+
+    def command(self, desk_id: str, now: datetime) -> c.SubmitQuotes:
+        return c.SubmitQuotes(
+            desk_id,
+            tuple(
+                c.MassQuoteEntry(q.rfq_id, q.terms(now), q.replaces_quote_id) for q in self.quotes
+            ),
+        )
+
+
+class MassQuoteResultOut(BaseModel):
+    """One quote's outcome: ``accepted`` with its id, hash and signature (hex), or ``refused``
+    with the core's reason ``code`` and text."""
+
+    rfq_id: str
+    status: Literal["accepted", "refused"]
+    quote_id: str | None = None
+    quote_hash: str | None = None
+    signature: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class MassQuoteOut(BaseModel):
+    results: list[MassQuoteResultOut]
+
+
 class CounterAnswerIn(BaseModel):
     """New terms answer the counter with a fresh quote; no terms decline it."""
 

@@ -53,6 +53,9 @@ class ApiServices:
     # re-read the configuration file and apply its session changes (POST /admin/reload); takes
     # the actor, returns what changed, raises gateway.reload.ReloadRefused
     reload: Callable[[str], dict[str, Any]] | None = None
+    # why new business is refused right now (the admission gate), or None; read by what
+    # bypasses the HTTP gate (a mass quote on the desk stream). None: always admitted
+    admission: Callable[[], str | None] | None = None
     # what the compliance console reads; None: made on first use from the auditor's log and the
     # installed FIX dictionary
     compliance: ComplianceTrail | None = None

@@ -26,6 +26,7 @@ from otc.negotiation import events as ev
 log = logging.getLogger("fixbridge.streams")
 MAX_BACKLOG = 10_000
 CLOSE = object()
+GONE = object()  # the desk closed its side: stop sending
 
 
 def desk_of(event: ev.Event) -> str | None:

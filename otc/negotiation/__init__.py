@@ -23,6 +23,7 @@ from otc.negotiation.commands import (
     DeskPass,
     LegPrice,
     LegRequest,
+    MassQuoteEntry,
     PullCause,
     PullDeskQuotes,
     QuoteTerms,
@@ -30,6 +31,7 @@ from otc.negotiation.commands import (
     ReplaceQuote,
     ResetDeskProtection,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.engine import (
@@ -108,6 +110,7 @@ __all__ = [
     "LegPrice",
     "LegQuote",
     "LegRequest",
+    "MassQuoteEntry",
     "NegotiationConfig",
     "NegotiationEngine",
     "NegotiationError",
@@ -130,6 +133,7 @@ __all__ = [
     "RoutingTable",
     "SealedQuote",
     "SubmitQuote",
+    "SubmitQuotes",
     "SubmitRfq",
     "TimerFired",
     "TimerKey",

@@ -39,6 +39,7 @@ from otc.negotiation.commands import (
     ReplaceQuote,
     ResetDeskProtection,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 
@@ -54,6 +55,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         AcceptQuote,
         SubmitQuote,
         ReplaceQuote,
+        SubmitQuotes,
         CancelQuote,
         CancelAllQuotes,
         DeskPass,

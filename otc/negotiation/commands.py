@@ -142,6 +142,36 @@ class ReplaceQuote:
     terms: QuoteTerms
 
 
+MAX_MASS_QUOTES = 100
+"""The most quotes one :class:`SubmitQuotes` carries: a desk's burst stays one short engine call."""
+
+
+@dataclass(frozen=True, slots=True)
+class MassQuoteEntry:
+    """One quote of a mass quote: a new quote on ``rfq_id``, or, with ``replaces_quote_id``, a
+    replacement of that live quote (which must be on ``rfq_id``)."""
+
+    rfq_id: str
+    terms: QuoteTerms
+    replaces_quote_id: str | None = None
+
+    def command(self, desk_id: str) -> SubmitQuote | ReplaceQuote:
+        """The single-quote command this entry stands for."""
+        if self.replaces_quote_id is None:
+            return SubmitQuote(desk_id, self.rfq_id, self.terms)
+        return ReplaceQuote(desk_id, self.replaces_quote_id, self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitQuotes:
+    """A desk's mass quote: each entry is applied on its own, in order (a refused one leaves the
+    others standing), in one engine call, so the edge journals, locks and audits once per burst.
+    Each entry is answered by exactly one QuoteAcknowledged or DeskActionRejected, in order."""
+
+    desk_id: str
+    quotes: tuple[MassQuoteEntry, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CancelQuote:
     desk_id: str
@@ -223,6 +253,7 @@ ClientCommand = SubmitRfq | CancelRfq | ClientPass | CounterQuote | AcceptQuote
 DeskCommand = (
     SubmitQuote
     | ReplaceQuote
+    | SubmitQuotes
     | CancelQuote
     | CancelAllQuotes
     | DeskPass

@@ -51,6 +51,7 @@ from otc.negotiation.book import (
 )
 from otc.negotiation.capture import PartyResolver, default_party, runner_up, trade_capture
 from otc.negotiation.commands import (
+    MAX_MASS_QUOTES,
     AcceptQuote,
     AnswerCounter,
     CancelAllQuotes,
@@ -69,6 +70,7 @@ from otc.negotiation.commands import (
     ReplaceQuote,
     ResetDeskProtection,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.errors import (
@@ -291,6 +293,8 @@ class NegotiationEngine:
         engine, as :meth:`tick` would. An edge that journals the engine's inputs for a replay
         needs to know which calls it must replay."""
         now = _utc(now)
+        if type(command) is SubmitQuotes:
+            return self._submit_quotes(command, now)
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a negotiation command: {type(command).__name__}")
@@ -305,6 +309,54 @@ class NegotiationEngine:
         events.extend(txn.events)
         events.extend(txn.replies)
         return events, bool(txn.events)  # every change a command makes is told by an event
+
+    def handle_quotes(
+        self, cmd: SubmitQuotes, now: datetime, entry_done: Callable[[], None]
+    ) -> tuple[list[Event], bool]:
+        """:meth:`handle_checked` for a mass quote, calling ``entry_done`` after each entry: an
+        edge that journals ids can tell which entry asked for which (a replay may have to leave
+        out the entries on RFQs that have since left the engine)."""
+        return self._submit_quotes(cmd, _utc(now), entry_done)
+
+    def _submit_quotes(
+        self, cmd: SubmitQuotes, now: datetime, entry_done: Callable[[], None] | None = None
+    ) -> tuple[list[Event], bool]:
+        """A mass quote: each entry in a transaction of its own (a refused one leaves the others
+        standing), answered by one QuoteAcknowledged or DeskActionRejected, in order."""
+        events = self.tick(now)
+        changed = False
+        too_many = len(cmd.quotes) > MAX_MASS_QUOTES
+        for entry in cmd.quotes:
+            single = entry.command(cmd.desk_id)
+            txn = Txn(self._book, now, self._ids)
+            try:
+                if too_many:
+                    raise NegotiationError(
+                        R.TOO_MANY_QUOTES, f"a mass quote carries at most {MAX_MASS_QUOTES} quotes"
+                    )
+                if isinstance(single, ReplaceQuote):
+                    self._replace_on(txn, single, entry.rfq_id)
+                else:
+                    self._submit_quote(txn, single)
+            except NegotiationError as err:
+                events.append(refusal_event(single, err, now, self._quote_of))
+            else:
+                self._book.commit(txn)
+                events.extend(txn.events)
+                changed = changed or bool(txn.events)
+            if entry_done is not None:
+                entry_done()
+        return events, changed
+
+    def _replace_on(self, txn: Txn, cmd: ReplaceQuote, rfq_id: str) -> None:
+        """A mass quote's replacement: the replaced quote must be the desk's, on ``rfq_id``."""
+        desk_id = require_id(cmd.desk_id, "desk_id")
+        qrec = self._desk_quote(txn, desk_id, cmd.quote_id)
+        if qrec.quote.rfq_id != rfq_id:
+            raise NegotiationError(
+                R.UNKNOWN_QUOTE, f"quote {cmd.quote_id!r} is not on RFQ {rfq_id!r}"
+            )
+        self._replace(txn, qrec.quote.quote_id, cmd.terms, "replaced by desk")
 
     def refuse(
         self, command: Command, reason: RejectReason, text: str, now: datetime
@@ -330,6 +382,10 @@ class NegotiationEngine:
         return events
 
     # -- queries ------------------------------------------------------------------------------
+
+    def has_rfq(self, rfq_id: str) -> bool:
+        """Whether ``rfq_id`` is in memory (not unknown, not archived)."""
+        return rfq_id in self._book.rfqs
 
     def rfq(self, rfq_id: str) -> RfqView:
         rec = self._book.rfqs[rfq_id]

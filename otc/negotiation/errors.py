@@ -39,6 +39,7 @@ class RejectReason(StrEnum):
     LEG_PRICES_MISSING = "leg_prices_missing"
     LEG_PRICES_INCONSISTENT = "leg_prices_inconsistent"
     QUOTE_ALREADY_LIVE = "quote_already_live"
+    TOO_MANY_QUOTES = "too_many_quotes"
     DESK_NOT_ROUTED = "desk_not_routed"
     DESK_PASSED = "desk_passed"
     NO_SIGNING_KEY = "no_signing_key"

@@ -27,6 +27,7 @@ from otc.negotiation.commands import (
     ReplaceQuote,
     ResetDeskProtection,
     SubmitQuote,
+    SubmitQuotes,
     SubmitRfq,
 )
 from otc.negotiation.errors import (
@@ -50,6 +51,7 @@ ACTION_NAMES: dict[type, str] = {
     ClientPass: "pass",
     CounterQuote: "counter",
     SubmitQuote: "submit_quote",
+    SubmitQuotes: "submit_quotes",
     ReplaceQuote: "replace_quote",
     CancelQuote: "cancel_quote",
     CancelAllQuotes: "cancel_all_quotes",

@@ -33,18 +33,37 @@ from otc.negotiation.model import Quote, SealedQuote
 QUOTE_SCHEMA = "fixbridge.otc.quote/1"
 
 
+# A mass quote's quotes share prices and times (ValidUntil, the command's now): the canonical
+# text of recent values is remembered (equal values have equal canonical text), a memo that
+# starts afresh when full.
+_REMEMBERED = 4096
+_decimals: dict[Decimal, str] = {}
+_datetimes: dict[datetime, str] = {}
+
+
 def canonical_decimal(value: Decimal) -> str:
+    text = _decimals.get(value) if value.is_finite() else None
+    if text is not None:
+        return text
     if not value.is_finite():
         raise ValueError(f"cannot canonicalise non-finite decimal {value}")
-    if value.is_zero():
-        return "0"
-    return format(value.normalize(), "f")
+    text = "0" if value.is_zero() else format(value.normalize(), "f")
+    if len(_decimals) >= _REMEMBERED:
+        _decimals.clear()
+    _decimals[value] = text
+    return text
 
 
 def canonical_datetime(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"cannot canonicalise naive datetime {value!r}")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = _datetimes.get(value)  # equal instants have the same UTC text, whatever the zone
+    if text is None:
+        text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if len(_datetimes) >= _REMEMBERED:
+            _datetimes.clear()
+        _datetimes[value] = text
+    return text
 
 
 def _plain(value: Any) -> Any:

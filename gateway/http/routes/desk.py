@@ -19,7 +19,9 @@ from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconn
 
 from gateway.http.anonymity import masked, masked_for_rfq
 from gateway.http.deps import (
+    AdmissionDep,
     AnyRoleToken,
+    AuditorDep,
     AuthDep,
     ConfigDep,
     DeskHubDep,
@@ -28,6 +30,7 @@ from gateway.http.deps import (
     NegotiationDep,
     ReaderToken,
 )
+from gateway.http.desk_messages import MessageRefused, mass_quote, read_desk_messages
 from gateway.http.models import (
     CounterAnswerIn,
     CounterDeclinedOut,
@@ -39,6 +42,8 @@ from gateway.http.models import (
     LastLookConfirmedOut,
     LastLookRejectedOut,
     LastLookRejectIn,
+    MassQuoteIn,
+    MassQuoteOut,
     QuoteCancelledOut,
     QuoteIn,
     QuotesCancelledOut,
@@ -46,7 +51,7 @@ from gateway.http.models import (
     SealedQuoteOut,
 )
 from gateway.http.problems import ERRORS, outcome
-from gateway.http.streams import CLOSE
+from gateway.http.streams import CLOSE, GONE
 from gateway.jsonable import to_jsonable
 from gateway.negotiation import NegotiationService, NegotiationUnavailable
 from otc.negotiation import commands as c
@@ -144,6 +149,19 @@ async def submit_quote(
     """Quote an RFQ (two-way or one-way, per-leg prices, firm or last look). Signed."""
     events = service.submit(c.SubmitQuote(desk_id, rfq_id, body.terms(service.clock())))
     return _quote_out(service, outcome(events, ev.QuoteAcknowledged, (ev.DeskActionRejected,)))
+
+
+@router.post("/desk/quotes/batch", response_model=MassQuoteOut, responses=ERRORS)
+async def submit_quotes(
+    body: MassQuoteIn, desk_id: DeskId, service: NegotiationDep
+) -> dict[str, Any]:
+    """Quote up to 100 RFQs at once (new quotes, or replacements with ``replaces_quote_id``).
+    Each quote stands on its own: the answer gives each one's outcome in order, accepted (id,
+    hash, signature) or refused (code, reason); a partly refused batch is still a 200."""
+    try:
+        return {"results": mass_quote(service, desk_id, body)}
+    except MessageRefused as exc:
+        raise HTTPException(422, exc.reason) from None
 
 
 @router.put("/desk/quotes/{quote_id}", response_model=SealedQuoteOut, responses=ERRORS)
@@ -274,15 +292,18 @@ async def stream(
     hub: DeskHubDep,
     service: NegotiationDep,
     config: ConfigDep,
+    auditor: AuditorDep,
+    admission: AdmissionDep,
     token: str | None = None,
     cancel_on_disconnect: bool = False,
 ) -> None:
     """Desk events as JSON: new RFQs, counters, last-look requests, done-away, cover,
-    withdrawals. Authenticate with ``Authorization: Bearer``; a browser, which cannot set that
-    header, offers the subprotocols ``fixbridge.desk.v1`` and
-    ``fixbridge.bearer.<base64url(token)>`` instead. ``?token=`` also works but puts the token
-    in URLs, and so in logs. ``?cancel_on_disconnect=true`` (or ``otc.cancel_on_disconnect``)
-    pulls the desk's live quotes when its last stream closes."""
+    withdrawals; the desk may send mass quotes on it (:mod:`gateway.http.desk_messages`).
+    Authenticate with ``Authorization: Bearer``; a browser, which cannot set that header,
+    offers the subprotocols ``fixbridge.desk.v1`` and ``fixbridge.bearer.<base64url(token)>``
+    instead. ``?token=`` also works but puts the token in URLs, and so in logs.
+    ``?cancel_on_disconnect=true`` (or ``otc.cancel_on_disconnect``) pulls the desk's live
+    quotes when its last stream closes."""
     header = ws.headers.get("authorization", "")
     offered = list(ws.scope.get("subprotocols") or ())
     presented = header[7:] if header.lower().startswith("bearer ") else subprotocol_token(offered)
@@ -304,9 +325,14 @@ async def stream(
     assert desk_id is not None  # the configuration requires one for role desk
     await ws.accept(subprotocol=STREAM_SUBPROTOCOL if STREAM_SUBPROTOCOL in offered else None)
     queue = hub.subscribe(desk_id, cancel_on_disconnect)
+    reader = asyncio.create_task(
+        read_desk_messages(ws, who.name, desk_id, peer, queue, service, auditor, admission)
+    )
     try:
         while True:
             item = await queue.get()
+            if item is GONE:
+                return
             if item is CLOSE:
                 await ws.close(code=1013)
                 return
@@ -314,6 +340,7 @@ async def stream(
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:
+        reader.cancel()
         last, asked = hub.unsubscribe(desk_id, queue)
         if last and (asked or desk_id in config.otc.cancel_on_disconnect):
             _cancel_on_disconnect(service, desk_id)
