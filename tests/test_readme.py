@@ -122,3 +122,28 @@ def test_readme_swap_tour_clears_as_fpml_against_the_example_config(tmp_path):
     assert lines[1] == "Swap filled: fixed rate 0.0375 on 10000000 USD"
     assert re.fullmatch(r"Payer of fixed CLIENT1 from \S+ to \S+", lines[2]), lines
     assert lines[3] == "Clearing: fpml-5.10/requestClearing cleared"
+
+
+def test_readme_allocation_and_correction_tour_against_the_example_config(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
+    script = next(s for s in scripts if "tour-alloc-1" in s)
+    gw, fix_port, http_port = start_example_gateway(tmp_path)
+    try:
+        script = script.replace("9876", str(fix_port)).replace(
+            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=90
+        )
+    finally:
+        gw.terminate()
+        gw.wait(20)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "AllocationInstructionAck: AllocStatus 0"
+    assert lines[1] == "TradeCaptureReport replace 2"
+    assert lines[2] == "Allocations [('ACC-A', '6', 'GIVEUP-FIRM'), ('ACC-B', '4', None)]"
+    assert lines[3] == "ExecutionReport: ExecType G LastPx 4230 ExecRefID True"
+    assert lines[4] == "TradeCaptureReport replace 2"
+    assert lines[5] == "Trade 4230 x 10 version 3 cleared"
