@@ -35,11 +35,12 @@ from fixspec.instruments import InstrumentError, parse_symbol
 from gateway.store.orders import (
     execution_row,
     insert_executions,
+    insert_used_clordids,
     known_exec_ids,
     put_order,
     stored_order,
 )
-from otc.orders import Order
+from otc.orders import ClOrdIdUsed, Order, TradingDay, utc_day
 
 log = logging.getLogger("fixbridge.recovery")
 
@@ -144,19 +145,20 @@ def _report(seq: int, wire: bytes) -> StoredReport | None:
         return None
 
 
-def recover(database: Engine, store_dir: Path) -> Recovery:
+def recover(database: Engine, store_dir: Path, trading_day: TradingDay = utc_day) -> Recovery:
     """Write to the database every stored ExecutionReport it lacks, and the orders they name.
 
     Idempotent: a second pass finds every ExecID present and writes nothing. An order row is
     only moved forward: a report older than the row (by TransactTime, which the core sets to the
-    order's update time) leaves it alone. Each session store is one transaction.
+    order's update time) leaves it alone. The ClOrdIDs the reports name are recorded as used on
+    their ``trading_day``. Each session store is one transaction.
     """
     summary = Recovery()
     if not store_dir.is_dir():
         return summary
     for header in sorted(store_dir.glob("*.header")):
         with _mapped(header.with_suffix(".body")) as data, database.begin() as conn:
-            _recover_store(conn, header, data, summary)
+            _recover_store(conn, header, data, summary, trading_day)
     if summary.executions:
         shown = ", ".join(summary.order_ids[:LOGGED_ORDERS])
         more = len(summary.order_ids) - LOGGED_ORDERS
@@ -174,7 +176,11 @@ def recover(database: Engine, store_dir: Path) -> Recovery:
 
 
 def _recover_store(
-    conn: Connection, header: Path, data: bytes | mmap.mmap, summary: Recovery
+    conn: Connection,
+    header: Path,
+    data: bytes | mmap.mmap,
+    summary: Recovery,
+    trading_day: TradingDay,
 ) -> None:
     stored = _stored_exec_ids(header, data, summary)
     if not stored:
@@ -193,6 +199,13 @@ def _recover_store(
     if not missing:
         return
     insert_executions(conn, [execution_row(s.owner, s.report) for s in missing.values()])
+    used = {
+        ClOrdIdUsed(s.owner, cid, trading_day(s.owner, s.report.transact_time))
+        for s in missing.values()
+        for cid in (s.report.cl_ord_id, s.report.orig_cl_ord_id)
+        if cid
+    }
+    insert_used_clordids(conn, sorted(used, key=lambda u: (u.owner, u.cl_ord_id)))
     summary.executions += len(missing)
     first_seen = _first_seen(missing.values())  # an order without a row has all its ERs here
     for found in _latest_per_order(missing.values()):
