@@ -229,13 +229,21 @@ def run(orders: int, n_sessions: int, seed: int, work: Path) -> str:
     finally:
         terminate(proc, 60)
 
-    out.append(f"{'orders':>12} | {'bare QuickFIX (--ack)':>22} | {'gateway (process tree)':>22}")
-    for point, b, g in zip(CHECKPOINTS, bare, gateway, strict=True):
-        out.append(f"{int(orders * point):>12,} | {mb(b):>22} | {mb(g):>22}")
-    half, full = gateway[CHECKPOINTS.index(0.1)], gateway[-1]
     out.append(
-        f"gateway growth from 10 % to 100 % of the orders: {100 * (full - half) / half:+.1f} % "
-        f"(bare: {100 * (bare[-1] - bare[1]) / bare[1]:+.1f} %)"
+        f"{'orders':>12} | {'bare QuickFIX (--ack)':>22} | {'gateway (process tree)':>22} | "
+        f"{'gateway - bare':>15}"
+    )
+    for point, b, g in zip(CHECKPOINTS, bare, gateway, strict=True):
+        out.append(f"{int(orders * point):>12,} | {mb(b):>22} | {mb(g):>22} | {mb(g - b):>15}")
+    tenth = CHECKPOINTS.index(0.1)
+
+    def growth(curve: list[int]) -> float:
+        return 100 * (curve[-1] - curve[tenth]) / curve[tenth]
+
+    ours = [g - b for g, b in zip(gateway, bare, strict=True)]
+    out.append(
+        f"growth from 10 % to 100 % of the orders: gateway {growth(gateway):+.1f} %, "
+        f"bare QuickFIX {growth(bare):+.1f} %, gateway - bare {growth(ours):+.1f} %"
     )
     out.append("")
 
