@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from gateway.config import WEEKDAYS, Config, ScheduleSection
 
@@ -21,7 +21,7 @@ def trading_day(schedule: ScheduleSection | None, now: datetime) -> date:
     schedule's ``start`` time; a weekly schedule's days roll at its ``start`` time too), or the
     UTC date without a schedule."""
     if schedule is None:
-        return now.astimezone(zoneinfo.ZoneInfo("UTC")).date()
+        return now.astimezone(UTC).date()
     local = now.astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
     opened = local.date()
     if schedule.start != schedule.end and local.time() < schedule.start_time():
@@ -31,11 +31,23 @@ def trading_day(schedule: ScheduleSection | None, now: datetime) -> date:
 
 def trading_days(config: Callable[[], Config]) -> Callable[[str, datetime], date]:
     """The order core's trading day of each client, from its session's schedule in the
-    configuration ``config()`` returns now (a reload may add sessions)."""
+    configuration ``config()`` returns now (a reload may add sessions). Asked on every order:
+    schedules are looked up once per client and configuration."""
+    schedules: dict[str, ScheduleSection | None] = {}
+    current: list[Config | None] = [None]
 
     def day(owner: str, now: datetime) -> date:
-        session = config().session(owner)
-        return trading_day(session.schedule if session is not None else None, now)
+        cfg = config()
+        if cfg is not current[0]:
+            schedules.clear()
+            current[0] = cfg
+        if owner not in schedules:
+            session = cfg.session(owner)
+            schedules[owner] = session.schedule if session is not None else None
+        schedule = schedules[owner]
+        if schedule is None:
+            return now.astimezone(UTC).date()
+        return trading_day(schedule, now)
 
     return day
 
