@@ -1,7 +1,8 @@
 """Start-up recovery: executions the database writer had not committed when the process died.
 
 The writer commits in batches on its own thread, so a SIGKILL can lose the last batch although
-the client already holds those ExecutionReports. QuickFIX persists every message before sending
+the client already holds those ExecutionReports. It commits them in the order they were sent, so
+only the store's tail is compared with the database. QuickFIX persists every message before sending
 it (``PersistMessages=Y``), so its FileStore is the record of what clients were told. Before the
 acceptor starts, every ExecutionReport in the store whose ExecID the database lacks is inserted,
 and each order it names is brought up to the newest such report. The order core is restored from
@@ -33,6 +34,7 @@ from fixspec import messages as m
 from fixspec.codec import DecodeError, RawMessage, decode_outbound
 from fixspec.instruments import InstrumentError, parse_symbol
 from gateway.store.orders import (
+    QUERY_CHUNK,
     execution_row,
     insert_executions,
     insert_used_clordids,
@@ -185,9 +187,20 @@ def _recover_store(
     stored = _stored_exec_ids(header, data, summary)
     if not stored:
         return
-    known = known_exec_ids(conn, {exec_id for exec_id, *_ in stored})
+    # The writer commits records in the order it was handed them, which is the order they were
+    # sent: once a run of stored reports is all in the database, every earlier one is too. So
+    # only the tail is looked up (start-up does not grow with the day's messages).
+    known: set[str] = set()
+    start = len(stored)
+    while start > 0:
+        chunk = {exec_id for exec_id, *_ in stored[max(0, start - QUERY_CHUNK) : start]}
+        found = known_exec_ids(conn, chunk)
+        known |= found
+        start = max(0, start - QUERY_CHUNK)
+        if found == chunk:
+            break
     missing: dict[str, StoredReport] = {}
-    for exec_id, seq, offset, size in stored:
+    for exec_id, seq, offset, size in stored[start:]:
         if exec_id in known or exec_id in missing:
             continue
         found = _report(seq, bytes(data[offset : offset + size]))

@@ -59,8 +59,9 @@ class ClOrdIdRow(SQLModel, table=True):
     unique per client and day (the order core keeps only fixed-size filters of them)."""
 
     __tablename__ = "clordids"
-    owner: str = Field(primary_key=True)
+    # the day first: start-up reads the last days' rows by the key alone
     trading_day: date = Field(sa_column=Column(Date, primary_key=True))
+    owner: str = Field(primary_key=True)
     cl_ord_id: str = Field(primary_key=True)
 
 
@@ -98,7 +99,7 @@ class ExecutionRow(SQLModel, table=True):
 ORDERS = OrderRow.__table__
 EXECUTIONS = ExecutionRow.__table__
 CLORDIDS = ClOrdIdRow.__table__
-CLORDID_COLUMNS = ("owner", "trading_day", "cl_ord_id")
+CLORDID_COLUMNS = ("trading_day", "owner", "cl_ord_id")
 EXPOSURE = ExposureRow.__table__
 EXPOSURE_COLUMNS = ("owner", "notional", "updated_at")
 
@@ -250,11 +251,21 @@ def finished_exposure(database: Engine) -> dict[str, Decimal]:
 
 
 def used_clordids(database: Engine, since: date) -> Iterator[ClOrdIdUsed]:
-    """The ClOrdIDs used on trading days from ``since`` on (what the core's filters reload)."""
-    stmt = select(CLORDIDS).where(CLORDIDS.c.trading_day >= since)
+    """The ClOrdIDs used on trading days from ``since`` on (what the core's filters reload).
+    Read through the driver: a day may hold millions, and typed rows cost several times more."""
+    days: dict[object, date] = {}
     with database.connect() as conn:
-        for r in conn.execute(stmt.execution_options(yield_per=5000)):
-            yield ClOrdIdUsed(r.owner, r.cl_ord_id, r.trading_day)
+        cursor = conn.exec_driver_sql(
+            "SELECT owner, trading_day, cl_ord_id FROM clordids WHERE trading_day >= "
+            + ("%(since)s" if conn.dialect.name == "postgresql" else ":since"),
+            {"since": since if conn.dialect.name == "postgresql" else since.isoformat()},
+        )
+        while rows := cursor.fetchmany(10_000):
+            for owner, day, cl_ord_id in rows:
+                parsed = days.get(day)
+                if parsed is None:
+                    parsed = days[day] = day if isinstance(day, date) else date.fromisoformat(day)
+                yield ClOrdIdUsed(owner, cl_ord_id, parsed)
 
 
 class OrderHistory:

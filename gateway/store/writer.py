@@ -119,7 +119,7 @@ class Writer:
             "clordids",
             CLORDID_COLUMNS,
             mark,
-            "ON CONFLICT (owner, trading_day, cl_ord_id) DO NOTHING",
+            "ON CONFLICT (trading_day, owner, cl_ord_id) DO NOTHING",
         )
         self._trade_insert = (
             (postgresql if dialect == "postgresql" else sqlite)
@@ -253,7 +253,7 @@ class Writer:
             elif kind == "clordid":
                 day = item.trading_day
                 clordids.append(
-                    (item.owner, day.isoformat() if self._sqlite else day, item.cl_ord_id)
+                    (day.isoformat() if self._sqlite else day, item.owner, item.cl_ord_id)
                 )
             elif kind == "exec":
                 execs.append(self._execution_values(*item))
