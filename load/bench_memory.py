@@ -6,7 +6,9 @@ start-up time over a database of few or many finished orders; bare QuickFIX as t
 1. ``fixbridge run`` (HTTP on, SQLite in the work dir, venue depth far above the order size, so
    every order is acknowledged and filled at once) takes ``--orders`` marketable limit orders
    pipelined over ``--sessions`` sessions (:mod:`load.fastclient`); the RSS of its whole
-   process tree (psutil) is printed at 0, 10 %, 25 %, 50 % and 100 % of the orders.
+   process tree (psutil) is printed at 0, 10 %, 25 %, 50 % and 100 % of the orders, with the
+   audit log's entries then and the gateway's RSS less the bare acceptor's and less the audit
+   log's in-memory Merkle tree (64 bytes per entry).
 2. The same orders through ``load.bare_acceptor --ack`` (QuickFIX alone, ER New then the fill,
    with the same FileStore and FileLog): its RSS at the same points, in the same run.
 3. Start-up, process start to ``/ready`` 200: on an empty database; on the database the run
@@ -32,6 +34,7 @@ import httpx
 import psutil
 
 from gateway.audit.keys import generate_signing_key
+from gateway.audit.store import ENTRIES_FILE
 from gateway.fix.front import free_loopback_port
 from load.bare_acceptor import READY as BARE_READY
 from load.fastclient import FastSession, OrderTemplate
@@ -41,6 +44,9 @@ GATEWAY_READY = "fixbridge ready"
 COMP_ID, SYMBOL, PRICE = "FIXBRIDGE", "BTC-PERP", "65000"
 CHECKPOINTS = (0.0, 0.1, 0.25, 0.5, 1.0)
 CHUNK = 5000  # orders per session per pipelined burst (bounds the client's own memory)
+# the audit log's in-memory Merkle tree (otc.audit.merkle.MerkleTree): each entry's 32-byte leaf
+# plus the perfect-subtree hashes above it (32 bytes per leaf on average)
+AUDIT_TREE_BYTES = 64
 
 
 def clients(n: int) -> list[str]:
@@ -162,14 +168,26 @@ def drive(sessions: list[FastSession], count: int, first: int, ers_per_order: in
         raise errors[0]
 
 
-def rss_curve(pid: int, port: int, names: list[str], orders: int, ers: int) -> list[int]:
-    """RSS after each checkpoint's share of ``orders``."""
+def count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def rss_curve(
+    pid: int, port: int, names: list[str], orders: int, ers: int, audit: Path | None = None
+) -> tuple[list[int], list[int]]:
+    """RSS after each checkpoint's share of ``orders``, and the audit log's entries then."""
     sessions = []
     for name in names:
         s = FastSession("127.0.0.1", port, name, COMP_ID, timeout=120)
         s.logon(heartbeat=600)
         sessions.append(s)
-    curve, done = [], 0
+    curve, entries, done = [], [], 0
     try:
         for point in CHECKPOINTS:
             target = int(orders * point)
@@ -178,10 +196,11 @@ def rss_curve(pid: int, port: int, names: list[str], orders: int, ers: int) -> l
                 done = target
             time.sleep(1.0)  # the writer and the audit trail catch up
             curve.append(tree_rss(pid))
+            entries.append(count_lines(audit / ENTRIES_FILE) if audit else 0)
     finally:
         for s in sessions:
             s.logout()
-    return curve
+    return curve, entries
 
 
 def seed_finished(database: Path, count: int, owner: str) -> None:
@@ -219,22 +238,25 @@ def run(orders: int, n_sessions: int, seed: int, work: Path) -> str:
     ]
     bare_proc, bare_port = start_bare(work, names)
     try:
-        bare = rss_curve(bare_proc.pid, bare_port, names, orders, 2)
+        bare, _ = rss_curve(bare_proc.pid, bare_port, names, orders, 2)
     finally:
         terminate(bare_proc, 20)
     gw = Gateway(work, names, work / "gateway")
     proc = gw.start()
     try:
-        gateway = rss_curve(proc.pid, gw.fix_port, names, orders, 2)
+        gateway, entries = rss_curve(proc.pid, gw.fix_port, names, orders, 2, gw.data / "audit")
     finally:
         terminate(proc, 60)
 
     out.append(
         f"{'orders':>12} | {'bare QuickFIX (--ack)':>22} | {'gateway (process tree)':>22} | "
-        f"{'gateway - bare':>15}"
+        f"{'gateway - bare':>15} | {'audit entries':>13} | {'- audit tree':>13}"
     )
-    for point, b, g in zip(CHECKPOINTS, bare, gateway, strict=True):
-        out.append(f"{int(orders * point):>12,} | {mb(b):>22} | {mb(g):>22} | {mb(g - b):>15}")
+    for point, b, g, n in zip(CHECKPOINTS, bare, gateway, entries, strict=True):
+        out.append(
+            f"{int(orders * point):>12,} | {mb(b):>22} | {mb(g):>22} | {mb(g - b):>15} | "
+            f"{n:>13,} | {mb(g - b - AUDIT_TREE_BYTES * n):>13}"
+        )
     tenth = CHECKPOINTS.index(0.1)
 
     def growth(curve: list[int]) -> float:
