@@ -34,22 +34,26 @@ class _Filter:
         self.hashes = hashes
         self.count = 0
 
-    def _positions(self, key: tuple[str, str]) -> list[int]:
+    def add(self, key: tuple[str, str]) -> None:
         # double hashing from one 64-bit hash; str hashes are salted per process, which is fine:
         # the filter lives and is rebuilt in one process
         h = hash(key) & 0xFFFFFFFFFFFFFFFF
-        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
-        return [(h1 + i * h2) & self.mask for i in range(self.hashes)]
-
-    def add(self, key: tuple[str, str]) -> None:
-        bits = self.bits
-        for p in self._positions(key):
+        h1, h2, mask, bits = h & 0xFFFFFFFF, (h >> 32) | 1, self.mask, self.bits
+        for _ in range(self.hashes):
+            p = h1 & mask
             bits[p >> 3] |= 1 << (p & 7)
+            h1 += h2
         self.count += 1
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+        h = hash(key) & 0xFFFFFFFFFFFFFFFF
+        h1, h2, mask, bits = h & 0xFFFFFFFF, (h >> 32) | 1, self.mask, self.bits
+        for _ in range(self.hashes):
+            p = h1 & mask
+            if not bits[p >> 3] & (1 << (p & 7)):
+                return False
+            h1 += h2
+        return True
 
 
 class ClOrdIdDays:

@@ -149,6 +149,7 @@ class OrderManager:
         self.trading_day = trading_day
         self.clordids = clordids or ClOrdIdDays()
         self.evicted = 0  # finished orders that have left memory since start
+        self._cleared: tuple[str, str, date] | None = None  # what lookup() just found unused
         # per client, the notional of finished orders (part of its exposure; the edge keeps it)
         self.finished_notional: dict[str, Decimal] = {}
         self._exposure: dict[str, Decimal] = {}
@@ -266,12 +267,11 @@ class OrderManager:
         elif isinstance(msg, m.StatusRequest):
             named = msg.cl_ord_id
         check: tuple[str, ...] = ()
-        if (
-            new_id is not None
-            and (owner, new_id) not in self._by_clordid
-            and self.clordids.check(owner, new_id, day) is Seen.MAYBE
-        ):
-            check = (new_id,)
+        if new_id is not None and (owner, new_id) not in self._by_clordid:
+            if self.clordids.check(owner, new_id, day) is Seen.MAYBE:
+                check = (new_id,)
+            else:  # handle() need not ask the filter again
+                self._cleared = (owner, new_id, day)
         if named is not None and self.find(owner, named) is not None:
             named = None
         if not check and named is None:
@@ -335,7 +335,10 @@ class OrderManager:
         if (owner, cl_ord_id) in self._by_clordid:  # an order in memory has it
             return True
         day = self._day(owner, history)
-        if self.clordids.check(owner, cl_ord_id, day) is Seen.NO:
+        cleared, self._cleared = self._cleared, None
+        if cleared == (owner, cl_ord_id, day) or (
+            self.clordids.check(owner, cl_ord_id, day) is Seen.NO
+        ):
             return False
         if history is None or cl_ord_id not in history.lookup.cl_ord_ids:
             return True  # nothing to settle the filter's "maybe": refuse rather than reuse
