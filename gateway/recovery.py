@@ -5,7 +5,8 @@ the client already holds those ExecutionReports. It commits them in the order th
 only the store's tail is compared with the database. QuickFIX persists every message before sending
 it (``PersistMessages=Y``), so its FileStore is the record of what clients were told. Before the
 acceptor starts, every ExecutionReport in the store whose ExecID the database lacks is inserted,
-and each order it names is brought up to the newest such report. The order core is restored from
+and each order it names is brought up to the newest such report (an order that finished in
+what was lost adds its fills to the client's finished exposure). The order core is restored from
 the database afterwards, so a recovered resting order is live again and ids continue after the
 highest one a client has seen.
 
@@ -35,6 +36,7 @@ from fixspec.codec import DecodeError, RawMessage, decode_outbound
 from fixspec.instruments import InstrumentError, parse_symbol
 from gateway.store.orders import (
     QUERY_CHUNK,
+    add_finished_exposure,
     execution_row,
     insert_executions,
     insert_used_clordids,
@@ -264,6 +266,10 @@ def _apply_order(conn: Connection, stored: StoredReport, created_at: datetime) -
         log.error("cannot recover order %s from ExecID %s: %s", er.order_id, er.exec_id, exc)
         return False
     put_order(conn, order, exists=before is not None)
+    if not order.is_open and (before is None or before.is_open) and order.cum_qty:
+        # it finished in what was lost: its fills join the client's finished exposure
+        notional = abs(order.cum_qty * order.avg_px)
+        add_finished_exposure(conn, order.owner, notional, er.transact_time)
     return True
 
 

@@ -32,7 +32,14 @@ from gateway.fix.convert import OutboundBuilder
 from gateway.fix.dictionary import write_dictionary
 from gateway.recovery import read_store, recover
 from gateway.store.connect import connect
-from gateway.store.orders import ExecutionRow, OrderRow, last_exec_seq, load_orders, order_row
+from gateway.store.orders import (
+    ExecutionRow,
+    OrderRow,
+    finished_exposure,
+    last_exec_seq,
+    load_orders,
+    order_row,
+)
 from gateway.store.writer import Writer
 from load.fixclient import FixClient, fix_time
 from otc.orders import Order, OrderManager, OrderUpdated, Send
@@ -220,6 +227,20 @@ def test_recovery_completes_the_database_from_the_store(tmp_path):
         if isinstance(e, OrderUpdated)
     }
     assert sorted(done.order_ids) == sorted(changed_later) and len(changed_later) >= 4
+    # fills of orders that finished in what was lost count towards their client's exposure
+    persisted = {
+        e.order.order_id: e.order
+        for events in run.batches[:3]
+        for e in events
+        if isinstance(e, OrderUpdated)
+    }
+    lost_fills: dict[str, Decimal] = {}
+    for order_id, order in run.final.items():
+        kept = persisted.get(order_id)
+        if not order.is_open and (kept is None or kept.is_open) and order.cum_qty:
+            notional = order.cum_qty * order.avg_px
+            lost_fills[order.owner] = lost_fills.get(order.owner, D(0)) + notional
+    assert lost_fills and finished_exposure(database) == lost_fills
     # the core restored from the recovered database continues where the clients left off
     core = OrderManager(SimulatedVenue({"BTC-PERP": D(65000)}, D(10)))
     core.restore(load_orders(database), [])

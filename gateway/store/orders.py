@@ -399,6 +399,16 @@ def insert_used_clordids(conn: Connection, rows: list[ClOrdIdUsed]) -> None:
     conn.execute(stmt, values)
 
 
+def add_finished_exposure(conn: Connection, owner: str, notional: Decimal, at: datetime) -> None:
+    """Add ``notional`` to ``owner``'s finished exposure (start-up recovery)."""
+    held = conn.execute(select(EXPOSURE.c.notional).where(EXPOSURE.c.owner == owner)).scalar()
+    if held is None:
+        conn.execute(EXPOSURE.insert().values(owner=owner, notional=notional, updated_at=at))
+    else:
+        stmt = EXPOSURE.update().where(EXPOSURE.c.owner == owner)
+        conn.execute(stmt.values(notional=held + notional, updated_at=at))
+
+
 def stored_order(conn: Connection, order_id: str) -> Order | None:
     row = conn.execute(select(ORDERS).where(ORDERS.c.order_id == order_id)).mappings().first()
     return order_from_row(OrderRow.model_validate(dict(row))) if row is not None else None
