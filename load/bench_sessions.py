@@ -10,7 +10,8 @@ run`` with as many configured sessions, auth none):
    and sends its Logon at once; the time until the last Logon answer, and from the process's
    start to that moment;
 2. idle memory: RSS of the server's whole process tree (psutil) before the logons and after
-   all sessions have idled logged on for a few seconds; the difference per session;
+   all sessions have idled logged on for a few seconds; the difference per session (and the
+   RSS after step 3);
 3. steady load: each session sends marketable NewOrderSingles at ``--rate`` per second, each
    session starting at a random phase of the interval, for ``--duration`` seconds; order ->
    first ExecutionReport, p50 / p99 / max.
@@ -210,6 +211,7 @@ class Result:
     logon_storm: float = 0.0
     rss_before: int = 0
     rss_idle: int = 0
+    rss_loaded: int = 0
     latencies_ns: list[int] = field(default_factory=list)
     client_cpu: float = 0.0
     orders: int = 0
@@ -236,6 +238,7 @@ def measure(name: str, argv: list[str], ready: str, port: int, work: Path, names
         time.sleep(IDLE_SECONDS)
         result.rss_idle = tree_rss(proc.pid)
         result.client_cpu = client.steady(rate, duration)
+        result.rss_loaded = tree_rss(proc.pid)
         result.latencies_ns = client.latencies_ns
         result.orders = len(client.latencies_ns)
         client.close()
@@ -275,6 +278,7 @@ def run(n: int, rate: float, duration: float, work: Path) -> str:
     row("RSS before logons", lambda r: f"{r.rss_before / 1e6:.1f} MB")
     row(f"RSS, {n} sessions idle", lambda r: f"{r.rss_idle / 1e6:.1f} MB")
     row("RSS per idle session", lambda r: f"{r.per_session / 1e3:,.0f} KB")
+    row("RSS after the load", lambda r: f"{r.rss_loaded / 1e6:.1f} MB")
     row("orders answered", lambda r: f"{r.orders:,}")
 
     def first_er(p: float):
