@@ -19,10 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from fixspec.messages import utcnow
 from gateway import recovery, reload
 from gateway.admission import Admission
 from gateway.audit.compliance import ComplianceTrail
@@ -58,9 +60,18 @@ from gateway.readiness import (
     WriterCheck,
 )
 from gateway.risk_control import RiskControl, risk_limits
+from gateway.schedule import trading_days
 from gateway.store.clearing import SqlOutbox
 from gateway.store.connect import connect
-from gateway.store.orders import OrderReader, last_exec_seq, load_orders
+from gateway.store.orders import (
+    OrderHistory,
+    OrderReader,
+    finished_exposure,
+    last_exec_seq,
+    last_order_seq,
+    load_open_orders,
+    used_clordids,
+)
 from gateway.store.rfqs import RfqArchive
 from gateway.store.sessions import SessionControls
 from gateway.store.trades import TradeReader, TradesWithClearing
@@ -142,16 +153,17 @@ class Gateway:
         self.database = connect(cfg.database_url)
         self.writer = parts.writer(self.database)
         self.admission.add(self.writer.refusal)
-        recovery.recover(self.database, data / "store")  # ERs sent but not yet committed
+        trading_day = trading_days(lambda: self.config)
+        # ERs sent but not yet committed
+        recovery.recover(self.database, data / "store", trading_day)
 
         venue = self._venue()
         risk = RiskCheck(
             default=risk_limits(cfg.risk),
             per_client={s.comp_id: risk_limits(s.risk) for s in cfg.sessions if s.risk},
         )
-        self.orders = OrderManager(venue, risk)
-        self.orders.restore(load_orders(self.database), [])
-        self.orders.set_exec_seq(last_exec_seq(self.database))
+        self.orders = OrderManager(venue, risk, trading_day=trading_day)
+        self._restore_orders()
         # QuickFIX's thread, the API and trade booking share it
         core_lock = self.core_lock = threading.RLock()
 
@@ -229,6 +241,7 @@ class Gateway:
             trade_reports=TradeReports(stored_trades(self.database), drop_copy.clients_of),
             allocations=self.corrections,
             pre_allocations=self.booking.pre_allocations,
+            history=OrderHistory(self.database, self.writer),
         )
         self.session_control.sessions = self.application.sessions
         self.risk_control = RiskControl(
@@ -328,6 +341,27 @@ class Gateway:
         )
         return self.upstream
 
+    def _restore_orders(self) -> None:
+        """Open orders back into the core, with the ClOrdIDs of the last trading days and the
+        finished orders' exposure: nothing that grows with finished history."""
+        database = self.database
+        warm = utcnow().date() - timedelta(days=2)  # the core's filters keep two days back
+        open_orders = load_open_orders(database)
+        self.orders.restore(
+            open_orders,
+            [],
+            used=used_clordids(database, warm),
+            warm_from=warm,
+            last_order_seq=last_order_seq(database),
+            finished_exposure=finished_exposure(database),
+        )
+        self.orders.set_exec_seq(last_exec_seq(database))
+        log.info(
+            "order core restored: %d open orders in memory; ClOrdIDs of trading days from %s",
+            len(open_orders),
+            warm,
+        )
+
     def _start_readiness(self) -> None:
         """The /ready checks, run every few seconds (failures are logged when they happen), and
         the state /metrics reads at each scrape."""
@@ -357,6 +391,7 @@ class Gateway:
                 writer=self.writer,
                 clearing_counts=lambda: backlog().get(),
                 readiness=self.readiness.last,
+                orders=lambda: (len(self.orders.orders), self.orders.evicted),
             )
         )
         self.readiness.start()

@@ -57,6 +57,9 @@ def cmd_run(args: argparse.Namespace, parts: Parts | None = None) -> int:
     if found:
         return 2
     _setup_logging(config.gateway.data_dir, args.verbose)
+    from gateway import memory
+
+    memory.configure()  # before any thread: small stacks, few malloc arenas
     gateway = Gateway(
         config,
         parts,

@@ -283,6 +283,8 @@ class Sources:
     writer: Writer | None = None
     clearing_counts: Callable[[], Mapping[str, int]] | None = None  # outbox rows by state
     readiness: Callable[[], Mapping[str, bool]] | None = None  # last verdict of each check
+    # the order core: orders in memory (open ones), finished orders evicted since start
+    orders: Callable[[], tuple[int, int]] | None = None
 
 
 class StateCollector(Collector):
@@ -298,7 +300,15 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.sources
-        for part in (self._sessions, self._audit, self._writer, self._clearing, self._ready):
+        parts = (
+            self._sessions,
+            self._audit,
+            self._writer,
+            self._orders,
+            self._clearing,
+            self._ready,
+        )
+        for part in parts:
             try:
                 yield from part(s)
             except Exception:  # a broken source must not break the scrape
@@ -366,6 +376,21 @@ class StateCollector(Collector):
             "fixbridge_db_write_failures",
             "Database writer transactions that failed (each is retried)",
             value=s.writer.failures,
+        )
+
+    def _orders(self, s: Sources) -> Iterator[Metric]:
+        if s.orders is None:
+            return
+        in_memory, evicted = s.orders()
+        yield GaugeMetricFamily(
+            "fixbridge_orders_in_memory",
+            "Orders the order core holds (not finished; finished ones are in the database)",
+            value=in_memory,
+        )
+        yield CounterMetricFamily(
+            "fixbridge_orders_evicted",
+            "Finished orders that left the order core's memory since start",
+            value=evicted,
         )
 
     def _clearing(self, s: Sources) -> Iterator[Metric]:

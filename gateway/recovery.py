@@ -1,10 +1,12 @@
 """Start-up recovery: executions the database writer had not committed when the process died.
 
 The writer commits in batches on its own thread, so a SIGKILL can lose the last batch although
-the client already holds those ExecutionReports. QuickFIX persists every message before sending
+the client already holds those ExecutionReports. It commits them in the order they were sent, so
+only the store's tail is compared with the database. QuickFIX persists every message before sending
 it (``PersistMessages=Y``), so its FileStore is the record of what clients were told. Before the
 acceptor starts, every ExecutionReport in the store whose ExecID the database lacks is inserted,
-and each order it names is brought up to the newest such report. The order core is restored from
+and each order it names is brought up to the newest such report (an order that finished in
+what was lost adds its fills to the client's finished exposure). The order core is restored from
 the database afterwards, so a recovered resting order is live again and ids continue after the
 highest one a client has seen.
 
@@ -33,13 +35,16 @@ from fixspec import messages as m
 from fixspec.codec import DecodeError, RawMessage, decode_outbound
 from fixspec.instruments import InstrumentError, parse_symbol
 from gateway.store.orders import (
+    QUERY_CHUNK,
+    add_finished_exposure,
     execution_row,
     insert_executions,
+    insert_used_clordids,
     known_exec_ids,
     put_order,
     stored_order,
 )
-from otc.orders import Order
+from otc.orders import ClOrdIdUsed, Order, TradingDay, utc_day
 
 log = logging.getLogger("fixbridge.recovery")
 
@@ -146,19 +151,20 @@ def _report(seq: int, wire: bytes) -> StoredReport | None:
         return None
 
 
-def recover(database: Engine, store_dir: Path) -> Recovery:
+def recover(database: Engine, store_dir: Path, trading_day: TradingDay = utc_day) -> Recovery:
     """Write to the database every stored ExecutionReport it lacks, and the orders they name.
 
     Idempotent: a second pass finds every ExecID present and writes nothing. An order row is
     only moved forward: a report older than the row (by TransactTime, which the core sets to the
-    order's update time) leaves it alone. Each session store is one transaction.
+    order's update time) leaves it alone. The ClOrdIDs the reports name are recorded as used on
+    their ``trading_day``. Each session store is one transaction.
     """
     summary = Recovery()
     if not store_dir.is_dir():
         return summary
     for header in sorted(store_dir.glob("*.header")):
         with _mapped(header.with_suffix(".body")) as data, database.begin() as conn:
-            _recover_store(conn, header, data, summary)
+            _recover_store(conn, header, data, summary, trading_day)
     if summary.executions:
         shown = ", ".join(summary.order_ids[:LOGGED_ORDERS])
         more = len(summary.order_ids) - LOGGED_ORDERS
@@ -176,14 +182,29 @@ def recover(database: Engine, store_dir: Path) -> Recovery:
 
 
 def _recover_store(
-    conn: Connection, header: Path, data: bytes | mmap.mmap, summary: Recovery
+    conn: Connection,
+    header: Path,
+    data: bytes | mmap.mmap,
+    summary: Recovery,
+    trading_day: TradingDay,
 ) -> None:
     stored = _stored_exec_ids(header, data, summary)
     if not stored:
         return
-    known = known_exec_ids(conn, {exec_id for exec_id, *_ in stored})
+    # The writer commits records in the order it was handed them, which is the order they were
+    # sent: once a run of stored reports is all in the database, every earlier one is too. So
+    # only the tail is looked up (start-up does not grow with the day's messages).
+    known: set[str] = set()
+    start = len(stored)
+    while start > 0:
+        chunk = {exec_id for exec_id, *_ in stored[max(0, start - QUERY_CHUNK) : start]}
+        found = known_exec_ids(conn, chunk)
+        known |= found
+        start = max(0, start - QUERY_CHUNK)
+        if found == chunk:
+            break
     missing: dict[str, StoredReport] = {}
-    for exec_id, seq, offset, size in stored:
+    for exec_id, seq, offset, size in stored[start:]:
         if exec_id in known or exec_id in missing:
             continue
         found = _report(seq, bytes(data[offset : offset + size]))
@@ -195,6 +216,13 @@ def _recover_store(
     if not missing:
         return
     insert_executions(conn, [execution_row(s.owner, s.report) for s in missing.values()])
+    used = {
+        ClOrdIdUsed(s.owner, cid, trading_day(s.owner, s.report.transact_time))
+        for s in missing.values()
+        for cid in (s.report.cl_ord_id, s.report.orig_cl_ord_id)
+        if cid
+    }
+    insert_used_clordids(conn, sorted(used, key=lambda u: (u.owner, u.cl_ord_id)))
     summary.executions += len(missing)
     first_seen = _first_seen(missing.values())  # an order without a row has all its ERs here
     for found in _latest_per_order(missing.values()):
@@ -240,6 +268,10 @@ def _apply_order(conn: Connection, stored: StoredReport, created_at: datetime) -
         log.error("cannot recover order %s from ExecID %s: %s", er.order_id, er.exec_id, exc)
         return False
     put_order(conn, order, exists=before is not None)
+    if not order.is_open and (before is None or before.is_open) and order.cum_qty:
+        # it finished in what was lost: its fills join the client's finished exposure
+        notional = abs(order.cum_qty * order.avg_px)
+        add_finished_exposure(conn, order.owner, notional, er.transact_time)
     return True
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from gateway.cli import cmd_run
 from gateway.cli import parser as fixbridge_parser
 from gateway.config import ConfigError
 from gateway.store.writer import Writer
-from otc.orders import Order
+from otc.orders import ClOrdIdUsed, Order
 
 
 def command(switches: Sequence[str], run: Sequence[str]) -> list[str]:
@@ -69,12 +71,19 @@ class UnauditedAuditor(Auditor):
 
 
 class OrdersNotStored(Writer):
-    """Persists session events (and trades) only: order snapshots and executions are dropped."""
+    """Persists session events (and trades) only: order snapshots, executions, used ClOrdIDs
+    and finished orders' exposure are dropped."""
 
     def order(self, order: Order) -> None:
         return None
 
     def execution(self, owner: str, er: m.ExecutionReport) -> None:
+        return None
+
+    def clordid(self, used: ClOrdIdUsed) -> None:
+        return None
+
+    def finished_exposure(self, owner: str, notional: Decimal, at: datetime) -> None:
         return None
 
 

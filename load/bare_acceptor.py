@@ -9,7 +9,7 @@ With ``--ack``, each order is answered as the gateway answers it: ExecutionRepor
 fill: the cost of the FIX protocol work the gateway does per order, with nothing else.
 
     python -m load.bare_acceptor --port 9877 --data-dir /tmp/bare [--comp-id FIXBRIDGE]
-        [--client BENCH] [--ack]
+        [--client BENCH ...] [--ack]
 
 prints ``bare acceptor ready: port P`` once it accepts, and stops on SIGTERM or SIGINT.
 """
@@ -31,8 +31,11 @@ from gateway.fix.dictionary import stock_dictionary_path
 READY = "bare acceptor ready"
 
 
-def settings(port: int, data_dir: Path, comp_id: str, client: str) -> fix.SessionSettings:
-    """The gateway's acceptor settings (gateway.fix.acceptor), with the stock dictionary."""
+def settings(
+    port: int, data_dir: Path, comp_id: str, client: str | list[str]
+) -> fix.SessionSettings:
+    """The gateway's acceptor settings (gateway.fix.acceptor), with the stock dictionary; one
+    session per client CompID."""
     defaults = fix.Dictionary()
     for key, value in {
         "ConnectionType": "acceptor",
@@ -51,14 +54,15 @@ def settings(port: int, data_dir: Path, comp_id: str, client: str) -> fix.Sessio
         "MaxLatency": "120",
     }.items():
         defaults.setString(key, value)
-    session = fix.Dictionary()
-    session.setString("BeginString", "FIX.4.4")
-    session.setString("TargetCompID", client)
-    session.setString("ResetOnLogon", "Y")
-    session.setString("ValidateFieldsHaveValues", "Y")
     out = fix.SessionSettings()
     out.set(defaults)
-    out.set(fix.SessionID("FIX.4.4", comp_id, client), session)
+    for target in [client] if isinstance(client, str) else client:
+        session = fix.Dictionary()
+        session.setString("BeginString", "FIX.4.4")
+        session.setString("TargetCompID", target)
+        session.setString("ResetOnLogon", "Y")
+        session.setString("ValidateFieldsHaveValues", "Y")
+        out.set(fix.SessionID("FIX.4.4", comp_id, target), session)
     return out
 
 
@@ -136,11 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--comp-id", default="FIXBRIDGE", help="our SenderCompID")
-    p.add_argument("--client", default="BENCH", help="the one client CompID accepted")
+    p.add_argument(
+        "--client", action="append", help="a client CompID accepted (repeat; default BENCH)"
+    )
     p.add_argument("--ack", action="store_true", help="answer with ER New before the fill")
     args = p.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    config = settings(args.port, args.data_dir, args.comp_id, args.client)
+    config = settings(args.port, args.data_dir, args.comp_id, args.client or ["BENCH"])
     app = FillEverything(ack=args.ack)
     acceptor = fix.SocketAcceptor(
         app, fix.FileStoreFactory(config), config, fix.FileLogFactory(config)

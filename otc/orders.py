@@ -3,20 +3,27 @@
 ``OrderManager.handle`` takes a normalised inbound message from a client and returns what
 follows from it: messages to send and order snapshots to persist. It does no I/O, so the FIX
 adapter, the tests and the benchmark all drive exactly the same logic.
+
+Memory does not grow with history: a finished order (filled, cancelled, rejected) leaves the
+manager once the events that finished it are returned, and ClOrdIDs are remembered per trading
+day in fixed-size filters (:mod:`otc.clordids`). What the core no longer holds is the edge's
+record; before a message that needs it, :meth:`OrderManager.lookup` says what to read, and the
+edge passes the answer to :meth:`OrderManager.handle` as a :class:`History`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from operator import attrgetter
 
 from fixspec import messages as m
 from fixspec.instruments import Instrument
 from otc import venue as v
+from otc.clordids import ClOrdIdDays, Seen
 from otc.risk import RiskCheck
 
 ZERO = Decimal(0)
@@ -75,11 +82,49 @@ class OrderUpdated:
     order: Order
 
 
-CoreEvent = Send | OrderUpdated
+@dataclass(frozen=True, slots=True)
+class ClOrdIdUsed:
+    """``owner`` used ``cl_ord_id`` on ``trading_day``: the edge records it, so the ClOrdID is
+    refused again that day after the core's filter answers "maybe" or after a restart."""
+
+    owner: str
+    cl_ord_id: str
+    trading_day: date
+
+
+CoreEvent = Send | OrderUpdated | ClOrdIdUsed
+
+# The trading day a client's message at ``now`` belongs to (its session schedule's, or UTC's)
+TradingDay = Callable[[str, datetime], date]
+
+
+def utc_day(owner: str, now: datetime) -> date:
+    return now.date()
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the edge must read from its records before :meth:`OrderManager.handle` can answer:
+    whether ``cl_ord_ids`` were used by ``owner`` on ``trading_day``, and (``order_cl_ord_id``)
+    the finished order a ClOrdID names, which is no longer in memory."""
+
+    owner: str
+    trading_day: date
+    cl_ord_ids: tuple[str, ...] = ()
+    order_cl_ord_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The edge's answer to a :class:`Lookup`."""
+
+    lookup: Lookup
+    used: frozenset[str] = frozenset()
+    order: Order | None = None
 
 
 class OrderManager:
-    """All orders, keyed by our OrderID and by each client's ClOrdIDs."""
+    """The orders not yet finished, keyed by our OrderID and by each client's ClOrdIDs."""
 
     def __init__(
         self,
@@ -88,6 +133,8 @@ class OrderManager:
         clock: Callable[[], datetime] = m.utcnow,
         id_prefix: str = "O",
         start_seq: int = 0,
+        trading_day: TradingDay = utc_day,
+        clordids: ClOrdIdDays | None = None,
     ) -> None:
         self.venue = venue
         self.risk = risk or RiskCheck()
@@ -97,30 +144,63 @@ class OrderManager:
         self._exec_ids = itertools.count(1)
         self.orders: dict[str, Order] = {}
         self._by_clordid: dict[tuple[str, str], str] = {}
-        self._seen_clordids: set[tuple[str, str]] = set()
+        self._keys: dict[str, list[tuple[str, str]]] = {}  # order id -> its _by_clordid keys
+        self._finished: list[str] = []  # finished orders to leave memory at the end of a call
+        self.trading_day = trading_day
+        self.clordids = clordids or ClOrdIdDays()
+        self.evicted = 0  # finished orders that have left memory since start
+        self._cleared: tuple[str, str, date] | None = None  # what lookup() just found unused
+        # per client, the notional of finished orders (part of its exposure; the edge keeps it)
+        self.finished_notional: dict[str, Decimal] = {}
         self._exposure: dict[str, Decimal] = {}
         # Kill switches: client CompID -> reason; the key None halts every client.
         self.halted: dict[str | None, str] = {}
 
     # -- state loading (restart) -----------------------------------------------------------
 
-    def restore(self, orders: Iterable[Order], seen_clordids: Iterable[tuple[str, str]]) -> None:
-        """Reload persisted orders; ids continue after the highest one seen."""
-        top = 0
+    def restore(
+        self,
+        orders: Iterable[Order],
+        seen_clordids: Iterable[tuple[str, str]],
+        *,
+        used: Iterable[ClOrdIdUsed] = (),
+        warm_from: date | None = None,
+        last_order_seq: int = 0,
+        finished_exposure: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Reload the open orders (finished ones given are counted, then leave memory) and the
+        ClOrdIDs ``used`` on the trading days from ``warm_from`` (older days are settled by
+        lookups); ids continue after the highest one seen (``last_order_seq`` at least).
+        ``seen_clordids``: more ClOrdIDs used today. ``finished_exposure``: per client, the
+        notional of finished orders not given."""
+        top = last_order_seq
+        now = self.clock()
+        for owner, notional in (finished_exposure or {}).items():
+            self._exposure[owner] = self.exposure(owner) + notional
+            self.finished_notional[owner] = self.finished_notional.get(owner, ZERO) + notional
         for order in orders:
             self.orders[order.order_id] = order
             self._exposure[order.owner] = self.exposure(order.owner) + self._notional(order)
+            day = self.trading_day(order.owner, order.created_at)
             for cid in (order.cl_ord_id, order.orig_cl_ord_id):
                 if cid:
-                    self._by_clordid[(order.owner, cid)] = order.order_id
+                    self._index(order.owner, cid, order.order_id)
+                    self.clordids.add(order.owner, cid, day)
             digits = order.order_id.removeprefix(self._prefix)
             if digits.isdigit():
                 top = max(top, int(digits))
             if order.is_open:
                 self.venue.resume(self._venue_order(order), order.cum_qty)
-        self._seen_clordids.update(seen_clordids)
-        self._seen_clordids.update(self._by_clordid)
+            elif not order.pending_cl_ord_id:
+                self._finished.append(order.order_id)
+        for record in used:
+            self.clordids.add(record.owner, record.cl_ord_id, record.trading_day)
+        for owner, cid in seen_clordids:
+            self.clordids.add(owner, cid, self.trading_day(owner, now))
+        if warm_from is not None:
+            self.clordids.warm_from(warm_from)
         self._ids = itertools.count(top + 1)
+        self._evict()
 
     def set_exec_seq(self, last: int) -> None:
         self._exec_ids = itertools.count(last + 1)
@@ -172,17 +252,55 @@ class OrderManager:
         order_id = self._by_clordid.get((owner, cl_ord_id))
         return self.orders.get(order_id) if order_id else None
 
+    # -- what the edge reads first -----------------------------------------------------------
+
+    def lookup(self, owner: str, msg: m.InboundOrderMessage) -> Lookup | None:
+        """What ``handle(owner, msg)`` needs from the edge's records, or None: a ClOrdID the
+        day's filter cannot clear, an order that is no longer in memory."""
+        day = self.trading_day(owner, self.clock())
+        new_id: str | None = None
+        named: str | None = None
+        if isinstance(msg, m.NewOrder):
+            new_id = msg.cl_ord_id
+        elif isinstance(msg, m.CancelRequest | m.ReplaceRequest):
+            new_id, named = msg.cl_ord_id, msg.orig_cl_ord_id
+        elif isinstance(msg, m.StatusRequest):
+            named = msg.cl_ord_id
+        check: tuple[str, ...] = ()
+        if new_id is not None and (owner, new_id) not in self._by_clordid:
+            if self.clordids.check(owner, new_id, day) is Seen.MAYBE:
+                check = (new_id,)
+            else:  # handle() need not ask the filter again
+                self._cleared = (owner, new_id, day)
+        if named is not None and self.find(owner, named) is not None:
+            named = None
+        if not check and named is None:
+            return None
+        return Lookup(owner, day, check, named)
+
     # -- inbound ---------------------------------------------------------------------------
 
-    def handle(self, owner: str, msg: m.InboundOrderMessage) -> list[CoreEvent]:
+    def handle(
+        self, owner: str, msg: m.InboundOrderMessage, history: History | None = None
+    ) -> list[CoreEvent]:
+        """``history``: the edge's answer to :meth:`lookup` for this message. Without it, a
+        ClOrdID the filter cannot clear counts as used and an order not in memory as unknown."""
+        try:
+            return self._handle(owner, msg, history)
+        finally:
+            self._evict()
+
+    def _handle(
+        self, owner: str, msg: m.InboundOrderMessage, history: History | None
+    ) -> list[CoreEvent]:
         if isinstance(msg, m.NewOrder):
-            return self._new(owner, msg)
+            return self._new(owner, msg, history)
         if isinstance(msg, m.CancelRequest):
-            return self._cancel(owner, msg)
+            return self._cancel(owner, msg, history)
         if isinstance(msg, m.ReplaceRequest):
-            return self._replace(owner, msg)
+            return self._replace(owner, msg, history)
         if isinstance(msg, m.StatusRequest):
-            return self._status(owner, msg)
+            return self._status(owner, msg, history)
         if isinstance(msg, m.NewMultilegOrder):
             return [
                 Send(
@@ -204,24 +322,79 @@ class OrderManager:
             order = self.orders.get(event.order_id)
             if order is not None:
                 out += self._apply(order, event)
+        self._evict()
         return out
 
-    def _new(self, owner: str, msg: m.NewOrder) -> list[CoreEvent]:
+    # -- ClOrdIDs per trading day, finished orders ----------------------------------------
+
+    def _day(self, owner: str, history: History | None) -> date:
+        return history.lookup.trading_day if history else self.trading_day(owner, self.clock())
+
+    def _used(self, owner: str, cl_ord_id: str, history: History | None) -> bool:
+        """Whether ``owner`` used ``cl_ord_id`` on this trading day."""
+        if (owner, cl_ord_id) in self._by_clordid:  # an order in memory has it
+            return True
+        day = self._day(owner, history)
+        cleared, self._cleared = self._cleared, None
+        if cleared == (owner, cl_ord_id, day) or (
+            self.clordids.check(owner, cl_ord_id, day) is Seen.NO
+        ):
+            return False
+        if history is None or cl_ord_id not in history.lookup.cl_ord_ids:
+            return True  # nothing to settle the filter's "maybe": refuse rather than reuse
+        return cl_ord_id in history.used
+
+    def _use(self, owner: str, cl_ord_id: str, history: History | None) -> ClOrdIdUsed:
+        day = self._day(owner, history)
+        self.clordids.add(owner, cl_ord_id, day)
+        return ClOrdIdUsed(owner, cl_ord_id, day)
+
+    def _known(self, owner: str, cl_ord_id: str, history: History | None) -> Order | None:
+        """The order ``cl_ord_id`` names: in memory, or the finished one the edge read."""
+        order = self.find(owner, cl_ord_id)
+        if order is None and history is not None and history.lookup.order_cl_ord_id == cl_ord_id:
+            return history.order
+        return order
+
+    def _index(self, owner: str, cl_ord_id: str, order_id: str) -> None:
+        self._by_clordid[(owner, cl_ord_id)] = order_id
+        self._keys.setdefault(order_id, []).append((owner, cl_ord_id))
+
+    def _evict(self) -> None:
+        """Finished orders leave memory: their events are on their way to the edges, which
+        keep the record (the database)."""
+        if not self._finished:
+            return
+        for order_id in self._finished:
+            order = self.orders.get(order_id)
+            if order is None or order.is_open or order.pending_cl_ord_id:
+                continue
+            del self.orders[order_id]
+            owner = order.owner
+            held = self.finished_notional.get(owner, ZERO)
+            self.finished_notional[owner] = held + self._notional(order)
+            for key in self._keys.pop(order_id, ()):
+                if self._by_clordid.get(key) == order_id:
+                    del self._by_clordid[key]
+            self.evicted += 1
+        self._finished.clear()
+
+    def _new(self, owner: str, msg: m.NewOrder, history: History | None) -> list[CoreEvent]:
         key = (owner, msg.cl_ord_id)
         now = self.clock()
-        if key in self._seen_clordids:
+        if self._used(owner, msg.cl_ord_id, history):
             reject = self._reject_er(msg, "duplicate ClOrdID", m.OrdRejReason.DUPLICATE_ORDER)
             return [Send(owner, reject)]
-        self._seen_clordids.add(key)
+        used: list[CoreEvent] = [self._use(owner, msg.cl_ord_id, history)]
         if msg.ord_type is m.OrdType.PREVIOUSLY_QUOTED:
             reject = self._reject_er(msg, "no quote to execute against", m.OrdRejReason.OTHER)
-            return [Send(owner, reject)]
+            return [*used, Send(owner, reject)]
         halted = self.halt_reason(owner)
         if halted is not None:
             reject = self._reject_er(
                 msg, f"kill switch engaged: {halted}", m.OrdRejReason.BROKER_OPTION
             )
-            return [Send(owner, reject)]
+            return [*used, Send(owner, reject)]
         ref = self.venue.reference_price(msg.instrument.symbol)
         why = self.risk.check_order(
             owner, msg.quantity, msg.ord_type, msg.price, ref, msg.side, self.exposure(owner)
@@ -246,21 +419,28 @@ class OrderManager:
         )
         self.orders[order_id] = order
         self._exposure[owner] = self.exposure(owner) + self._notional(order)
-        self._by_clordid[key] = order_id
+        self._index(*key, order_id)
         if why is not None:
-            return self._apply(order, v.Rejected(order_id, why), m.OrdRejReason.ORDER_EXCEEDS_LIMIT)
+            rejected = self._apply(
+                order, v.Rejected(order_id, why), m.OrdRejReason.ORDER_EXCEEDS_LIMIT
+            )
+            return [*used, *rejected]
         events = self.venue.submit(self._venue_order(order))
         if not events:  # asynchronous venue: the order exists from now on
-            return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.PENDING_NEW))]
-        return self.on_venue(events)
+            return [
+                *used,
+                OrderUpdated(order),
+                Send(owner, self._er(order, m.ExecType.PENDING_NEW)),
+            ]
+        return [*used, *self.on_venue(events)]
 
-    def _cancel(self, owner: str, msg: m.CancelRequest) -> list[CoreEvent]:
-        order = self.find(owner, msg.orig_cl_ord_id)
-        problem = self._check_amend(owner, msg.cl_ord_id, order)
+    def _cancel(self, owner: str, msg: m.CancelRequest, history: History | None) -> list[CoreEvent]:
+        order = self._known(owner, msg.orig_cl_ord_id, history)
+        problem = self._check_amend(owner, msg.cl_ord_id, order, history)
         if problem is not None:
             return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.CANCEL)]
         assert order is not None  # _check_amend refuses a missing order
-        self._seen_clordids.add((owner, msg.cl_ord_id))
+        used = self._use(owner, msg.cl_ord_id, history)
         order = self._update(
             order, status=m.OrdStatus.PENDING_CANCEL, pending_cl_ord_id=msg.cl_ord_id
         )
@@ -268,12 +448,14 @@ class OrderManager:
         if not events:  # asynchronous venue: tell the client the cancel is pending
             er = self._er(order, m.ExecType.PENDING_CANCEL)
             er = replace(er, cl_ord_id=msg.cl_ord_id, orig_cl_ord_id=order.cl_ord_id)
-            return [OrderUpdated(order), Send(owner, er)]
-        return self.on_venue(events)
+            return [used, OrderUpdated(order), Send(owner, er)]
+        return [used, *self.on_venue(events)]
 
-    def _replace(self, owner: str, msg: m.ReplaceRequest) -> list[CoreEvent]:
-        order = self.find(owner, msg.orig_cl_ord_id)
-        problem = self._check_amend(owner, msg.cl_ord_id, order)
+    def _replace(
+        self, owner: str, msg: m.ReplaceRequest, history: History | None
+    ) -> list[CoreEvent]:
+        order = self._known(owner, msg.orig_cl_ord_id, history)
+        problem = self._check_amend(owner, msg.cl_ord_id, order, history)
         if problem is not None:
             return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.REPLACE)]
         assert order is not None  # _check_amend refuses a missing order
@@ -299,7 +481,7 @@ class OrderManager:
                 problem = (m.CxlRejReason.OTHER, why)
         if problem is not None:
             return [self._cxl_reject(owner, msg, order, *problem, m.CxlRejResponseTo.REPLACE)]
-        self._seen_clordids.add((owner, msg.cl_ord_id))
+        used = self._use(owner, msg.cl_ord_id, history)
         order = self._update(
             order,
             status=m.OrdStatus.PENDING_REPLACE,
@@ -311,11 +493,11 @@ class OrderManager:
         if not events:
             er = self._er(order, m.ExecType.PENDING_REPLACE)
             er = replace(er, cl_ord_id=msg.cl_ord_id, orig_cl_ord_id=order.cl_ord_id)
-            return [OrderUpdated(order), Send(owner, er)]
-        return self.on_venue(events)
+            return [used, OrderUpdated(order), Send(owner, er)]
+        return [used, *self.on_venue(events)]
 
-    def _status(self, owner: str, msg: m.StatusRequest) -> list[CoreEvent]:
-        order = self.find(owner, msg.cl_ord_id)
+    def _status(self, owner: str, msg: m.StatusRequest, history: History | None) -> list[CoreEvent]:
+        order = self._known(owner, msg.cl_ord_id, history)
         if order is None:
             return [
                 Send(
@@ -372,7 +554,7 @@ class OrderManager:
                 pending_cl_ord_id=None,
             )
             if requested:
-                self._by_clordid[(owner, requested)] = order.order_id
+                self._index(owner, requested, order.order_id)
             return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.CANCELED))]
         if isinstance(event, v.Replaced):
             new_id = order.pending_cl_ord_id or order.cl_ord_id
@@ -388,7 +570,7 @@ class OrderManager:
                 pending_quantity=None,
                 pending_price=None,
             )
-            self._by_clordid[(owner, new_id)] = order.order_id
+            self._index(owner, new_id, order.order_id)
             return [OrderUpdated(order), Send(owner, self._er(order, m.ExecType.REPLACED))]
         if isinstance(event, v.Rejected):
             if order.status is m.OrdStatus.PENDING_NEW:
@@ -445,9 +627,9 @@ class OrderManager:
         return [OrderUpdated(order), Send(order.owner, reject)]
 
     def _check_amend(
-        self, owner: str, cl_ord_id: str, order: Order | None
+        self, owner: str, cl_ord_id: str, order: Order | None, history: History | None
     ) -> tuple[m.CxlRejReason, str] | None:
-        if (owner, cl_ord_id) in self._seen_clordids:
+        if self._used(owner, cl_ord_id, history):
             return m.CxlRejReason.DUPLICATE_CLORDID, "duplicate ClOrdID"
         if order is None:
             return m.CxlRejReason.UNKNOWN_ORDER, "unknown order"
@@ -499,6 +681,8 @@ class OrderManager:
         order = Order(**values)
         self.orders[order.order_id] = order
         self._exposure[order.owner] = self.exposure(order.owner) - before + self._notional(order)
+        if not order.is_open and not order.pending_cl_ord_id:
+            self._finished.append(order.order_id)
         return order
 
     def _exec_id(self) -> str:

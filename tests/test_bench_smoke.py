@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 
+from load import bench_memory, bench_sessions
 from load.bench_orders import ABLATIONS, gateway_dir, report, run_benchmark
 from load.fastclient import OrderTemplate, field_value
 from load.stats import percentile
@@ -135,3 +137,46 @@ def test_mass_quote_benchmark_reports_every_phase_with_positive_figures(tmp_path
     text = report(result)
     assert [line.split()[0] for line in text.splitlines()[2:5]] == ["ws", "rest", "echo"]
     assert "quotes/s" in text and "target:" in text
+
+
+FIGURE = re.compile(r"(-?[\d,]+(?:\.\d+)?) (?:MB|KB|s|µs)")
+
+
+def _figures(line: str) -> list[float]:
+    return [float(x.replace(",", "")) for x in FIGURE.findall(line)]
+
+
+def test_memory_benchmark_prints_rss_at_every_checkpoint_and_start_up_times(tmp_path) -> None:
+    out = bench_memory.run(orders=400, n_sessions=2, seed=2000, work=tmp_path)
+    rows = [line for line in out.splitlines() if re.match(r"\s+[\d,]+ \|", line)]
+    assert [int(r.split("|")[0].replace(",", "")) for r in rows] == [0, 40, 100, 200, 400]
+    for row in rows:
+        bare, gateway, ours, _ = _figures(row)
+        assert bare > 0 and gateway > bare and abs(ours - (gateway - bare)) < 0.15
+    entries = [int(r.split("|")[4].replace(",", "")) for r in rows]
+    assert entries == sorted(entries) and entries[-1] >= 400  # an order command at least
+    starts = [line for line in out.splitlines() if line.strip().startswith(("empty", "after", "+"))]
+    assert len(starts) == 3
+    assert all(_figures(line) for line in starts)  # times: well formed only
+    # the run's orders are in the database the restarts read, and the seeded ones too
+    with closing(sqlite3.connect(tmp_path / "gateway" / "fixbridge.db")) as db:
+        assert db.execute("select count(*) from orders where status = '2'").fetchone() == (2400,)
+        assert db.execute("select count(*) from clordids").fetchone() == (2400,)
+
+
+def test_sessions_benchmark_answers_every_order_of_every_session(tmp_path) -> None:
+    out = bench_sessions.run(n=4, rate=5, duration=1.0, work=tmp_path)
+    table = {
+        cells[0].strip(): [c.strip() for c in cells[1:]]
+        for cells in (line.split("|") for line in out.splitlines() if "|" in line)
+    }
+    assert table["orders answered"][0] == table["orders answered"][1]
+    assert int(table["orders answered"][1]) >= 4 * 4  # ~5 per session per second
+    per_session = [_figures(cell) for cell in table["RSS per idle session"]]
+    assert all(len(f) == 1 for f in per_session)  # a difference: noise may make it negative
+    for key in ("RSS, 4 sessions idle", "RSS after the load"):  # memory: positive
+        assert all(_figures(cell)[0] > 0 for cell in table[key]), key
+    times = ["process start -> ready + logon storm", "logon storm (connect -> all on)"]
+    times += ["order -> first ER p50", "order -> first ER p99", "order -> first ER max"]
+    for key in times:  # times: well formed only
+        assert all(len(_figures(cell)) == 1 for cell in table[key]), key

@@ -32,10 +32,17 @@ from gateway.fix.convert import OutboundBuilder
 from gateway.fix.dictionary import write_dictionary
 from gateway.recovery import read_store, recover
 from gateway.store.connect import connect
-from gateway.store.orders import ExecutionRow, OrderRow, last_exec_seq, load_orders, order_row
+from gateway.store.orders import (
+    ExecutionRow,
+    OrderRow,
+    finished_exposure,
+    last_exec_seq,
+    load_orders,
+    order_row,
+)
 from gateway.store.writer import Writer
 from load.fixclient import FixClient, fix_time
-from otc.orders import OrderManager, OrderUpdated, Send
+from otc.orders import Order, OrderManager, OrderUpdated, Send
 from otc.venue import SimulatedVenue
 from tests.harness import ROOT, GatewayProcess, order_fields
 
@@ -136,6 +143,16 @@ class Run:
     batches: list[list]  # the core events of each inbound message
     stores: dict[str, SessionStore] = field(default_factory=dict)
 
+    @property
+    def final(self) -> dict[str, Order]:
+        """Every order's last snapshot (finished ones have left the core's memory)."""
+        return {
+            e.order.order_id: e.order
+            for events in self.batches
+            for e in events
+            if isinstance(e, OrderUpdated)
+        }
+
 
 def play(store_dir: Path) -> Run:
     core = OrderManager(SimulatedVenue({"BTC-PERP": D(65000)}, D(10)), clock=Clock())
@@ -198,8 +215,8 @@ def test_recovery_completes_the_database_from_the_store(tmp_path):
     assert done.stores == 2 and done.torn == 0 and done.unreadable == 0
     assert exec_ids_in(database) == {er.exec_id for er in reports(run)}
     rows = orders_in(database)
-    assert set(rows) == set(run.core.orders)
-    for order_id, order in run.core.orders.items():
+    assert set(rows) == set(run.final)
+    for order_id, order in run.final.items():
         row = rows[order_id]
         assert row["created_at"] <= row["updated_at"]
         assert {k: v for k, v in row.items() if k != "created_at"} == expected_row(order)
@@ -210,18 +227,30 @@ def test_recovery_completes_the_database_from_the_store(tmp_path):
         if isinstance(e, OrderUpdated)
     }
     assert sorted(done.order_ids) == sorted(changed_later) and len(changed_later) >= 4
+    # fills of orders that finished in what was lost count towards their client's exposure
+    persisted = {
+        e.order.order_id: e.order
+        for events in run.batches[:3]
+        for e in events
+        if isinstance(e, OrderUpdated)
+    }
+    lost_fills: dict[str, Decimal] = {}
+    for order_id, order in run.final.items():
+        kept = persisted.get(order_id)
+        if not order.is_open and (kept is None or kept.is_open) and order.cum_qty:
+            notional = order.cum_qty * order.avg_px
+            lost_fills[order.owner] = lost_fills.get(order.owner, D(0)) + notional
+    assert lost_fills and finished_exposure(database) == lost_fills
     # the core restored from the recovered database continues where the clients left off
     core = OrderManager(SimulatedVenue({"BTC-PERP": D(65000)}, D(10)))
     core.restore(load_orders(database), [])
     core.set_exec_seq(last_exec_seq(database))
-    assert {o.order_id for o in core.orders.values() if o.is_open} == {
-        o.order_id for o in run.core.orders.values() if o.is_open
-    }
+    assert set(core.orders) == {o.order_id for o in run.final.values() if o.is_open}
     after = core.handle("CLIENT2", new("later", BUY, "1", "50000"))
     er = next(e.message for e in after if isinstance(e, Send))
     issued = {int(r.exec_id[2:]) for r in reports(run)}
     assert int(er.exec_id[2:]) > max(issued)
-    assert int(er.order_id[1:]) > max(int(o[1:]) for o in run.core.orders)
+    assert int(er.order_id[1:]) > max(int(o[1:]) for o in run.final)
 
 
 def test_recovery_is_idempotent_and_leaves_a_complete_database_alone(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
@@ -15,11 +15,20 @@ import sqlalchemy as sa
 from fixspec import messages as m
 from fixspec.instruments import parse_symbol
 from gateway.store.connect import SCHEMA_VERSION, connect, migrate
-from gateway.store.orders import ExecutionRow, last_exec_seq, load_orders
+from gateway.store.orders import (
+    ExecutionRow,
+    OrderHistory,
+    finished_exposure,
+    last_exec_seq,
+    last_order_seq,
+    load_open_orders,
+    load_orders,
+    used_clordids,
+)
 from gateway.store.sessions import SessionEvent, SessionEventRow
 from gateway.store.writer import Writer
 from load.fixclient import FixClient
-from otc.orders import Order
+from otc.orders import ClOrdIdUsed, Lookup, Order
 from tests.harness import API_TOKEN, GatewayProcess, order_fields
 
 PG_URL = os.environ.get("FIXBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -193,3 +202,32 @@ def test_one_bad_record_does_not_lose_the_rest_of_its_batch(url):
     assert events == ["logon"]
     assert writer.failures >= 1
     database.dispose()
+
+
+def test_used_cl_ord_ids_open_orders_and_finished_exposure_round_trip(url):
+    """What start-up and the order core's lookups read back, on both databases."""
+    database = connect(url)
+    writer = Writer(database)
+    today, before = date(2026, 11, 24), date(2026, 11, 20)
+    for day, cl in ((today, "a"), (today, "b"), (before, "old")):
+        writer.clordid(ClOrdIdUsed("C1", cl, day))
+    writer.clordid(ClOrdIdUsed("C1", "a", today))  # recorded twice: one row
+    writer.order(_order("O7"))
+    writer.order(_order("O8", m.OrdStatus.FILLED, cum="1.00000001"))
+    writer.finished_exposure("C1", Decimal("4200.12345679"), datetime.now(UTC))
+    writer.finished_exposure("C1", Decimal("8400.5"), datetime.now(UTC))  # the latest wins
+    writer.close()
+
+    assert sorted((u.trading_day, u.cl_ord_id) for u in used_clordids(database, today)) == [
+        (today, "a"),
+        (today, "b"),
+    ]
+    assert [o.order_id for o in load_open_orders(database)] == ["O7"]
+    assert last_order_seq(database) == 8
+    assert finished_exposure(database) == {"C1": Decimal("8400.5")}
+    history = OrderHistory(database, Writer(database), recent=1)
+    lookup = Lookup("C1", today, ("a", "zzz"), "cl-O8")
+    assert history.used(lookup) == {"a"}
+    found = history.order("C1", "cl-O8")
+    assert found is not None and (found.order_id, found.status) == ("O8", m.OrdStatus.FILLED)
+    history.writer.close()

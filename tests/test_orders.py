@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from fixspec import messages as m
 from fixspec.instruments import parse_symbol
 from otc import venue as v
-from otc.orders import CoreEvent, Order, OrderManager, OrderUpdated, Send
+from otc.orders import (
+    ClOrdIdUsed,
+    CoreEvent,
+    History,
+    Order,
+    OrderManager,
+    OrderUpdated,
+    Send,
+)
 from otc.risk import RiskCheck, RiskLimits
 
 D = Decimal
@@ -74,6 +82,39 @@ class AsyncVenue:
 
 def manager(venue: v.Venue | None = None, *, depth: str = "10", risk: RiskCheck | None = None):
     return OrderManager(venue or v.SimulatedVenue(REF, D(depth)), risk=risk, clock=Clock())
+
+
+class Edge:
+    """The edge's side of the core's contract, as the FIX adapter and the database keep it:
+    every event recorded (order snapshots, used ClOrdIDs), and the core's lookups answered from
+    that record before a message is handled."""
+
+    def __init__(self, om: OrderManager) -> None:
+        self.om = om
+        self.snapshots: dict[str, Order] = {}
+        self.used: set[tuple[str, object, str]] = set()
+        self.lookups = 0
+
+    def handle(self, owner: str, msg: m.InboundOrderMessage) -> list[CoreEvent]:
+        history = None
+        lookup = self.om.lookup(owner, msg)
+        if lookup is not None:
+            self.lookups += 1
+            used = {c for c in lookup.cl_ord_ids if (owner, lookup.trading_day, c) in self.used}
+            named = lookup.order_cl_ord_id
+            found = [
+                o
+                for o in self.snapshots.values()
+                if o.owner == owner and named in (o.cl_ord_id, o.orig_cl_ord_id)
+            ]
+            history = History(lookup, frozenset(used), found[-1] if found else None)
+        events = self.om.handle(owner, msg, history)
+        for event in events:
+            if isinstance(event, OrderUpdated):
+                self.snapshots[event.order.order_id] = event.order
+            elif isinstance(event, ClOrdIdUsed):
+                self.used.add((event.owner, event.trading_day, event.cl_ord_id))
+        return events
 
 
 def new(
@@ -192,7 +233,7 @@ def test_market_order_sweeping_the_depth_fills_partly_then_cancels_the_rest() ->
     canceled = ers(events)[-1]
     assert canceled.avg_px == D(100)
     assert canceled.text and "liquidity" in canceled.text
-    assert om.orders["O1"].status is OS.CANCELED
+    assert "O1" not in om.orders  # finished: it left memory with its last events
     assert [o.status for o in updated(events)] == [OS.NEW, OS.PARTIALLY_FILLED, OS.CANCELED]
 
 
@@ -322,8 +363,10 @@ def test_multileg_order_is_answered_with_a_business_reject() -> None:
 
 def test_cancel_of_a_resting_order() -> None:
     om = manager()
-    om.handle("A", new("C1", qty="5", price="99"))
-    events = om.handle("A", cancel("C2", "C1"))
+    edge = Edge(om)
+    edge.handle("A", new("C1", qty="5", price="99"))
+    assert om.find("A", "C1") is om.orders["O1"]
+    events = edge.handle("A", cancel("C2", "C1"))
     er = only(ers(events))
     assert (er.exec_type, er.ord_status, er.cum_qty, er.leaves_qty) == (
         ET.CANCELED,
@@ -332,9 +375,14 @@ def test_cancel_of_a_resting_order() -> None:
         0,
     )
     assert (er.order_id, er.cl_ord_id, er.orig_cl_ord_id, er.order_qty) == ("O1", "C2", "C1", 5)
-    assert om.find("A", "C2") is om.find("A", "C1") is om.orders["O1"]
-    status = only(ers(om.handle("A", m.StatusRequest("C2", m.Side.BUY, "BTC-PERP"))))
-    assert (status.exec_type, status.ord_status) == (ET.ORDER_STATUS, OS.CANCELED)
+    assert om.find("A", "C2") is om.find("A", "C1") is None  # finished: left memory
+    for cl in ("C2", "C1"):  # the edge's record answers for it
+        status = only(ers(edge.handle("A", m.StatusRequest(cl, m.Side.BUY, "BTC-PERP"))))
+        assert (status.exec_type, status.ord_status, status.order_id) == (
+            ET.ORDER_STATUS,
+            OS.CANCELED,
+            "O1",
+        )
 
 
 def test_cancel_of_a_partially_filled_order_keeps_its_fills() -> None:
@@ -364,8 +412,10 @@ def test_cancel_of_an_unknown_order_is_cxl_rej_reason_1() -> None:
 )
 def test_cancel_of_a_finished_order_is_too_late(first: m.NewOrder, status: m.OrdStatus) -> None:
     om = manager()
-    om.handle("A", first)
-    rej = only(sent(om.handle("A", cancel("C2", "C1"))))
+    edge = Edge(om)
+    edge.handle("A", first)
+    assert om.orders == {}
+    rej = only(sent(edge.handle("A", cancel("C2", "C1"))))
     assert isinstance(rej, m.CancelReject)
     assert rej.reason is m.CxlRejReason.TOO_LATE
     assert (rej.ord_status, rej.order_id) == (status, "O1")
@@ -391,7 +441,8 @@ def test_replace_that_makes_an_order_marketable_fills_it() -> None:
     assert (replaced.cl_ord_id, replaced.orig_cl_ord_id, replaced.price) == ("C2", "C1", D(100))
     assert trade.cl_ord_id == "C2"
     assert (trade.last_qty, trade.last_px) == (D(5), D(100))
-    assert om.find("A", "C2").status is OS.FILLED
+    assert updated(events)[-1].status is OS.FILLED
+    assert om.find("A", "C2") is None
 
 
 def test_replaced_ord_status_reflects_the_current_state() -> None:
@@ -451,13 +502,14 @@ def test_replace_breaching_a_risk_limit_is_refused() -> None:
 
 def test_replace_of_unknown_or_finished_orders() -> None:
     om = manager()
-    rej = only(sent(om.handle("A", amend("C2", "NOPE", "5", "99"))))
+    edge = Edge(om)
+    rej = only(sent(edge.handle("A", amend("C2", "NOPE", "5", "99"))))
     assert (rej.reason, rej.response_to) == (
         m.CxlRejReason.UNKNOWN_ORDER,
         m.CxlRejResponseTo.REPLACE,
     )
-    om.handle("A", new("C1", qty="4", price="100"))
-    rej = only(sent(om.handle("A", amend("C3", "C1", "5", "99"))))
+    edge.handle("A", new("C1", qty="4", price="100"))
+    rej = only(sent(edge.handle("A", amend("C3", "C1", "5", "99"))))
     assert (rej.reason, rej.ord_status) == (m.CxlRejReason.TOO_LATE, OS.FILLED)
 
 
@@ -658,17 +710,29 @@ def _exec_seq(exec_id: str) -> int:
 def test_restore_after_a_restart_keeps_ids_increasing_and_resting_orders_at_the_venue() -> None:
     clock = Clock()
     before = OrderManager(v.SimulatedVenue(REF, D(10)), clock=clock)
+    record = Edge(before)
     log = []
-    log += before.handle("A", new("A1", m.Side.BUY, "15", "100"))  # O1: 10 filled, 5 rest
-    log += before.handle("A", new("A2", m.Side.BUY, "5", "90"))  # O2: rests
-    log += before.handle("B", new("B1", m.Side.SELL, "2", symbol="ETH-PERP"))  # O3: filled
+    log += record.handle("A", new("A1", m.Side.BUY, "15", "100"))  # O1: 10 filled, 5 rest
+    log += record.handle("A", new("A2", m.Side.BUY, "5", "90"))  # O2: rests
+    log += record.handle("B", new("B1", m.Side.SELL, "2", symbol="ETH-PERP"))  # O3: filled
     old_exec_ids = {r.exec_id for r in ers(log)}
+    assert set(before.orders) == {"O1", "O2"}  # O3 finished and left memory
 
+    # what the gateway's start-up reads: open orders, the days' used ClOrdIDs, the top OrderID
+    record.used.add(("B", T0.date(), "B-rejected-earlier"))  # refused before it made an order
     after = OrderManager(v.SimulatedVenue(REF, D(10)), clock=clock)
-    after.restore(list(before.orders.values()), [("B", "B-rejected-earlier")])
+    after.restore(
+        list(before.orders.values()),
+        [],
+        used=[ClOrdIdUsed(o, c, d) for o, d, c in record.used],
+        warm_from=T0.date(),
+        last_order_seq=3,
+    )
     after.set_exec_seq(max(map(_exec_seq, old_exec_ids)))
+    edge = Edge(after)
+    edge.snapshots, edge.used = record.snapshots, record.used
 
-    events = after.handle("B", new("B2", m.Side.SELL, "7", "90"))
+    events = edge.handle("B", new("B2", m.Side.SELL, "7", "90"))
     b_new = ers(events, "B")[0]
     assert b_new.order_id == "O4"
     # the restored book: O1 has 5 open (not 15) at 100, then O2 at 90
@@ -680,11 +744,10 @@ def test_restore_after_a_restart_keeps_ids_increasing_and_resting_orders_at_the_
     assert ers(events, "B")[-1].ord_status is OS.FILLED
     assert not {r.exec_id for r in ers(events)} & old_exec_ids
 
-    dup = only(ers(after.handle("A", new("A1", qty="1", price="1"))))
-    assert dup.ord_rej_reason is m.OrdRejReason.DUPLICATE_ORDER
-    seen = only(ers(after.handle("B", new("B-rejected-earlier", qty="1", price="1"))))
-    assert seen.ord_rej_reason is m.OrdRejReason.DUPLICATE_ORDER
-    assert states(after.handle("A", cancel("A3", "A2"))) == [(ET.CANCELED, OS.CANCELED, 2, 0)]
+    for owner, cl in (("A", "A1"), ("B", "B1"), ("B", "B-rejected-earlier")):
+        dup = only(ers(edge.handle(owner, new(cl, qty="1", price="1"))))
+        assert dup.ord_rej_reason is m.OrdRejReason.DUPLICATE_ORDER, cl
+    assert states(edge.handle("A", cancel("A3", "A2"))) == [(ET.CANCELED, OS.CANCELED, 2, 0)]
 
 
 def test_restore_hands_only_open_orders_back_to_the_venue() -> None:
@@ -697,6 +760,65 @@ def test_restore_hands_only_open_orders_back_to_the_venue() -> None:
     assert venue.commands == [("resume", "O2", D(0))]
     after.handle("A", new("A3", qty="1", price="90"))
     assert venue.commands[-1] == ("submit", "O3")
+
+
+# --- memory: finished orders leave, ClOrdIDs per trading day ------------------------------
+
+
+def test_finished_orders_leave_memory_and_new_cl_ord_ids_need_no_lookup() -> None:
+    om = manager(depth="1000000")
+    edge = Edge(om)
+    for i in range(2000):
+        events = edge.handle("A", new(f"F{i}", qty="1"))  # marketable: filled at once
+        assert ers(events)[-1].ord_status is OS.FILLED
+    assert om.orders == {} and om.evicted == 2000
+    assert om.find("A", "F7") is None
+    assert edge.lookups == 0  # a fresh ClOrdID is cleared by the day's filter alone
+    assert om.exposure("A") == D(2000) * D(100)  # fills still count towards the credit limit
+    assert om.finished_notional == {"A": D(2000) * D(100)}
+    dup = only(ers(edge.handle("A", new("F7", qty="1"))))
+    assert (dup.ord_rej_reason, dup.order_id) == (m.OrdRejReason.DUPLICATE_ORDER, "NONE")
+    assert edge.lookups == 1
+    status = only(ers(edge.handle("A", m.StatusRequest("F1999", m.Side.BUY, "BTC-PERP"))))
+    assert (status.order_id, status.ord_status, status.cum_qty) == ("O2000", OS.FILLED, 1)
+    rej = only(sent(edge.handle("A", cancel("X1", "F3"))))
+    assert (rej.reason, rej.ord_status, rej.order_id) == (m.CxlRejReason.TOO_LATE, OS.FILLED, "O4")
+
+
+def test_without_the_edges_answer_a_cl_ord_id_the_filter_may_hold_is_refused() -> None:
+    om = manager()
+    om.handle("A", new("C1", qty="1"))  # filled, gone from memory
+    dup = only(ers(om.handle("A", new("C1", qty="1"))))
+    assert dup.ord_rej_reason is m.OrdRejReason.DUPLICATE_ORDER
+
+
+def test_a_cl_ord_id_may_be_used_again_on_the_next_trading_day() -> None:
+    clock = Clock()
+    om = OrderManager(v.SimulatedVenue(REF, D(10)), clock=clock)
+    edge = Edge(om)
+    assert ers(edge.handle("A", new("DAY1", qty="1")))[-1].ord_status is OS.FILLED
+    assert only(ers(edge.handle("A", new("DAY1", qty="1")))).ord_rej_reason is (
+        m.OrdRejReason.DUPLICATE_ORDER
+    )
+    clock.now = datetime(2026, 1, 3, 0, 0, 1, tzinfo=UTC)  # past UTC midnight
+    again = ers(edge.handle("A", new("DAY1", qty="1")))
+    assert [e.ord_status for e in again] == [OS.NEW, OS.FILLED]
+    assert again[0].order_id == "O2"
+    assert {(o, d.isoformat(), c) for o, d, c in edge.used} == {
+        ("A", "2026-01-02", "DAY1"),
+        ("A", "2026-01-03", "DAY1"),
+    }
+
+
+def test_an_open_order_keeps_its_cl_ord_id_taken_across_days() -> None:
+    clock = Clock()
+    om = OrderManager(v.SimulatedVenue(REF, D(10)), clock=clock)
+    edge = Edge(om)
+    edge.handle("A", new("REST", qty="1", price="90"))
+    clock.now += timedelta(days=1)
+    assert only(ers(edge.handle("A", new("REST", qty="1")))).ord_rej_reason is (
+        m.OrdRejReason.DUPLICATE_ORDER
+    )
 
 
 # --- invariants over random sessions ----------------------------------------------------
@@ -734,8 +856,7 @@ class Auditor:
 
     def check(self, events: list[CoreEvent]) -> None:
         for event in events:
-            if isinstance(event, OrderUpdated):
-                assert self.om.orders[event.order.order_id] is not None
+            if not isinstance(event, Send):
                 continue
             msg = event.message
             if not isinstance(msg, m.ExecutionReport):
@@ -763,8 +884,11 @@ class Auditor:
                 assert abs(msg.avg_px * msg.cum_qty - notional) < D("1e-15")
                 assert min(p for _, p in fills) <= msg.avg_px <= max(p for _, p in fills)
 
-    def check_orders(self) -> None:
+    def check_orders(self, edge: Edge) -> None:
+        # memory holds exactly the orders not finished
+        assert set(self.om.orders) == {o.order_id for o in edge.snapshots.values() if o.is_open}
         for order in self.om.orders.values():
+            assert order.is_open
             assert D(0) <= order.cum_qty <= order.quantity, order
             assert order.status not in (OS.PENDING_CANCEL, OS.PENDING_REPLACE, OS.PENDING_NEW)
             assert order.cum_qty == sum((q for q, _ in self.fills[order.order_id]), D(0))
@@ -776,6 +900,7 @@ class Auditor:
 @given(sessions)
 def test_quantities_and_exec_ids_stay_consistent_over_random_sessions(ops: list[tuple]) -> None:
     om = manager(depth="3")
+    edge = Edge(om)
     audit = Auditor(om)
     issued: dict[str, list[str]] = {c: [] for c in CLIENTS}  # every ClOrdID sent
     placed: dict[str, list[str]] = {c: [] for c in CLIENTS}  # those of new orders
@@ -787,9 +912,19 @@ def test_quantities_and_exec_ids_stay_consistent_over_random_sessions(ops: list[
         return cl
 
     def pick(client: str, index: int) -> Order | None:
-        return (
-            om.find(client, issued[client][index % len(issued[client])]) if issued[client] else None
-        )
+        """An order by one of its ClOrdIDs: in memory, or finished (from the edge's record)."""
+        if not issued[client]:
+            return None
+        cl = issued[client][index % len(issued[client])]
+        found = om.find(client, cl)
+        if found is None:
+            known = [
+                o
+                for o in edge.snapshots.values()
+                if o.owner == client and cl in (o.cl_ord_id, o.orig_cl_ord_id)
+            ]
+            found = known[-1] if known else None
+        return found
 
     for op in ops:
         kind, client = op[0], op[1]
@@ -806,16 +941,16 @@ def test_quantities_and_exec_ids_stay_consistent_over_random_sessions(ops: list[
                 tif,
             )
             placed[client].append(msg.cl_ord_id)
-            events = om.handle(client, msg)
+            events = edge.handle(client, msg)
         elif kind == "reuse" and placed[client]:
             cl = placed[client][op[2] % len(placed[client])]
-            events = om.handle(client, new(cl, qty="1", price="100"))
+            events = edge.handle(client, new(cl, qty="1", price="100"))
             assert only(ers(events)).ord_rej_reason is m.OrdRejReason.DUPLICATE_ORDER
         elif kind == "status" and issued[client]:
             cl = issued[client][op[2] % len(issued[client])]
-            events = om.handle(client, m.StatusRequest(cl, m.Side.BUY, "BTC-PERP"))
+            events = edge.handle(client, m.StatusRequest(cl, m.Side.BUY, "BTC-PERP"))
         elif kind == "cancel" and (order := pick(client, op[2])) is not None:
-            events = om.handle(client, cancel(fresh(client), order.cl_ord_id, order.side))
+            events = edge.handle(client, cancel(fresh(client), order.cl_ord_id, order.side))
             answer = sent(events)[-1] if order.is_open else only(sent(events))
             if order.is_open:
                 assert isinstance(answer, m.ExecutionReport) and answer.ord_status is OS.CANCELED
@@ -832,16 +967,18 @@ def test_quantities_and_exec_ids_stay_consistent_over_random_sessions(ops: list[
                 order.ord_type,
                 price if order.ord_type is m.OrdType.LIMIT else None,
             )
-            events = om.handle(client, msg)
+            events = edge.handle(client, msg)
             if order.is_open and qty <= order.cum_qty:
                 assert isinstance(only(sent(events)), m.CancelReject)
         audit.check(events)
-        audit.check_orders()
+        audit.check_orders(edge)
 
     # The venue and the manager agree on what is open: each open order cancels cleanly.
     for order in list(om.orders.values()):
         if order.is_open:
-            events = om.handle(order.owner, cancel(fresh(order.owner), order.cl_ord_id, order.side))
+            events = edge.handle(
+                order.owner, cancel(fresh(order.owner), order.cl_ord_id, order.side)
+            )
             audit.check(events)
             assert states(events) == [(ET.CANCELED, OS.CANCELED, order.cum_qty, 0)]
-    assert all(not o.is_open for o in om.orders.values())
+    assert om.orders == {}

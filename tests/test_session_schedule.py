@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import WEEKDAYS, ConfigError, ScheduleSection, load_config
 from gateway.fix.acceptor import schedule_settings
-from gateway.schedule import day_refusal, window_opened_on
+from gateway.schedule import day_refusal, trading_day, window_opened_on
 from load.fixclient import FixClient
 from tests.conftest import connect
 from tests.harness import API_TOKEN, GatewayProcess
@@ -98,6 +98,27 @@ def test_days_belong_to_the_day_a_window_opened():
     assert day_refusal(whole_day, tuesday_early) is None  # QuickFIX renews it at midnight
     assert day_refusal(ScheduleSection(), tuesday_night) is None
     assert day_refusal(None, tuesday_night) is None
+
+
+def test_the_trading_day_rolls_at_the_schedule_start_or_utc_midnight():
+    late = datetime(2026, 1, 5, 23, 30, tzinfo=UTC)  # Monday
+    assert trading_day(None, late).isoformat() == "2026-01-05"
+    assert trading_day(None, late + timedelta(hours=1)).isoformat() == "2026-01-06"
+    overnight = ScheduleSection(start="22:00:00", end="06:00:00")
+    assert trading_day(overnight, datetime(2026, 1, 5, 21, 59, tzinfo=UTC)).isoformat() == (
+        "2026-01-04"
+    )
+    assert trading_day(overnight, datetime(2026, 1, 5, 22, 0, tzinfo=UTC)).isoformat() == (
+        "2026-01-05"
+    )
+    assert trading_day(overnight, datetime(2026, 1, 6, 5, 0, tzinfo=UTC)).isoformat() == (
+        "2026-01-05"
+    )
+    tokyo = ScheduleSection(start="08:00:00", end="17:00:00", time_zone="Asia/Tokyo")
+    # 2026-01-05 23:30 UTC is Tuesday 08:30 in Tokyo
+    assert trading_day(tokyo, late).isoformat() == "2026-01-06"
+    weekly = ScheduleSection(start_day="Sun", start="22:00:00", end_day="Fri", end="22:00:00")
+    assert trading_day(weekly, late).isoformat() == "2026-01-05"  # days roll at 22:00
 
 
 # --- real logons --------------------------------------------------------------------------

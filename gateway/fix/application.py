@@ -29,12 +29,13 @@ from gateway.fix.trade_reports import TradeReports
 from gateway.logon import LogonAttempt, LogonPolicy
 from gateway.metrics import REJECT_REASON_TAG, FixMetrics
 from gateway.negotiation import NegotiationService
+from gateway.store.orders import OrderHistory
 from gateway.store.sessions import SessionEvent
 from gateway.store.writer import Writer
 from gateway.trade_capture import PreAllocations
 from otc.negotiation import events as ev
 from otc.negotiation.model import AcceptVia
-from otc.orders import OrderManager, OrderUpdated, Send
+from otc.orders import ClOrdIdUsed, History, Order, OrderManager, OrderUpdated, Send
 from otc.risk import Throttle, ThrottleVerdict
 from otc.trade_versions import CorrectionRefused, RefusalReason, TradeVersion
 from otc.trades import Allocation
@@ -125,8 +126,12 @@ class GatewayApplication(fix.Application):
         handled_observers: Sequence[HandledObserver] = (),
         allocations: Allocations | None = None,
         pre_allocations: PreAllocations | None = None,
+        history: OrderHistory | None = None,
     ) -> None:
         super().__init__()
+        # the database, for what the order core no longer holds (finished orders, older
+        # ClOrdIDs); None: the core answers from memory alone
+        self.history = history
         self.orders = orders
         self.writer = writer
         self.policy = policy
@@ -356,7 +361,7 @@ class GatewayApplication(fix.Application):
                     self.metrics.order_first_er.observe(time.perf_counter() - started)
                 return
             with self.lock:
-                events = self.orders.handle(owner, normalised)
+                events = self.orders.handle(owner, normalised, self._history(owner, normalised))
                 self._order_started = started if msg_type == "D" else None  # to its first ER
                 try:
                     self.apply(events)
@@ -374,6 +379,16 @@ class GatewayApplication(fix.Application):
                 ),
                 sessionID,
             )
+
+    def _history(self, owner: str, msg: m.InboundOrderMessage) -> History | None:
+        """Read from the database what the core asks for before it can answer ``msg``."""
+        lookup = self.orders.lookup(owner, msg)
+        if lookup is None or self.history is None:
+            return None
+        order = None
+        if lookup.order_cl_ord_id is not None:
+            order = self.history.order(owner, lookup.order_cl_ord_id)
+        return History(lookup, self.history.used(lookup), order)
 
     def _throttled(self, owner, msg_type, message, sessionID, verdict, throttle) -> None:
         text = f"throttled: {throttle.rate} messages in the last second"
@@ -631,6 +646,12 @@ class GatewayApplication(fix.Application):
         for event in events:
             if isinstance(event, OrderUpdated):
                 self.writer.order(event.order)
+                if not event.order.is_open:
+                    self._finished(event.order)
+            elif isinstance(event, ClOrdIdUsed):
+                self.writer.clordid(event)
+                if self.history is not None:
+                    self.history.used_now(event)
             elif isinstance(event, Send):
                 if isinstance(event.message, m.ExecutionReport):
                     self.writer.execution(event.to, event.message)
@@ -640,6 +661,15 @@ class GatewayApplication(fix.Application):
                 ):  # the first ER of the NewOrderSingle fromApp is handling
                     self.metrics.order_first_er.observe(time.perf_counter() - self._order_started)
                     self._order_started = None
+
+    def _finished(self, order: Order) -> None:
+        """A finished order left the core: its notional joined the client's finished total,
+        and lookups find it among the recent ones until the database has it."""
+        total = self.orders.finished_notional.get(order.owner)
+        if total is not None:
+            self.writer.finished_exposure(order.owner, total, order.updated_at)
+        if self.history is not None:
+            self.history.finished(order)
 
     def _send(self, owner: str, msg: m.OutboundMessage, sessionID: fix.SessionID | None) -> None:
         if sessionID is None:

@@ -16,7 +16,7 @@ from gateway.store import clearing, orders, rfqs, sessions, trade_versions, trad
 from gateway.store.columns import utc_column
 
 log = logging.getLogger("gateway.db")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionRow(SQLModel, table=True):
@@ -26,7 +26,16 @@ class SchemaVersionRow(SQLModel, table=True):
 
 
 # Each migration takes the schema from version N-1 to N. Version 1 is the initial schema.
-MIGRATIONS: dict[int, list[str]] = {1: []}
+MIGRATIONS: dict[int, list[str]] = {
+    1: [],
+    # 2: start-up reads open orders only, finished ones are found by ClOrdID (the clordids
+    # table itself is made by create_all)
+    2: [
+        "CREATE INDEX IF NOT EXISTS ix_orders_status ON orders (status)",
+        "CREATE INDEX IF NOT EXISTS ix_orders_created_at ON orders (created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_orders_orig_cl_ord_id ON orders (orig_cl_ord_id)",
+    ],
+}
 
 
 def connect(url: str) -> Engine:
@@ -52,12 +61,13 @@ def migrate(database: Engine) -> int:
     with database.begin() as conn:
         current = conn.execute(select(func.max(SchemaVersionRow.version))).scalar() or 0
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version]:
+            for statement in MIGRATIONS[version]:  # idempotent: create_all may have done it
                 conn.execute(text(statement))
+        if current < SCHEMA_VERSION:  # one row: the version the schema is now at
             conn.execute(
                 SchemaVersionRow.__table__.insert().values(
-                    version=version, applied_at=datetime.now(UTC)
+                    version=SCHEMA_VERSION, applied_at=datetime.now(UTC)
                 )
             )
-            log.info("database schema migrated to version %d", version)
+            log.info("database schema migrated from version %d to %d", current, SCHEMA_VERSION)
     return SCHEMA_VERSION

@@ -7,21 +7,30 @@ the FIX thread has just handed over flush it first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Column, Date, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
 from fixspec import messages as m
 from fixspec.instruments import parse_symbol
 from gateway.store.columns import decimal_column, utc_column
-from otc.orders import Order
+from otc.orders import TERMINAL, ClOrdIdUsed, Lookup, Order
 
 QUERY_CHUNK = 500  # ids per IN (...) clause
+FINISHED = sorted(s.value for s in TERMINAL)
+# newest orders by creation time among which the highest OrderID is taken at start-up (a clock
+# stepped back a little still finds it)
+NEWEST_ORDERS = 1000
+# finished orders and used ClOrdIDs the lookups answer from memory: far more than the writer
+# holds uncommitted, so that a database stall does not stall lookups of what just happened
+RECENT = 20_000
 
 
 class OrderRow(SQLModel, table=True):
@@ -29,19 +38,40 @@ class OrderRow(SQLModel, table=True):
     order_id: str = Field(primary_key=True)
     owner: str = Field(index=True)
     cl_ord_id: str = Field(index=True)
-    orig_cl_ord_id: str | None = None
+    orig_cl_ord_id: str | None = Field(default=None, index=True)
     symbol: str
     side: str
     ord_type: str
     time_in_force: str
     quantity: Decimal = decimal_column(nullable=False)
     price: Decimal | None = decimal_column(nullable=True)
-    status: str
+    status: str = Field(index=True)  # start-up reads the open ones only
     cum_qty: Decimal = decimal_column(nullable=False)
     avg_px: Decimal = decimal_column(nullable=False)
     account: str | None = None
     text: str | None = None
-    created_at: datetime = utc_column(nullable=False)
+    created_at: datetime = utc_column(nullable=False, index=True)
+    updated_at: datetime = utc_column(nullable=False)
+
+
+class ClOrdIdRow(SQLModel, table=True):
+    """Every ClOrdID a client used, by trading day: the primary key is what makes a ClOrdID
+    unique per client and day (the order core keeps only fixed-size filters of them)."""
+
+    __tablename__ = "clordids"
+    # the day first: start-up reads the last days' rows by the key alone
+    trading_day: date = Field(sa_column=Column(Date, primary_key=True))
+    owner: str = Field(primary_key=True)
+    cl_ord_id: str = Field(primary_key=True)
+
+
+class ExposureRow(SQLModel, table=True):
+    """Per client, the notional of its finished orders: the part of its exposure that start-up
+    takes from here rather than from every finished order."""
+
+    __tablename__ = "finished_exposure"
+    owner: str = Field(primary_key=True)
+    notional: Decimal = decimal_column(nullable=False)
     updated_at: datetime = utc_column(nullable=False)
 
 
@@ -68,6 +98,10 @@ class ExecutionRow(SQLModel, table=True):
 
 ORDERS = OrderRow.__table__
 EXECUTIONS = ExecutionRow.__table__
+CLORDIDS = ClOrdIdRow.__table__
+CLORDID_COLUMNS = ("trading_day", "owner", "cl_ord_id")
+EXPOSURE = ExposureRow.__table__
+EXPOSURE_COLUMNS = ("owner", "notional", "updated_at")
 
 # The writer binds plain tuples in this column order (see gateway.store.writer)
 ORDER_COLUMNS = (
@@ -187,9 +221,112 @@ def execution_row(owner: str, er: m.ExecutionReport) -> dict[str, Any]:
 
 
 def load_orders(database: Engine) -> list[Order]:
+    """Every order (tests and tools; start-up reads :func:`load_open_orders`)."""
     with database.connect() as conn:
         rows = conn.execute(select(ORDERS)).mappings().all()
     return [order_from_row(OrderRow.model_validate(dict(r))) for r in rows]
+
+
+def load_open_orders(database: Engine) -> list[Order]:
+    """The orders not finished: what the order core holds. Finished ones stay here."""
+    stmt = select(ORDERS).where(ORDERS.c.status.not_in(FINISHED))
+    with database.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [order_from_row(OrderRow.model_validate(dict(r))) for r in rows]
+
+
+def last_order_seq(database: Engine, prefix: str = "O") -> int:
+    """The highest OrderID number among the newest orders (indexed: no scan of history)."""
+    stmt = select(ORDERS.c.order_id).order_by(ORDERS.c.created_at.desc()).limit(NEWEST_ORDERS)
+    with database.connect() as conn:
+        ids = conn.execute(stmt).scalars().all()
+    digits = (i.removeprefix(prefix) for i in ids)
+    return max((int(d) for d in digits if d.isdigit()), default=0)
+
+
+def finished_exposure(database: Engine) -> dict[str, Decimal]:
+    with database.connect() as conn:
+        rows = conn.execute(select(EXPOSURE.c.owner, EXPOSURE.c.notional)).all()
+    return {owner: notional for owner, notional in rows}
+
+
+def used_clordids(database: Engine, since: date) -> Iterator[ClOrdIdUsed]:
+    """The ClOrdIDs used on trading days from ``since`` on (what the core's filters reload).
+    Read through the driver: a day may hold millions, and typed rows cost several times more."""
+    days: dict[object, date] = {}
+    with database.connect() as conn:
+        cursor = conn.exec_driver_sql(
+            "SELECT owner, trading_day, cl_ord_id FROM clordids WHERE trading_day >= "
+            + ("%(since)s" if conn.dialect.name == "postgresql" else ":since"),
+            {"since": since if conn.dialect.name == "postgresql" else since.isoformat()},
+        )
+        while rows := cursor.fetchmany(10_000):
+            for owner, day, cl_ord_id in rows:
+                parsed = days.get(day)
+                if parsed is None:
+                    parsed = days[day] = day if isinstance(day, date) else date.fromisoformat(day)
+                yield ClOrdIdUsed(owner, cl_ord_id, parsed)
+
+
+class OrderHistory:
+    """Answers the order core's lookups (:class:`otc.orders.Lookup`): from a bounded window of
+    what the core finished or used most recently (which the writer may not have committed yet),
+    else from the database after committing what the writer holds. Only asked when the core's
+    own memory cannot answer, so the order path rarely waits on the database."""
+
+    def __init__(self, database: Engine, writer: Flushable, recent: int = RECENT) -> None:
+        self.database = database
+        self.writer = writer
+        self.recent = recent
+        self._orders: OrderedDict[tuple[str, str], Order] = OrderedDict()
+        self._used: OrderedDict[tuple[str, date, str], None] = OrderedDict()
+
+    def finished(self, order: Order) -> None:
+        """``order`` finished: the core no longer holds it."""
+        for cid in (order.cl_ord_id, order.orig_cl_ord_id):
+            if cid:
+                self._orders[(order.owner, cid)] = order
+        while len(self._orders) > self.recent:
+            self._orders.popitem(last=False)
+
+    def used_now(self, used: ClOrdIdUsed) -> None:
+        self._used[(used.owner, used.trading_day, used.cl_ord_id)] = None
+        if len(self._used) > self.recent:
+            self._used.popitem(last=False)
+
+    def used(self, lookup: Lookup) -> frozenset[str]:
+        owner, day = lookup.owner, lookup.trading_day
+        known = {c for c in lookup.cl_ord_ids if (owner, day, c) in self._used}
+        ask = [c for c in lookup.cl_ord_ids if c not in known]
+        if not ask:
+            return frozenset(known)
+        self.writer.flush()
+        stmt = select(CLORDIDS.c.cl_ord_id).where(
+            CLORDIDS.c.owner == owner,
+            CLORDIDS.c.trading_day == day,
+            CLORDIDS.c.cl_ord_id.in_(ask),
+        )
+        with self.database.connect() as conn:
+            return frozenset(known | set(conn.execute(stmt).scalars()))
+
+    def order(self, owner: str, cl_ord_id: str) -> Order | None:
+        """The newest order of ``owner`` that ``cl_ord_id`` names (its own or its original)."""
+        recent = self._orders.get((owner, cl_ord_id))
+        if recent is not None:
+            return recent
+        self.writer.flush()
+        stmt = (
+            select(ORDERS)
+            .where(
+                ORDERS.c.owner == owner,
+                or_(ORDERS.c.cl_ord_id == cl_ord_id, ORDERS.c.orig_cl_ord_id == cl_ord_id),
+            )
+            .order_by(ORDERS.c.updated_at.desc())
+            .limit(1)
+        )
+        with self.database.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return order_from_row(OrderRow.model_validate(dict(row))) if row is not None else None
 
 
 def last_exec_seq(database: Engine) -> int:
@@ -248,6 +385,28 @@ def known_exec_ids(conn: Connection, exec_ids: Iterable[str]) -> set[str]:
 
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(EXECUTIONS.insert(), rows)
+
+
+def insert_used_clordids(conn: Connection, rows: list[ClOrdIdUsed]) -> None:
+    """Record ClOrdIDs as used (those already recorded are left alone)."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(CLORDIDS).on_conflict_do_nothing()
+    values = [
+        {"owner": r.owner, "trading_day": r.trading_day, "cl_ord_id": r.cl_ord_id} for r in rows
+    ]
+    conn.execute(stmt, values)
+
+
+def add_finished_exposure(conn: Connection, owner: str, notional: Decimal, at: datetime) -> None:
+    """Add ``notional`` to ``owner``'s finished exposure (start-up recovery)."""
+    held = conn.execute(select(EXPOSURE.c.notional).where(EXPOSURE.c.owner == owner)).scalar()
+    if held is None:
+        conn.execute(EXPOSURE.insert().values(owner=owner, notional=notional, updated_at=at))
+    else:
+        stmt = EXPOSURE.update().where(EXPOSURE.c.owner == owner)
+        conn.execute(stmt.values(notional=held + notional, updated_at=at))
 
 
 def stored_order(conn: Connection, order_id: str) -> Order | None:

@@ -21,10 +21,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from fixspec import messages as m
-from gateway.store.orders import EXECUTION_COLUMNS, ORDER_COLUMNS
+from gateway.store.orders import (
+    CLORDID_COLUMNS,
+    EXECUTION_COLUMNS,
+    EXPOSURE_COLUMNS,
+    ORDER_COLUMNS,
+)
 from gateway.store.sessions import SESSION_EVENT_COLUMNS, SessionEvent
 from gateway.store.trades import TRADES
-from otc.orders import Order
+from otc.orders import ClOrdIdUsed, Order
 
 log = logging.getLogger("gateway.db")
 
@@ -50,7 +55,8 @@ def _same(value):
 
 
 class Writer:
-    """Commits order snapshots, executions and session events in batches on its own thread.
+    """Commits order snapshots, executions, session events, used ClOrdIDs and finished orders'
+    exposure in batches on its own thread.
 
     Durability window: a record handed to the writer is committed within ``linger`` seconds
     (default 10 ms) plus one commit's time. The writer sleeps that long after the first record
@@ -90,7 +96,7 @@ class Writer:
         self.batches = 0
         self.failing: str | None = None
         dialect = database.dialect.name
-        sqlite_dialect = dialect == "sqlite"
+        sqlite_dialect = self._sqlite = dialect == "sqlite"
         self._dec = _sqlite_decimal if sqlite_dialect else _same
         self._time = _sqlite_time if sqlite_dialect else _same
         mark = "?" if database.dialect.dbapi.paramstyle == "qmark" else "%s"
@@ -102,6 +108,19 @@ class Writer:
             "executions", EXECUTION_COLUMNS, mark, "ON CONFLICT (exec_id) DO NOTHING"
         )
         self._session_sql = _insert_sql("session_events", SESSION_EVENT_COLUMNS, mark, "")
+        self._exposure_sql = _insert_sql(
+            "finished_exposure",
+            EXPOSURE_COLUMNS,
+            mark,
+            "ON CONFLICT (owner) DO UPDATE SET notional = excluded.notional, "
+            "updated_at = excluded.updated_at",
+        )
+        self._clordid_sql = _insert_sql(
+            "clordids",
+            CLORDID_COLUMNS,
+            mark,
+            "ON CONFLICT (trading_day, owner, cl_ord_id) DO NOTHING",
+        )
         self._trade_insert = (
             (postgresql if dialect == "postgresql" else sqlite)
             .insert(TRADES)
@@ -114,6 +133,13 @@ class Writer:
 
     def execution(self, owner: str, er: m.ExecutionReport) -> None:
         self._q.put(("exec", (owner, er)))
+
+    def finished_exposure(self, owner: str, notional: Decimal, at: datetime) -> None:
+        """``owner``'s finished orders now add up to ``notional`` (the latest value wins)."""
+        self._q.put(("exposure", (owner, notional, at)))
+
+    def clordid(self, used: ClOrdIdUsed) -> None:
+        self._q.put(("clordid", used))
 
     def session_event(self, event: SessionEvent) -> None:
         self._q.put(("session", event))
@@ -216,9 +242,19 @@ class Writer:
         execs: list[tuple] = []
         sessions: list[tuple] = []
         trades: list[dict] = []
+        clordids: list[tuple] = []
+        exposure: dict[str, tuple] = {}
         for kind, item in batch:
             if kind == "order":
                 latest[item.order_id] = item  # last snapshot wins
+            elif kind == "exposure":
+                owner, notional, at = item
+                exposure[owner] = (owner, self._dec(notional), self._time(at))
+            elif kind == "clordid":
+                day = item.trading_day
+                clordids.append(
+                    (day.isoformat() if self._sqlite else day, item.owner, item.cl_ord_id)
+                )
             elif kind == "exec":
                 execs.append(self._execution_values(*item))
             elif kind == "trade":
@@ -227,7 +263,7 @@ class Writer:
                 sessions.append(
                     (item.comp_id, item.event, item.peer, item.text, self._time(item.at))
                 )
-        if not (latest or execs or sessions or trades):
+        if not (latest or execs or sessions or trades or clordids or exposure):
             return
         orders = [self._order_values(o) for o in latest.values()]
         attempt = 0
@@ -241,6 +277,10 @@ class Writer:
                             cursor.executemany(self._exec_sql, execs)
                         if sessions:
                             cursor.executemany(self._session_sql, sessions)
+                        if clordids:
+                            cursor.executemany(self._clordid_sql, clordids)
+                        if exposure:
+                            cursor.executemany(self._exposure_sql, list(exposure.values()))
                     if trades:
                         conn.execute(self._trade_insert, trades)
                 self._recovered()
@@ -259,6 +299,8 @@ class Writer:
             *((self._order_sql, row) for row in orders),
             *((self._exec_sql, row) for row in execs),
             *((self._session_sql, row) for row in sessions),
+            *((self._clordid_sql, row) for row in clordids),
+            *((self._exposure_sql, row) for row in exposure.values()),
             *(("trade", trade) for trade in trades),
         ]
         for sql, row in items:
