@@ -7,12 +7,14 @@ was most of what describing an event cost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from fixspec.messages import field_names, plain
+from otc.negotiation.model import SealedQuote
 
 _SCALARS = frozenset({str, int, float, bool})
 _REMEMBERED = 4096  # texts kept per kind; the memo starts afresh when full
@@ -47,8 +49,12 @@ def time_text(value: datetime) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data. A sealed quote's text is remembered and shared between its
+    callers (see ``_remembered``): read what this returns, copy it to change it."""
     if value is None or type(value) in _SCALARS:
         return value
+    if type(value) is SealedQuote:
+        return _remembered(value, _fields)
     names = field_names(type(value))
     if names is not None:
         return {name: to_jsonable(getattr(value, name)) for name in names}
@@ -72,6 +78,38 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def event_json(event: Any) -> dict:
-    """An event with its type name, as streamed to desks and shown in RFQ histories."""
+# Recent events' descriptions, and those of the sealed quotes they share (a quote's
+# acknowledgement to its desk and its copy to the client carry the same one), by identity: the
+# value is kept with its text, so its id is not reused while remembered. Sized for the audit
+# feed's lag behind the negotiation thread under load.
+_SHARED_REMEMBERED = 16384
+_described: dict[int, tuple[Any, dict]] = {}
+
+
+def _remembered(value: Any, describe: Callable[[Any], dict]) -> dict:
+    key = id(value)
+    known = _described.get(key)
+    if known is not None and known[0] is value:
+        return known[1]
+    text = describe(value)
+    if len(_described) >= _SHARED_REMEMBERED:
+        _described.clear()
+    _described[key] = (value, text)
+    return text
+
+
+def _fields(value: Any) -> dict:
+    return {name: to_jsonable(getattr(value, name)) for name in field_names(type(value)) or ()}
+
+
+def _event(event: Any) -> dict:
     return {"event": type(event).__name__, **to_jsonable(event)}
+
+
+def event_json(event: Any) -> dict:
+    """An event with its type name, as streamed to desks and shown in RFQ histories.
+
+    The same event is described on the negotiation thread (desk stream) and on the audit feed's:
+    the second asks for what the first built. Each caller gets its own top-level dict (the audit
+    feed adds ``rfq_id``); the nested values are shared and nobody changes them."""
+    return dict(_remembered(event, _event))

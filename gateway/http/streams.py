@@ -93,6 +93,9 @@ class DeskHub:
         return masked(payload, *who) if who is not None else payload
 
     def sink(self, events: list[ev.Event]) -> None:
+        """Hand a batch to the subscribers: one wake-up of each subscriber's event loop per
+        batch (a mass quote is hundreds of events), the events in order."""
+        batches: dict[tuple[asyncio.AbstractEventLoop, asyncio.Queue], list[dict]] = {}
         for event in events:
             desk = desk_of(event)
             if desk is None:
@@ -100,29 +103,39 @@ class DeskHub:
             with self._lock:
                 subs = list(self._subs.get(desk, ()))
                 if not subs and self._holding:
-                    held = self._held.setdefault(desk, [])
-                    if len(held) < MAX_BACKLOG // 2:
-                        held.append(self._payload(event))
-                    elif len(held) == MAX_BACKLOG // 2:
-                        held.append(
-                            {
-                                "event": "Truncated",
-                                "desk_id": desk,
-                                "text": "more happened at start-up: read the RFQs back",
-                            }
-                        )
-                        log.warning(
-                            "desk %s: start-up events beyond %d not kept", desk, MAX_BACKLOG // 2
-                        )
+                    self._hold(desk, event)
                     continue
             if not subs:
                 continue
             payload = self._payload(event)
-            for loop, queue in subs:
-                loop.call_soon_threadsafe(_offer, queue, payload)
+            for sub in subs:
+                batches.setdefault(sub, []).append(payload)
+        for (loop, queue), payloads in batches.items():
+            loop.call_soon_threadsafe(_offer_all, queue, payloads)
+
+    def _hold(self, desk: str, event: ev.Event) -> None:
+        held = self._held.setdefault(desk, [])
+        if len(held) < MAX_BACKLOG // 2:
+            held.append(self._payload(event))
+        elif len(held) == MAX_BACKLOG // 2:
+            held.append(
+                {
+                    "event": "Truncated",
+                    "desk_id": desk,
+                    "text": "more happened at start-up: read the RFQs back",
+                }
+            )
+            log.warning("desk %s: start-up events beyond %d not kept", desk, MAX_BACKLOG // 2)
 
 
-def _offer(queue: asyncio.Queue, payload: dict) -> None:
+def _offer_all(queue: asyncio.Queue, payloads: list[dict]) -> None:
+    for payload in payloads:
+        if not _offer(queue, payload):
+            return
+
+
+def _offer(queue: asyncio.Queue, payload: dict) -> bool:
+    """Queue ``payload``; False when the subscriber is too far behind and is being closed."""
     try:
         queue.put_nowait(payload)
     except asyncio.QueueFull:
@@ -130,3 +143,5 @@ def _offer(queue: asyncio.Queue, payload: dict) -> None:
         while not queue.empty():
             queue.get_nowait()
         queue.put_nowait(CLOSE)
+        return False
+    return True
