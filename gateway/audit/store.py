@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.audit.tree_files import TREE_DIR, FileLevels, entries_stamp
+from gateway.audit.tree_files import TREE_DIR, FileLevels, entries_stamp, only_appended
 from gateway.durable import fsync_dir
 from otc.audit.checkpoint import Checkpoint, CheckpointError
 from otc.audit.entry import GENESIS_PREV_HASH, EntryError, decode_entry, entry_ts
@@ -276,7 +276,7 @@ def _recover_entries(
     last_sealed_line = b""
     reused = 0
     if levels is not None and resume:
-        if levels.consistent_size() and levels.stamp != entries_stamp(entries_path.stat()):
+        if levels.consistent_size() and not only_appended(levels.stamp, entries_path.stat()):
             raise _TreeFilesWrong(f"{entries_path} changed since the tree files were written")
         held = levels.consistent_size()
         reused, good_end = _line_start(entries_path, min(held, sealed))

@@ -9,7 +9,7 @@ Layout (inside the audit directory)::
 The files are derived data: the entries file is the authority and recovery checks the files
 against the last signed checkpoint, rebuilding them when they are missing, short or wrong. So
 they are written with each group commit but never fsynced. The stamp lets recovery trust them
-only for an entries file nothing else has rewritten since (any edit changes its mtime). In
+only for an entries file nothing but appends has changed since (an edit changes its mtime). In
 memory stay only the hashes not yet written and the last hash of every level (the frontier:
 what the next append combines with).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from otc.audit.merkle import HASH_SIZE
 
-__all__ = ["TREE_DIR", "FileLevels", "entries_stamp"]
+__all__ = ["TREE_DIR", "FileLevels", "entries_stamp", "only_appended"]
 
 TREE_DIR = "tree"
 STAMP_FILE = "STAMP"
@@ -31,6 +31,19 @@ _STAMP_WIDTH = 64
 def entries_stamp(st: os.stat_result) -> bytes:
     """What identifies one state of the entries file: its size, mtime and inode."""
     return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}".encode().ljust(_STAMP_WIDTH)
+
+
+def only_appended(stamp: bytes, st: os.stat_result) -> bool:
+    """Whether the entries file is the one stamped, unchanged or grown: what a writer killed
+    between an entries write and its stamp leaves. Rewritten in place at the same or a smaller
+    size, or replaced, it is not."""
+    try:
+        size, mtime_ns, ino = (int(part) for part in stamp.split())
+    except ValueError:
+        return False
+    if ino != st.st_ino:
+        return False
+    return (size, mtime_ns) == (st.st_size, st.st_mtime_ns) or st.st_size > size
 
 
 def _level_name(level: int) -> str:
