@@ -160,3 +160,18 @@ def test_in_memory_tree_leaves_no_files(tmp_path):
         log.append("fix.in", "s", {"i": 0})
         assert log.opened == {"reused": 0, "hashed": 0}
     assert not (directory / TREE_DIR).exists()
+
+
+def test_a_missing_middle_level_is_rebuilt_and_stale_levels_above_it_are_not_used(tmp_path):
+    directory = tmp_path / "audit"
+    generate_signing_key(directory)
+    root = _fill(directory, 16)
+    (directory / TREE_DIR / "level-02.bin").unlink()
+    with open_log(directory) as log:
+        assert log.opened["reused"] == 3  # level 2 holds no hash: at most 3 leaves are whole
+        assert log.root(16) == root
+        for i in range(16, 40):
+            log.append("fix.in", "s", {"i": i})
+    with open_log(directory) as log:
+        assert log.opened == {"reused": 40, "hashed": 0}
+        assert log.root(40) == _memory_tree(directory).root()

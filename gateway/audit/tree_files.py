@@ -68,9 +68,10 @@ class FileLevels:
             self._open_level(level)
             level += 1
 
-    def _open_level(self, level: int) -> None:
+    def _open_level(self, level: int, new: bool = False) -> None:
         path = self.directory / _level_name(level)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # a new level starts empty, whatever a file left above a missing one held
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if new else 0), 0o600)
         size = os.fstat(fd).st_size
         whole = size - size % HASH_SIZE
         if whole != size:  # a write cut short: drop the partial hash
@@ -86,7 +87,7 @@ class FileLevels:
 
     def append(self, level: int, node: bytes) -> None:
         if level == len(self._fds):
-            self._open_level(level)
+            self._open_level(level, new=True)
         self._buffers[level] += node
         self._last[level] = node
 
