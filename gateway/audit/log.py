@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gateway.audit.keys import load_signing_key
 from gateway.audit.store import CHECKPOINTS_FILE, ENTRIES_FILE, LOCK_FILE, RecoveredLog, recover
+from gateway.audit.tree_files import entries_stamp
 from otc.audit.canonical import CanonicalError, canonical_pair, parse_ts, ts_from_micros
 from otc.audit.checkpoint import Checkpoint, sign_checkpoint
 from otc.audit.entry import encode_entry, entry_head
@@ -163,6 +164,8 @@ class AuditLog:
         self._space = threading.Condition(self._lock)  # producers waiting for queue space
         self._tree_lock = threading.Lock()
         self._tree: MerkleTree = recovered.tree
+        self._levels = recovered.levels  # the tree's files, flushed with each group commit
+        self.opened = {"reused": recovered.reused, "hashed": recovered.hashed}
 
         size = recovered.tree.size
         self._next_seq = size
@@ -208,13 +211,16 @@ class AuditLog:
         clock: Callable[[], int] = _default_clock,
         retry_interval: float = 0.5,
         write: Callable[[int, bytes], None] | None = None,
+        tree_files: bool = True,
     ) -> AuditLog:
         """Open (creating if needed) the audit log in ``data_dir``, recovering after a crash.
 
         The signing key must exist (``fixbridge audit keygen``). ``clock`` returns microseconds
         since the Unix epoch. Raises :class:`AuditLogLocked` if another process has it open.
         ``retry_interval``: seconds between attempts while writes fail. ``write(fd, data)``:
-        writes all of ``data`` to the file (tests inject I/O errors here).
+        writes all of ``data`` to the file (tests inject I/O errors here). ``tree_files``: keep
+        the Merkle tree in ``tree/`` (off the heap, and reopening hashes only new entries)
+        rather than in memory.
         """
         directory = Path(data_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -231,7 +237,7 @@ class AuditLog:
         try:
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
-            recovered = recover(directory, key.public_key())
+            recovered = recover(directory, key.public_key(), tree_files=tree_files)
             for note in recovered.notes:
                 _log.warning("audit recovery: %s", note)
             return cls(
@@ -376,6 +382,12 @@ class AuditLog:
             self._closed = True
         os.close(self._entries_fd)
         os.close(self._checkpoints_fd)
+        if self._levels is not None:
+            with self._tree_lock:
+                try:
+                    self._levels.close()
+                except OSError as exc:  # rebuilt from the entries on the next open
+                    _log.warning("audit tree files not written on close: %s", exc)
         os.close(self._lock_fd)  # releases the flock
 
     def __enter__(self) -> AuditLog:
@@ -478,6 +490,12 @@ class AuditLog:
             append = self._tree.append
             for digest in hashes:
                 append(digest)
+            if self._levels is not None:
+                try:
+                    self._levels.flush()
+                    self._levels.write_stamp(entries_stamp(os.fstat(self._entries_fd)))
+                except OSError as exc:  # derived data: kept buffered, written next time
+                    _log.warning("audit tree files not written (will retry): %s", exc)
         with self._lock:
             self._durable += len(batch)
             self.stats["batches"] += 1

@@ -7,8 +7,10 @@
   range starting at 0 is the log's *frontier*: appending is amortised O(1) hashes and the root
   is O(log n). Verifiers stream leaves through one; bundles ship the frontiers of the parts of
   the tree they leave out.
-* :class:`MerkleTree` keeps every perfect subtree hash (2 x 32 bytes per leaf, packed) so
-  inclusion and consistency proofs for any past tree size cost O(log n) lookups.
+* :class:`MerkleTree` keeps every perfect subtree hash (2 x 32 bytes per leaf) so inclusion and
+  consistency proofs for any past tree size cost O(log n) lookups. Where those hashes live is a
+  :class:`LevelStore` the caller provides (default :class:`MemoryLevels`, packed in memory), so
+  an edge can keep them in files and off the heap.
 * :func:`verify_inclusion` and :func:`verify_consistency` are the RFC 9162 §2.1.3.2 / §2.1.4.2
   algorithms, independent of the generators.
 """
@@ -17,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
+from typing import Protocol
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "CompactRange",
+    "LevelStore",
+    "MemoryLevels",
     "MerkleTree",
     "ProofError",
     "leaf_hash",
@@ -143,28 +148,68 @@ class CompactRange:
         return acc
 
 
-class MerkleTree:
-    """Append-only tree that keeps every perfect subtree hash (packed) for fast proofs."""
+class LevelStore(Protocol):
+    """Where a :class:`MerkleTree` keeps its perfect-subtree hashes: level ``k`` holds, in
+    order, the hashes of the aligned subtrees of ``2**k`` leaves (level 0 holds the leaves)."""
 
-    __slots__ = ("_levels", "size")
+    def append(self, level: int, node: bytes) -> None:
+        """Add the next 32-byte hash of ``level`` (creating the level if it is new)."""
+
+    def get(self, level: int, index: int) -> bytes:
+        """Hash number ``index`` of ``level``; it has been appended."""
+
+    def count(self, level: int) -> int:
+        """How many hashes ``level`` holds (0 for a level never appended to)."""
+
+
+class MemoryLevels:
+    """The levels packed in bytearrays: 2 x 32 bytes of heap per leaf."""
+
+    __slots__ = ("_levels",)
 
     def __init__(self) -> None:
-        self._levels: list[bytearray] = [bytearray()]
-        self.size = 0
+        self._levels: list[bytearray] = []
+
+    def append(self, level: int, node: bytes) -> None:
+        if level == len(self._levels):
+            self._levels.append(bytearray())
+        self._levels[level] += node
+
+    def get(self, level: int, index: int) -> bytes:
+        i = index * HASH_SIZE
+        return bytes(self._levels[level][i : i + HASH_SIZE])
+
+    def count(self, level: int) -> int:
+        return len(self._levels[level]) // HASH_SIZE if level < len(self._levels) else 0
+
+
+class MerkleTree:
+    """Append-only tree that keeps every perfect subtree hash for fast proofs.
+
+    A non-empty ``store`` must hold a consistent tree: ``count(k) == count(0) >> k`` for all k.
+    """
+
+    __slots__ = ("_store", "size")
+
+    def __init__(self, store: LevelStore | None = None) -> None:
+        self._store: LevelStore = MemoryLevels() if store is None else store
+        self.size = self._store.count(0)
+
+    @property
+    def store(self) -> LevelStore:
+        return self._store
 
     def append(self, leaf: bytes) -> None:
-        levels = self._levels
-        levels[0] += leaf
+        store = self._store
+        store.append(0, leaf)
         index = self.size
         level = 0
+        node = leaf
         while index & 1:
-            below = levels[level]
-            parent = sha256(b"\x01" + below[-64:]).digest()
+            node = sha256(b"\x01" + store.get(level, index - 1) + node).digest()
             level += 1
-            if level == len(levels):
-                levels.append(bytearray())
-            levels[level] += parent
             index >>= 1
+            store.append(level, node)
         self.size += 1
 
     def extend(self, leaves: Iterable[bytes]) -> None:
@@ -174,7 +219,7 @@ class MerkleTree:
     def leaf(self, index: int) -> bytes:
         if not 0 <= index < self.size:
             raise IndexError(f"leaf {index} outside tree of size {self.size}")
-        return bytes(self._levels[0][index * 32 : index * 32 + 32])
+        return self._store.get(0, index)
 
     def subtree(self, lo: int, hi: int) -> bytes:
         """MTH of leaves ``[lo, hi)`` where ``lo`` is aligned as in the RFC's recursion."""
@@ -183,8 +228,7 @@ class MerkleTree:
             raise ProofError(f"subtree [{lo}, {hi}) outside tree of size {self.size}")
         if n & (n - 1) == 0 and lo % n == 0:
             level = n.bit_length() - 1
-            i = (lo >> level) * 32
-            return bytes(self._levels[level][i : i + 32])
+            return self._store.get(level, lo >> level)
         k = _split(n)
         return node_hash(self.subtree(lo, lo + k), self.subtree(lo + k, hi))
 
