@@ -10,10 +10,11 @@ import time
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from gateway.fix import rfq_client
+from gateway.http.desk_messages import MAX_UNREADABLE_IN_A_ROW
 from tests.harness import API_TOKEN, COMPLIANCE_TOKEN, VIEWER_TOKEN, GatewayProcess
 from tests.otc_support import Desk, RfqClient
 
@@ -150,6 +151,32 @@ def test_malformed_messages_get_an_error_and_the_stream_stays_open(gateway, desk
     ok = send(desk, {"type": "mass_quote", "id": "ok", "quotes": [three_quotes([rfq] * 3)[0]]})
     assert ok["results"][0]["status"] == "accepted"
     assert rfq_client.decode_quote(client.next("S")).quote_id == ok["results"][0]["quote_id"]
+
+
+def test_a_desk_sending_only_garbage_is_cut_off_and_one_good_message_resets_the_count(gateway):
+    desk = Desk(gateway, VIEWER_TOKEN)
+    try:
+        for _ in range(MAX_UNREADABLE_IN_A_ROW - 1):
+            assert send(desk, "not json")["code"] == "malformed"
+        # a mass quote with a bad quote is a desk message: answered, and the count starts again
+        bad = {"type": "mass_quote", "id": "q", "quotes": [{"rfq_id": "R", "bid_px": "x"}]}
+        assert send(desk, bad)["code"] == "invalid"
+        for _ in range(MAX_UNREADABLE_IN_A_ROW - 1):
+            assert send(desk, {"type": "dance"})["code"] == "unknown_type"
+        desk.ws.send("not json")  # the last straw
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                desk.ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd.reason == "too many unreadable messages"
+    finally:
+        desk.close()
+    # the gateway still serves desks
+    fresh = Desk(gateway, VIEWER_TOKEN)
+    try:
+        assert send(fresh, {"type": "dance"})["code"] == "unknown_type"
+    finally:
+        fresh.close()
 
 
 def test_only_a_desk_token_opens_the_stream_and_quotes_in_bulk(gateway):

@@ -12,13 +12,14 @@ and the stream answers it (in between the events it pushes) with each quote's ou
 The whole burst is one negotiation command (one lock, one journal record, one audit hand-over);
 each quote in it is validated, signed and sent to its client on its own. A message the stream
 cannot read is answered ``{"type": "error", "id": ..., "code": ..., "reason": ...}`` and the
-connection stays open.
+connection stays open, up to ``MAX_UNREADABLE_IN_A_ROW`` such messages in a row (then 1008).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 
 from gateway.audit.feed import Auditor
 from gateway.http.models import MassQuoteIn
-from gateway.http.streams import GONE
+from gateway.http.streams import GONE, CloseWith
 from gateway.negotiation import NegotiationService, NegotiationUnavailable
 from otc.negotiation import events as ev
 from otc.negotiation.commands import MAX_MASS_QUOTES, SubmitQuotes
@@ -36,6 +37,11 @@ from otc.negotiation.mass_quote import quote_outcomes
 MASS_QUOTE, MASS_QUOTE_ACK, ERROR = "mass_quote", "mass_quote_ack", "error"
 MAX_ID_CHARS = 64
 TOO_MANY = f"a mass quote carries at most {MAX_MASS_QUOTES} quotes"
+# messages that are no desk message at all; this many in a row close the stream (1008)
+UNREADABLE = frozenset({"malformed", "unknown_type"})
+MAX_UNREADABLE_IN_A_ROW = 100
+
+log = logging.getLogger(__name__)
 
 
 class MessageRefused(Exception):
@@ -154,7 +160,10 @@ async def read_desk_messages(
 ) -> None:
     """Answer each message the desk sends, through ``replies`` (the stream's one sender); when
     the desk closes its side, put ``GONE`` there so the sender stops too. Each message and its
-    outcome are audited as the desk's action."""
+    outcome are audited as the desk's action. A desk that sends ``MAX_UNREADABLE_IN_A_ROW``
+    messages in a row that are not desk messages at all (not JSON, unknown type) is cut off with
+    1008: a client that floods the stream with garbage gets a decision, not an answer to each."""
+    unreadable = 0
     try:
         while True:
             message = await ws.receive()
@@ -165,6 +174,17 @@ async def read_desk_messages(
             reply = answer(data, desk_id, service, refusal)
             auditor.append("api.desk_message", actor, _audited(reply, peer))
             await replies.put(reply)
+            bad = reply["type"] == ERROR and reply["code"] in UNREADABLE
+            unreadable = unreadable + 1 if bad else 0
+            if unreadable >= MAX_UNREADABLE_IN_A_ROW:
+                log.warning(
+                    "desk %s (%s): %d unreadable messages in a row; stream closed",
+                    desk_id,
+                    peer,
+                    unreadable,
+                )
+                await replies.put(CloseWith(1008, "too many unreadable messages"))
+                break
     except (WebSocketDisconnect, RuntimeError):
         pass
     await replies.put(GONE)

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from gateway.http.anonymity import masked
 from gateway.jsonable import event_json
@@ -27,6 +28,15 @@ log = logging.getLogger("fixbridge.streams")
 MAX_BACKLOG = 10_000
 CLOSE = object()
 GONE = object()  # the desk closed its side: stop sending
+
+
+@dataclass(frozen=True, slots=True)
+class CloseWith:
+    """Close the desk's stream with this WebSocket close code and reason (a policy decision
+    taken by whoever reads the desk's messages)."""
+
+    code: int
+    reason: str
 
 
 def desk_of(event: ev.Event) -> str | None:

@@ -51,7 +51,7 @@ from gateway.http.models import (
     SealedQuoteOut,
 )
 from gateway.http.problems import ERRORS, outcome
-from gateway.http.streams import CLOSE, GONE
+from gateway.http.streams import CLOSE, GONE, CloseWith
 from gateway.jsonable import to_jsonable
 from gateway.negotiation import NegotiationService, NegotiationUnavailable
 from otc.negotiation import commands as c
@@ -335,6 +335,9 @@ async def stream(
                 return
             if item is CLOSE:
                 await ws.close(code=1013)
+                return
+            if isinstance(item, CloseWith):
+                await ws.close(code=item.code, reason=item.reason)
                 return
             await ws.send_json(item)
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
