@@ -151,7 +151,7 @@ def test_memory_benchmark_prints_rss_at_every_checkpoint_and_start_up_times(tmp_
     rows = [line for line in out.splitlines() if re.match(r"\s+[\d,]+ \|", line)]
     assert [int(r.split("|")[0].replace(",", "")) for r in rows] == [0, 40, 100, 200, 400]
     for row in rows:
-        bare, gateway, ours, _ = _figures(row)
+        bare, gateway, ours = _figures(row)
         assert bare > 0 and gateway > bare and abs(ours - (gateway - bare)) < 0.15
     entries = [int(r.split("|")[4].replace(",", "")) for r in rows]
     assert entries == sorted(entries) and entries[-1] >= 400  # an order command at least
