@@ -42,6 +42,27 @@ def start_example_gateway(tmp_path: Path) -> tuple[subprocess.Popen[str], int, i
     return gw, fix_port, http_port
 
 
+def run_tour(tmp_path: Path, marker: str, timeout: float = 60) -> list[str]:
+    """The README's tour script containing ``marker``, run as pasted against the example
+    gateway on free ports; its output lines (the script must exit 0)."""
+    readme = (ROOT / "README.md").read_text()
+    scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
+    script = next(s for s in scripts if marker in s)
+    gw, fix_port, http_port = start_example_gateway(tmp_path)
+    try:
+        script = script.replace("9876", str(fix_port)).replace(
+            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+        )
+    finally:
+        gw.terminate()
+        gw.wait(20)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
 def test_readme_fix_client_example_runs_against_the_example_config(tmp_path):
     readme = (ROOT / "README.md").read_text()
     script = re.search(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S).group(1)
@@ -102,22 +123,7 @@ def test_readme_rfq_tour_runs_against_the_example_config(tmp_path):
 
 
 def test_readme_swap_tour_clears_as_fpml_against_the_example_config(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
-    script = next(s for s in scripts if "tour-irs-1" in s)
-    gw, fix_port, http_port = start_example_gateway(tmp_path)
-    try:
-        script = script.replace("9876", str(fix_port)).replace(
-            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-        )
-    finally:
-        gw.terminate()
-        gw.wait(20)
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
+    lines = run_tour(tmp_path, "tour-irs-1")
     assert re.fullmatch(r"Desk sees IRS-USD-SOFR-\d{8}", lines[0]), lines
     assert lines[1] == "Swap filled: fixed rate 0.0375 on 10000000 USD"
     assert re.fullmatch(r"Payer of fixed CLIENT1 from \S+ to \S+", lines[2]), lines
@@ -125,22 +131,7 @@ def test_readme_swap_tour_clears_as_fpml_against_the_example_config(tmp_path):
 
 
 def test_readme_allocation_and_correction_tour_against_the_example_config(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    scripts = re.findall(r"\.venv/bin/python - <<'PY'\n(.*?)\nPY\n", readme, re.S)
-    script = next(s for s in scripts if "tour-alloc-1" in s)
-    gw, fix_port, http_port = start_example_gateway(tmp_path)
-    try:
-        script = script.replace("9876", str(fix_port)).replace(
-            "127.0.0.1:8000", f"127.0.0.1:{http_port}"
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=90
-        )
-    finally:
-        gw.terminate()
-        gw.wait(20)
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
+    lines = run_tour(tmp_path, "tour-alloc-1", timeout=90)
     assert lines[0] == "AllocationInstructionAck: AllocStatus 0"
     assert lines[1] == "TradeCaptureReport replace 2"
     assert lines[2] == "Allocations [('ACC-A', '6', 'GIVEUP-FIRM'), ('ACC-B', '4', None)]"
